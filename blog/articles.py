@@ -1,0 +1,209 @@
+"""Writing articles: revisions, tags, categories, and copying an approved revision to the public.
+
+Views, the API, the importer and the demo loader all go through these functions, so there is one
+way a revision is written and one way the public snapshot changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from .content import render, slugify
+from .extensions import db
+from .models import Article, ArticleTag, Category, Revision, Tag, User, utcnow
+from .search import index_article
+
+MAX_TAGS = 12
+TITLE_MAX = 300
+SLUG_MAX = 190
+
+
+@dataclass
+class Draft:
+    """The fields a writer controls, as typed in a form, the API or a front matter file."""
+
+    title: str
+    body: str
+    summary: str = ""
+    category: str = ""
+    tags: list[str] = field(default_factory=list)
+    slug: str = ""
+
+    def problems(self) -> dict[str, str]:
+        """Say what is wrong with the fields, field by field (empty when all is well)."""
+        found: dict[str, str] = {}
+        if not self.title.strip():
+            found["title"] = "A title is required."
+        elif len(self.title) > TITLE_MAX:
+            found["title"] = f"The title is longer than {TITLE_MAX} characters."
+        if not self.body.strip():
+            found["body"] = "The article has no text."
+        if self.slug and slugify(self.slug) != self.slug:
+            found["slug"] = "A slug may hold only lower-case letters, digits and hyphens."
+        if len(self.tags) > MAX_TAGS:
+            found["tags"] = f"At most {MAX_TAGS} tags."
+        if len(self.category) > 80:
+            found["category"] = "The category name is longer than 80 characters."
+        if any(len(tag) > 80 for tag in self.tags):
+            found["tags"] = "A tag is longer than 80 characters."
+        return found
+
+
+def split_tags(value: str | list[str] | None) -> list[str]:
+    """Turn "a, b, a" or ["a", "b"] into ["a", "b"]: trimmed, no blanks, no repeats."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    seen: dict[str, str] = {}
+    for item in items:
+        name = " ".join(str(item).split())
+        if name and slugify(name) and slugify(name) not in seen:
+            seen[slugify(name)] = name
+    return list(seen.values())
+
+
+def get_category(name: str) -> Category | None:
+    """Find a category by name or slug, creating it when it is new; None for a blank name."""
+    name = " ".join(name.split())
+    if not name or not slugify(name):
+        return None
+    slug = slugify(name)
+    category = db.session.scalar(select(Category).filter_by(slug=slug))
+    if category is None:
+        last = db.session.scalar(select(func.max(Category.position))) or 0
+        category = Category(slug=slug, name=name, position=last + 1)
+        db.session.add(category)
+    return category
+
+
+def get_tag(name: str) -> Tag:
+    """Find a tag by slug, creating it when it is new."""
+    slug = slugify(name)
+    tag = db.session.scalar(select(Tag).filter_by(slug=slug))
+    if tag is None:
+        tag = Tag(slug=slug, name=name)
+        db.session.add(tag)
+        db.session.flush()
+    return tag
+
+
+def unique_slug(wanted: str, article_id: int | None = None) -> str:
+    """Return `wanted` (or a -2, -3... variant) that no other article uses."""
+    base = slugify(wanted)[:SLUG_MAX] or "article"
+    candidate, n = base, 1
+    while True:
+        owner = db.session.scalar(select(Article.id).filter_by(slug=candidate))
+        if owner is None or owner == article_id:
+            return candidate
+        n += 1
+        candidate = f"{base}-{n}"
+
+
+def create_article(
+    draft: Draft,
+    author: User,
+    *,
+    ai_generated: bool = False,
+    ai_model: str | None = None,
+    kind: str = "edit",
+    note: str = "",
+) -> tuple[Article, Revision]:
+    """Create an article with its first revision (for AI drafts, the untouchable original)."""
+    article = Article(
+        slug=unique_slug(draft.slug or draft.title),
+        author=author,
+        ai_generated=ai_generated,
+        ai_model=ai_model,
+        title=draft.title.strip(),
+    )
+    db.session.add(article)
+    db.session.flush()
+    revision = add_revision(article, draft, author, kind=kind, note=note)
+    return article, revision
+
+
+def add_revision(
+    article: Article,
+    draft: Draft,
+    actor: User,
+    *,
+    kind: str = "edit",
+    note: str = "",
+    editing_session: str | None = None,
+) -> Revision:
+    """Write a new revision and, while the article was never published, mirror it on the row."""
+    number = (
+        db.session.scalar(
+            select(func.max(Revision.number)).where(Revision.article_id == article.id)
+        )
+        or 0
+    ) + 1
+    revision = Revision(
+        article_id=article.id,
+        number=number,
+        title=draft.title.strip(),
+        summary=draft.summary.strip(),
+        category_name=" ".join(draft.category.split()),
+        tags=", ".join(split_tags(draft.tags)),
+        body=draft.body,
+        kind=kind,
+        note=note,
+        created_by=actor,
+        editing_session=editing_session,
+    )
+    db.session.add(revision)
+    db.session.flush()
+    if draft.slug and article.published_revision_id is None:
+        article.slug = unique_slug(draft.slug, article.id)
+    if article.published_revision_id is None:
+        copy_to_public(article, revision)
+    article.updated_at = utcnow()
+    article.version += 1
+    return revision
+
+
+def latest_revision(article: Article) -> Revision | None:
+    """Return the newest revision (the working text)."""
+    return db.session.scalar(
+        select(Revision)
+        .where(Revision.article_id == article.id)
+        .order_by(Revision.number.desc())
+        .limit(1)
+    )
+
+
+def copy_to_public(article: Article, revision: Revision) -> None:
+    """Copy a revision's fields onto the article row: title, text, HTML, tags, category."""
+    rendered = render(revision.body)
+    article.title = revision.title
+    article.summary = revision.summary
+    article.body = revision.body
+    article.body_html = rendered.html
+    article.reading_minutes = rendered.minutes
+    article.category = get_category(revision.category_name)
+    wanted = [get_tag(name) for name in revision.tag_names]
+    article.tag_links = [
+        ArticleTag(tag_id=tag.id, position=position) for position, tag in enumerate(wanted)
+    ]
+
+
+def publish(
+    article: Article,
+    revision: Revision,
+    reviewer: User,
+    publish_at: datetime | None = None,
+) -> None:
+    """Make a revision the public text, visible from `publish_at` (now when not given)."""
+    copy_to_public(article, revision)
+    now = utcnow()
+    article.published_revision_id = revision.id
+    # A re-approved article keeps its original date; a scheduled one takes the scheduled moment.
+    if publish_at is not None or article.published_at is None:
+        article.published_at = publish_at or now
+    article.reviewed_by = reviewer
+    article.reviewed_at = now
+    article.updated_at = now
+    article.version += 1
+    db.session.flush()
+    index_article(article)

@@ -1,0 +1,115 @@
+"""Command-line tools: `flask --app app init-db | user | backup ...`."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask_migrate import upgrade
+from sqlalchemy import select
+
+from .audit import record
+from .extensions import db
+from .models import Role, User
+
+
+def init_app(app: Flask) -> None:
+    """Register the commands."""
+    app.cli.add_command(init_db)
+    app.cli.add_command(user_group)
+    app.cli.add_command(backup)
+
+
+@click.command("init-db")
+@click.option("--demo", is_flag=True, help="Also load the demo articles and accounts.")
+def init_db(demo: bool) -> None:
+    """Create or upgrade the schema (safe to run again); optionally load the demo blog."""
+    upgrade()
+    click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
+    if demo:
+        from .demo import demo_credentials, load_demo
+
+        loaded = load_demo()
+        if loaded:
+            click.echo(f"Loaded {loaded} demo articles.")
+        credentials = demo_credentials()
+        if credentials:
+            click.echo("Demo sign-in (also in instance/demo-credentials.json):")
+            for email, password in credentials.items():
+                click.echo(f"  {email}  password: {password}")
+
+
+@click.group("user")
+def user_group() -> None:
+    """Manage accounts."""
+
+
+@user_group.command("create")
+@click.argument("email")
+@click.option("--name", required=True, help="The name readers see.")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.AUTHOR.value)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def user_create(email: str, name: str, role: str, password: str) -> None:
+    """Create an account."""
+    email = email.strip().lower()
+    if "@" not in email:
+        raise click.BadParameter("that is not an e-mail address", param_hint="EMAIL")
+    if len(password) < 8:
+        raise click.BadParameter("use at least 8 characters", param_hint="--password")
+    if db.session.scalar(select(User).filter_by(email=email)):
+        raise click.ClickException(f"{email} already has an account")
+    user = User(email=email, name=name.strip(), role=role)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    record("user_created", None, f"{email} created as {role} from the command line")
+    db.session.commit()
+    click.echo(f"Created {role} {email}.")
+
+
+@user_group.command("list")
+def user_list() -> None:
+    """List the accounts."""
+    for user in db.session.scalars(select(User).order_by(User.email)):
+        state = "active" if user.active else "deactivated"
+        click.echo(f"{user.email}\t{user.name}\t{user.role}\t{state}")
+
+
+@user_group.command("deactivate")
+@click.argument("email")
+def user_deactivate(email: str) -> None:
+    """Deactivate an account; its open sessions end at once."""
+    user = db.session.scalar(select(User).filter_by(email=email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"no account for {email}")
+    user.active = False
+    user.rotate_session_token()
+    record("user_deactivated", None, f"{user.email} deactivated from the command line")
+    db.session.commit()
+    click.echo(f"Deactivated {user.email}.")
+
+
+@click.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+def backup(path: Path) -> None:
+    """Copy the live database consistently (SQLite's online backup API), then check the copy."""
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database:
+        raise click.ClickException("backup handles SQLite databases; use your server's tools")
+    if path.exists():
+        raise click.ClickException(f"{path} exists already; choose a new file")
+    source = sqlite3.connect(url.database, timeout=30)
+    target = sqlite3.connect(path)
+    try:
+        with target:
+            source.backup(target, pages=1024)
+        result = target.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        target.close()
+        source.close()
+    if result != "ok":
+        raise click.ClickException(f"the copy failed its integrity check: {result}")
+    click.echo(f"Backed up {url.database} to {path} (integrity ok).")
+    current_app.logger.info("backup written to %s", path)

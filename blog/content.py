@@ -1,0 +1,198 @@
+"""Markdown to safe HTML, in one place: the public page, the preview and the review page all use it.
+
+Markdown comes from AI models and authors, so it is untrusted. Raw HTML is off in the parser,
+markdown-it's link validation stays on (no javascript:, vbscript:, file: or most data: links), the
+highlighter escapes everything it is handed, generated heading ids carry a prefix so content
+cannot clobber the page's own ids, and the final HTML passes through nh3 with an allow-list.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.anchors import anchors_plugin
+from mdit_py_plugins.footnote import footnote_plugin
+from mdit_py_plugins.tasklists import tasklists_plugin
+from pygments import highlight as pygments_highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+
+WORDS_PER_MINUTE = 200
+HEADING_ID_PREFIX = "sec-"
+TOC_MIN_HEADINGS = 4
+
+_WORD = re.compile(r"\S+")
+_LANG_NAME = re.compile(r"[\w+#.-]+")
+_SLUG_STRIP = re.compile(r"[^a-z0-9]+")
+_ALLOWED_ID = re.compile(r"^(sec-[a-z0-9-]+|fn\d+|fnref\d+(:\d+)?)$")
+
+_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h2", "h3", "h4", "h5",
+    "h6", "hr", "i", "input", "kbd", "li", "ol", "p", "pre", "s", "section", "span", "strong",
+    "sub", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul", "mark",
+}  # fmt: skip
+_ATTRIBUTES = {
+    "*": {"class", "id"},
+    "a": {"href", "title"},
+    "abbr": {"title"},
+    "input": {"type", "checked", "disabled"},
+    "ol": {"start"},
+    "pre": {"data-lang"},
+    "td": {"style"},
+    "th": {"style"},
+}
+_ALIGN_STYLE = re.compile(r"^text-align:(left|right|center)$")
+
+
+def slugify(text: str) -> str:
+    """Turn a title or name into a URL slug: ASCII, lower case, words joined by hyphens."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _SLUG_STRIP.sub("-", ascii_text.lower()).strip("-")[:190]
+
+
+def reading_minutes(markdown: str) -> int:
+    """Estimate the reading time of a Markdown body in whole minutes (200 words a minute)."""
+    return max(1, math.ceil(len(_WORD.findall(markdown)) / WORDS_PER_MINUTE))
+
+
+def _highlight(code: str, lang: str, _attrs: str) -> str:
+    """Highlight a fenced block with Pygments, escaping the info string ourselves.
+
+    markdown-it inserts what this returns as-is because it starts with <pre (markdown-it#1122).
+    """
+    code = code.replace("\b", "")  # never let a backspace hide in code meant for copy-paste
+    match = _LANG_NAME.match(lang.strip())
+    name = match.group(0) if match else ""
+    try:
+        lexer = get_lexer_by_name(name) if name else None
+    except ClassNotFound:
+        lexer = None
+    label = html.escape(name, quote=True)
+    if lexer is None:
+        body = html.escape(code)
+    else:
+        body = pygments_highlight(code, lexer, HtmlFormatter(nowrap=True))
+    lang_attr = f' data-lang="{label}"' if label else ""
+    return f'<pre class="highlight"{lang_attr}><code>{body}</code></pre>\n'
+
+
+def _heading_slug(text: str) -> str:
+    return HEADING_ID_PREFIX + (slugify(text) or "section")
+
+
+@lru_cache(maxsize=1)
+def markdown_parser() -> MarkdownIt:
+    """Build the one configured parser (cached: building it is not free)."""
+    md = MarkdownIt("commonmark", {"html": False, "highlight": _highlight, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    md.use(footnote_plugin)
+    md.use(tasklists_plugin, enabled=False)
+    md.use(anchors_plugin, min_level=2, max_level=4, slug_func=_heading_slug, permalink=True,
+           permalinkSymbol="#", permalinkSpace=True)  # fmt: skip
+    return md
+
+
+def _attribute_filter(tag: str, name: str, value: str) -> str | None:
+    """Keep only the ids and styles the renderer itself writes."""
+    if name == "id":
+        return value if _ALLOWED_ID.match(value) else None
+    if name == "style":
+        return value if _ALIGN_STYLE.match(value.replace(" ", "")) else None
+    if tag == "input" and name == "type":
+        return value if value == "checkbox" else None
+    return value
+
+
+def sanitize(fragment: str) -> str:
+    """Pass rendered HTML through nh3 with our allow-list (hx-* and on* never survive)."""
+    return nh3.clean(
+        fragment,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        attribute_filter=_attribute_filter,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+@dataclass
+class Heading:
+    level: int
+    id: str
+    text: str
+
+
+@dataclass
+class Rendered:
+    html: str
+    headings: list[Heading] = field(default_factory=list)
+    minutes: int = 1
+
+    @property
+    def toc(self) -> list[Heading]:
+        """Return the table of contents, or nothing for a short article."""
+        return table_of_contents(self.headings)
+
+
+def table_of_contents(headings: list[Heading]) -> list[Heading]:
+    """Keep level 2 and 3 headings when there are enough sections to need a contents list."""
+    level_two = [h for h in headings if h.level == 2]
+    return [h for h in headings if h.level <= 3] if len(level_two) >= TOC_MIN_HEADINGS else []
+
+
+def headings(markdown: str) -> list[Heading]:
+    """Return a body's headings with their ids, parsing only (no highlighting, no HTML)."""
+    return _headings(markdown_parser().parse(markdown.replace("\x00", "\ufffd"), {}))
+
+
+def _headings(tokens: list[Token]) -> list[Heading]:
+    found = []
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open" and token.attrGet("id"):
+            inline = tokens[i + 1]
+            text = "".join(
+                child.content for child in inline.children or [] if child.type in {"text", "code_inline"}
+            ).strip()
+            found.append(Heading(int(token.tag[1]), str(token.attrGet("id")), text))
+    return found
+
+
+def render(markdown: str) -> Rendered:
+    """Render untrusted Markdown to sanitised HTML with its headings and reading time."""
+    markdown = markdown.replace("\x00", "\ufffd")
+    md = markdown_parser()
+    env: dict = {}
+    tokens = md.parse(markdown, env)
+    raw = md.renderer.render(tokens, md.options, env)
+    return Rendered(sanitize(raw), _headings(tokens), reading_minutes(markdown))
+
+
+def plain_text(markdown: str) -> str:
+    """Return the words of a Markdown body without markup (for search and descriptions)."""
+    rendered = render(markdown).html
+    text = nh3.clean(rendered, tags=set())
+    return re.sub(r"\s+", " ", html.unescape(text)).replace(" # ", " ").strip()
+
+
+def excerpt(text: str, limit: int = 200) -> str:
+    """Cut text at a word boundary to at most `limit` characters, with an ellipsis if cut."""
+    text = re.sub(r"\s+", " ", text).strip()
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",.;:") + "…"
+
+
+def pygments_css() -> str:
+    """Return the highlight colours for light and dark themes."""
+    light = HtmlFormatter(style="default").get_style_defs(".highlight")
+    dark = HtmlFormatter(style="monokai").get_style_defs(".highlight")
+    return f"{light}\n@media (prefers-color-scheme: dark) {{\n{dark}\n}}\n"

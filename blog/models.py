@@ -1,0 +1,298 @@
+"""The data model: people, articles with their revisions, decisions, tokens and the audit log.
+
+An Article row is what readers see: its title, summary, tags, body and rendered HTML are the
+published snapshot, copied from a Revision when an admin approves it (and, before it is ever
+published, kept in step with the latest revision so the studio and the review queue can list it).
+Every save is a Revision; the working text is always the newest one. Editing a published article
+therefore never changes the public page until the new revision is approved.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store datetimes as naive UTC (SQLite has no zones) and hand them back aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Role(StrEnum):
+    AUTHOR = "author"
+    ADMIN = "admin"
+
+
+class Status(StrEnum):
+    """Where the newest revision of an article stands in the review workflow."""
+
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    CHANGES_REQUESTED = "changes_requested"
+    SCHEDULED = "scheduled"
+    PUBLISHED = "published"
+    REJECTED = "rejected"
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(16), default=Role.AUTHOR)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Part of the session cookie's identity: rotating it signs the user out everywhere.
+    session_token: Mapped[str] = mapped_column(
+        String(64), default=lambda: secrets.token_hex(16)
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def is_admin(self) -> bool:
+        """Say whether the user may review and publish."""
+        return self.role == Role.ADMIN
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login reads this on every request
+        return self.active
+
+    def get_id(self) -> str:
+        """Identify the user in the session as id plus session token."""
+        return f"{self.id}:{self.session_token}"
+
+    def set_password(self, password: str) -> None:
+        """Hash and store a new password (Werkzeug's scrypt)."""
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password: str) -> bool:
+        """Check a password against the stored hash."""
+        return check_password_hash(self.password_hash, password)
+
+    def rotate_session_token(self) -> None:
+        """End every session this user has open."""
+        self.session_token = secrets.token_hex(16)
+
+
+class Category(db.Model):
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Tag(db.Model):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(80))
+
+
+class ArticleTag(db.Model):
+    """A tag on an article, in the order the writer gave them (the card shows the first three)."""
+
+    __tablename__ = "article_tags"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    tag: Mapped[Tag] = relationship(lazy="joined")
+
+
+class Article(db.Model):
+    __tablename__ = "articles"
+    __table_args__ = (
+        Index("ix_articles_public", "published_at"),
+        Index("ix_articles_category_public", "category_id", "published_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(200), unique=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[str] = mapped_column(String(24), default=Status.DRAFT, index=True)
+    ai_generated: Mapped[bool] = mapped_column(Boolean, default=False)
+    ai_model: Mapped[str | None] = mapped_column(String(120))
+    # The published snapshot (see the module docstring).
+    title: Mapped[str] = mapped_column(String(300))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
+    body: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    reading_minutes: Mapped[int] = mapped_column(Integer, default=1)
+    # Public when published_at is set and has passed: scheduling needs no cron job.
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    published_revision_id: Mapped[int | None] = mapped_column(
+        ForeignKey("revisions.id", use_alter=True, name="fk_articles_published_revision")
+    )
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Bumped by every save and decision; an edit or a decision names the version it started from.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    author: Mapped[User] = relationship(foreign_keys=[author_id], lazy="joined")
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id], lazy="joined")
+    category: Mapped[Category | None] = relationship(lazy="joined")
+    tag_links: Mapped[list[ArticleTag]] = relationship(
+        order_by=ArticleTag.position, cascade="all, delete-orphan", lazy="selectin"
+    )
+    revisions: Mapped[list[Revision]] = relationship(
+        back_populates="article",
+        foreign_keys="Revision.article_id",
+        order_by="Revision.number",
+        cascade="all, delete-orphan",
+        lazy="select",
+    )
+
+    @property
+    def tags(self) -> list[Tag]:
+        """Return the article's published tags in order."""
+        return [link.tag for link in self.tag_links]
+
+    def is_public(self, now: datetime | None = None) -> bool:
+        """Say whether readers can see the article now."""
+        if self.published_revision_id is None or self.published_at is None:
+            return False
+        return self.published_at <= (now or utcnow())
+
+
+class Revision(db.Model):
+    """One saved version of an article. Never edited after it is written, but for autosaves."""
+
+    __tablename__ = "revisions"
+    __table_args__ = (UniqueConstraint("article_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    category_name: Mapped[str] = mapped_column(String(80), default="")
+    tags: Mapped[str] = mapped_column(Text, default="")  # comma-separated, in order
+    body: Mapped[str] = mapped_column(Text, default="")
+    # ai_original, import, edit, autosave, restore, merge
+    kind: Mapped[str] = mapped_column(String(24), default="edit")
+    note: Mapped[str] = mapped_column(String(300), default="")
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # An autosave keeps updating its own revision until the editing session ends.
+    editing_session: Mapped[str | None] = mapped_column(String(64))
+
+    article: Mapped[Article] = relationship(back_populates="revisions", foreign_keys=[article_id])
+    created_by: Mapped[User] = relationship(lazy="joined")
+
+    @property
+    def tag_names(self) -> list[str]:
+        """Return the revision's tags as a list."""
+        return [t.strip() for t in self.tags.split(",") if t.strip()]
+
+
+class ReviewEvent(db.Model):
+    """A decision or comment on an article: who, when, on which revision, and why."""
+
+    __tablename__ = "review_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
+    actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # submit, withdraw, approve, schedule, request_changes, reject, comment
+    action: Mapped[str] = mapped_column(String(24))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    publish_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    actor: Mapped[User] = relationship(lazy="joined")
+    revision: Mapped[Revision | None] = relationship()
+
+
+class ApiToken(db.Model):
+    """A bearer token for the drafts API. Only a SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(120), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class IdempotentResponse(db.Model):
+    """The first answer to a request carrying an Idempotency-Key, replayed on a retry."""
+
+    __tablename__ = "idempotent_responses"
+    __table_args__ = (UniqueConstraint("token_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(db.Model):
+    """A line of the audit log: sign-ins, decisions, token use, account changes."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    remote_addr: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    actor: Mapped[User | None] = relationship(lazy="joined")

@@ -1,0 +1,48 @@
+"""SQLite connection settings: WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE for writers.
+
+SQLite's default deferred transaction takes its write lock only at the first write; if another
+connection wrote in between, that upgrade fails at once with SQLITE_BUSY and the busy timeout is
+never consulted. So every transaction that may write (a non-GET request, a CLI command) starts with
+BEGIN IMMEDIATE and waits its turn instead; plain page views keep cheap deferred read transactions.
+This is SQLAlchemy's documented pysqlite recipe for taking over transaction control.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import has_request_context, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+BUSY_TIMEOUT_MS = 10_000
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """Install the connection pragmas and transaction handling on an SQLite engine."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy (the driver's own BEGIN is always deferred).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if _may_write() else "BEGIN")
+
+
+def _may_write() -> bool:
+    """Say whether the current unit of work may write: any request but a read, and the CLI."""
+    if has_request_context():
+        return request.method not in READ_ONLY_METHODS
+    return True

@@ -1,0 +1,64 @@
+"""Jinja filters and globals shared by every template."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urljoin
+
+from flask import Flask, current_app, request, url_for
+
+from .models import Article, Status
+
+
+def short_date(value: datetime | None) -> str:
+    """Format a date the way the cards show it: 20 Apr 2025."""
+    return f"{value.day} {value:%b %Y}" if value else ""
+
+
+def long_date(value: datetime | None) -> str:
+    """Format a date with its month spelled out: 20 April 2025."""
+    return f"{value.day} {value:%B %Y}" if value else ""
+
+
+def iso(value: datetime | None) -> str:
+    """Format a datetime as RFC 3339 (Atom, sitemaps, <time datetime>)."""
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else ""
+
+
+def absolute_url(endpoint: str, **values: Any) -> str:
+    """Build an absolute URL, on SITE_URL when it is configured, else on the request's host."""
+    path = url_for(endpoint, **values)
+    base = current_app.config.get("SITE_URL") or request.host_url
+    return urljoin(base.rstrip("/") + "/", path.lstrip("/"))
+
+
+def provenance(article: Article) -> str:
+    """Say how an article was made: "AI-generated · Reviewed by X" or "Written by Y"."""
+    if article.ai_generated:
+        if article.reviewed_by is not None:
+            return f"AI-generated · Reviewed by {article.reviewed_by.name}"
+        return "AI-generated · Not yet reviewed"
+    return f"Written by {article.author.name}"
+
+
+STATUS_LABELS = {
+    Status.DRAFT: "Draft",
+    Status.IN_REVIEW: "In review",
+    Status.CHANGES_REQUESTED: "Changes requested",
+    Status.SCHEDULED: "Scheduled",
+    Status.PUBLISHED: "Published",
+    Status.REJECTED: "Rejected",
+}
+
+
+def init_app(app: Flask) -> None:
+    """Register the filters and globals."""
+    app.jinja_env.filters.update(short_date=short_date, long_date=long_date, iso=iso)
+    app.jinja_env.globals.update(
+        absolute_url=absolute_url, provenance=provenance, status_labels=STATUS_LABELS
+    )
+    # Lets the layout link to areas (studio, review) only when their blueprints are registered.
+    app.context_processor(lambda: {"url_endpoints": current_app.view_functions})
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
