@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .extensions import csrf, db, limiter, login_manager, migrate
 
@@ -31,16 +32,25 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+def create_app(
+    test_config: dict[str, Any] | None = None, instance_path: str | None = None
+) -> Flask:
     """Create and configure the blog application."""
     app = Flask(
         __name__,
-        instance_path=os.environ.get("BLOG_INSTANCE_PATH") or str(ROOT / "instance"),
+        instance_path=instance_path
+        or os.environ.get("BLOG_INSTANCE_PATH")
+        or str(ROOT / "instance"),
         instance_relative_config=True,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
     _configure(app, test_config)
+
+    if app.config.get("PROXY_FIX_X_FOR"):
+        # Trust this many proxies' X-Forwarded-* headers, so rate limits see the client's address.
+        hops = int(app.config["PROXY_FIX_X_FOR"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
@@ -94,8 +104,9 @@ def _configure(app: Flask, test_config: dict[str, Any] | None) -> None:
             app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
         if os.environ.get("DATABASE_URL"):
             app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
-        if os.environ.get("RATELIMIT_STORAGE_URI"):
-            app.config["RATELIMIT_STORAGE_URI"] = os.environ["RATELIMIT_STORAGE_URI"]
+        for name in ("RATELIMIT_STORAGE_URI", "SITE_URL", "PROXY_FIX_X_FOR"):
+            if os.environ.get(name):
+                app.config[name] = os.environ[name]
     else:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):

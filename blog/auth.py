@@ -113,4 +113,3 @@ def admin_required() -> None:
     """Abort with 403 unless an admin is signed in (call inside a login_required view)."""
     if not current_user.is_authenticated or not current_user.is_admin:
         abort(403)
-

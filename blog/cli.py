@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import select
 
@@ -23,6 +24,7 @@ def init_app(app: Flask) -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 @click.option("--demo", is_flag=True, help="Also load the demo articles and accounts.")
 def init_db(demo: bool) -> None:
     """Create or upgrade the schema (safe to run again); optionally load the demo blog."""
@@ -41,7 +43,7 @@ def init_db(demo: bool) -> None:
                 click.echo(f"  {email}  password: {password}")
 
 
-@click.group("user")
+@click.group("user", cls=AppGroup)
 def user_group() -> None:
     """Manage accounts."""
 
@@ -92,6 +94,7 @@ def user_deactivate(email: str) -> None:
 
 
 @click.command("backup")
+@with_appcontext
 @click.argument("path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 def backup(path: Path) -> None:
     """Copy the live database consistently (SQLite's online backup API), then check the copy."""

@@ -37,8 +37,8 @@ _ALLOWED_ID = re.compile(r"^(sec-[a-z0-9-]+|fn\d+|fnref\d+(:\d+)?)$")
 
 _TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h2", "h3", "h4", "h5",
-    "h6", "hr", "i", "input", "kbd", "li", "ol", "p", "pre", "s", "section", "span", "strong",
-    "sub", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul", "mark",
+    "h6", "hr", "i", "input", "kbd", "label", "li", "mark", "ol", "p", "pre", "s", "section",
+    "span", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul",
 }  # fmt: skip
 _ATTRIBUTES = {
     "*": {"class", "id"},
@@ -46,7 +46,7 @@ _ATTRIBUTES = {
     "abbr": {"title"},
     "input": {"type", "checked", "disabled"},
     "ol": {"start"},
-    "pre": {"data-lang"},
+    "pre": {"data-lang", "tabindex"},
     "td": {"style"},
     "th": {"style"},
 }
@@ -82,7 +82,8 @@ def _highlight(code: str, lang: str, _attrs: str) -> str:
     else:
         body = pygments_highlight(code, lexer, HtmlFormatter(nowrap=True))
     lang_attr = f' data-lang="{label}"' if label else ""
-    return f'<pre class="highlight"{lang_attr}><code>{body}</code></pre>\n'
+    # tabindex: a code block that scrolls sideways must be reachable by keyboard.
+    return f'<pre class="highlight" tabindex="0"{lang_attr}><code>{body}</code></pre>\n'
 
 
 def _heading_slug(text: str) -> str:
@@ -95,7 +96,7 @@ def markdown_parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "highlight": _highlight, "typographer": False})
     md.enable(["table", "strikethrough"])
     md.use(footnote_plugin)
-    md.use(tasklists_plugin, enabled=False)
+    md.use(tasklists_plugin, enabled=False, label=True)
     md.use(anchors_plugin, min_level=2, max_level=4, slug_func=_heading_slug, permalink=True,
            permalinkSymbol="#", permalinkSpace=True)  # fmt: skip
     return md
@@ -109,6 +110,8 @@ def _attribute_filter(tag: str, name: str, value: str) -> str | None:
         return value if _ALIGN_STYLE.match(value.replace(" ", "")) else None
     if tag == "input" and name == "type":
         return value if value == "checkbox" else None
+    if name == "tabindex":
+        return "0"
     return value
 
 
@@ -160,7 +163,9 @@ def _headings(tokens: list[Token]) -> list[Heading]:
         if token.type == "heading_open" and token.attrGet("id"):
             inline = tokens[i + 1]
             text = "".join(
-                child.content for child in inline.children or [] if child.type in {"text", "code_inline"}
+                child.content
+                for child in inline.children or []
+                if child.type in {"text", "code_inline"}
             ).strip()
             found.append(Heading(int(token.tag[1]), str(token.attrGet("id")), text))
     return found

@@ -32,10 +32,9 @@ def parse(text: str) -> Document:
     if not lines or lines[0].strip() not in {"---", "+++"}:
         return Document({}, text, 1)
     fence = lines[0].strip()
-    for end, line in enumerate(lines[1:], start=1):
-        if line.strip() == fence or (fence == "---" and line.strip() == "..."):
-            break
-    else:
+    closers = {fence, "..."} if fence == "---" else {fence}  # YAML may also end a document with ...
+    end = next((i for i, line in enumerate(lines[1:], start=1) if line.strip() in closers), None)
+    if end is None:
         raise FrontMatterError(f"front matter opened with {fence} on line 1 is never closed", 1)
     source = "".join(lines[1:end])
     body = "".join(lines[end + 1 :])
@@ -60,7 +59,9 @@ def _toml(source: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as error:
         line = getattr(error, "lineno", None)
         message = getattr(error, "msg", None) or str(error)
-        raise FrontMatterError(f"TOML front matter: {message}", line + 1 if line else None) from None
+        raise FrontMatterError(
+            f"TOML front matter: {message}", line + 1 if line else None
+        ) from None
     return _mapping(meta)
 
 

@@ -1,8 +1,17 @@
-"""The public site: the article list with search and chips, articles, feed, sitemap, robots, health."""
+"""The public site: the list with search and chips, articles, feed, sitemap, robots, health."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import func, or_, select, text
 
@@ -111,9 +120,11 @@ def tag(slug: str) -> Response:
 @bp.get("/feed.xml")
 def feed() -> Response:
     """Serve an Atom feed of the latest articles with their full content."""
-    articles = db.session.scalars(
-        public_articles().order_by(Article.published_at.desc()).limit(FEED_SIZE)
-    ).unique().all()
+    articles = (
+        db.session.scalars(public_articles().order_by(Article.published_at.desc()).limit(FEED_SIZE))
+        .unique()
+        .all()
+    )
     updated = max((a.updated_at for a in articles), default=utcnow())
     body = render_template("public/feed.xml", articles=articles, updated=updated)
     return _xml(body, "application/atom+xml; charset=utf-8")

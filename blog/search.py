@@ -210,8 +210,8 @@ def find_articles(filters: Filters, now: datetime | None = None) -> Results:
     """Run the reader's filters: one page of hits, the total and the per-category counts."""
     now = now or utcnow()
     match = build_match(filters.q) if filters.q.strip() else None
-    impossible = filters.unknown_category or filters.unknown_tag or (
-        filters.q.strip() and match is None
+    impossible = (
+        filters.unknown_category or filters.unknown_tag or (filters.q.strip() and match is None)
     )
     if impossible:
         return Results(filters, [], 0, False, 1, 1)

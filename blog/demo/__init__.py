@@ -83,10 +83,24 @@ def load_demo() -> int:
         )
         published_at = _datetime(meta["date"])
         article.created_at = published_at
-        db.session.add(ReviewEvent(article_id=article.id, revision_id=original.id,
-                                   actor=author, action="submit", created_at=published_at))
-        db.session.add(ReviewEvent(article_id=article.id, revision_id=original.id,
-                                   actor=reviewer, action="approve", created_at=published_at))
+        db.session.add(
+            ReviewEvent(
+                article_id=article.id,
+                revision_id=original.id,
+                actor=author,
+                action="submit",
+                created_at=published_at,
+            )
+        )
+        db.session.add(
+            ReviewEvent(
+                article_id=article.id,
+                revision_id=original.id,
+                actor=reviewer,
+                action="approve",
+                created_at=published_at,
+            )
+        )
         publish(article, original, reviewer, publish_at=published_at)
         article.status = Status.PUBLISHED
         article.reviewed_at = article.updated_at = published_at

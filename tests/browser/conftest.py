@@ -1,0 +1,105 @@
+"""Browser fixtures: the real app on a free port, driven through Playwright and Chromium.
+
+Chromium is the system one: $CHROMIUM, else /usr/bin/chromium, else Playwright's own download.
+Without any browser the tests are skipped, except under CI=true, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from blog import create_app
+from blog.extensions import db
+
+from ..conftest import _config
+
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    """Find the system Chromium, or None to let Playwright use its own."""
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+class LiveServer:
+    """The app served by Werkzeug in a thread, on a fresh copy of the demo database."""
+
+    def __init__(self, folder: Path, template: Path) -> None:
+        database = folder / "blog.sqlite3"
+        shutil.copyfile(template, database)
+        self.app = create_app(
+            _config(database, SITE_URL=None, WTF_CSRF_ENABLED=True),
+            instance_path=str(folder / "instance"),
+        )
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+        self.server.server_close()
+        with self.app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, template_databases: dict[str, Path]) -> Iterator[LiveServer]:
+    with LiveServer(tmp_path, template_databases["demo"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:  # pragma: no cover - the test extras install it
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("playwright is not installed")
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=chromium_path(), args=BROWSER_ARGS)
+        except Error as error:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"CI=true and no browser could be started: {error}")
+            pytest.skip(f"no Chromium to drive: {error}")
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):  # noqa: ANN001, ANN201 - Playwright objects
+    """A fresh browser page that fails the test on any console error (CSP violations included)."""
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.console_errors = errors  # a test that expects an error (a 404 page) clears it
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert errors == [], f"the browser reported errors: {errors}"

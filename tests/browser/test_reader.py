@@ -1,0 +1,147 @@
+"""A reader in a real browser: live search, chips, history, articles, keyboard, accessibility."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+ALL_COUNT = "8 articles"
+
+
+def mark_page(page) -> None:  # noqa: ANN001
+    """Leave a marker in the window: it survives htmx swaps and vanishes on a full page load."""
+    page.evaluate("window.__sameDocument = true")
+
+
+def same_document(page) -> bool:  # noqa: ANN001
+    return page.evaluate("window.__sameDocument === true")
+
+
+def test_typing_filters_in_place_and_updates_the_address(page):
+    page.goto("/")
+    expect(page.locator("#result-count")).to_have_text(ALL_COUNT)
+    mark_page(page)
+    page.locator("#q").press_sequentially("kube", delay=40)
+    expect(page.locator("#result-count")).to_have_text("1 article for “kube”")
+    expect(page.locator(".card-title")).to_have_text(
+        ["Docker to Kubernetes: A Practical Path for Backend Engineers"]
+    )
+    expect(page.locator(".card-title mark")).to_have_text("Kubernetes")
+    expect(page).to_have_url(re.compile(r"/\?q=kube$"))
+    assert same_document(page)
+    # The search box keeps focus and what was typed.
+    expect(page.locator("#q")).to_be_focused()
+    expect(page.locator("#q")).to_have_value("kube")
+
+    page.locator("#q").fill("")
+    expect(page.locator("#result-count")).to_have_text(ALL_COUNT)
+
+
+def test_no_match_shows_the_empty_state_and_clearing_restores(page):
+    page.goto("/")
+    page.locator("#q").fill("zzzzqqq")
+    expect(page.locator(".empty-state")).to_contain_text("No articles match “zzzzqqq”")
+    page.get_by_role("link", name="Clear the search and filters").click()
+    expect(page.locator("#result-count")).to_have_text(ALL_COUNT)
+    expect(page).to_have_url(re.compile(r"/$"))
+
+
+def test_chips_filter_combine_with_text_and_back_restores(page):
+    page.goto("/")
+    mark_page(page)
+    chips = page.get_by_role("navigation", name="Categories")
+    chips.get_by_role("link", name=re.compile(r"^Backend")).click()
+    expect(page.locator("#result-count")).to_have_text("3 articles in Backend")
+    expect(page).to_have_url(re.compile(r"/\?category=backend$"))
+    expect(chips.locator("[aria-current=page]")).to_have_text(re.compile(r"^Backend"))
+
+    page.locator("#q").press_sequentially("celery", delay=30)
+    expect(page.locator("#result-count")).to_have_text("1 article for “celery” in Backend")
+    expect(page).to_have_url(re.compile(r"/\?q=celery&category=backend$"))
+    assert same_document(page)
+
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/\?category=backend$"))
+    expect(page.locator("#result-count")).to_have_text("3 articles in Backend")
+    page.go_back()
+    expect(page.locator("#result-count")).to_have_text(ALL_COUNT)
+    expect(page.locator(".card")).to_have_count(8)
+    page.go_forward()
+    expect(page.locator("#result-count")).to_have_text("3 articles in Backend")
+
+
+def test_reload_and_shared_link_show_the_same_filter(page):
+    page.goto("/?q=index&category=database")
+    expect(page.locator("#q")).to_have_value("index")
+    expect(page.locator("#result-count")).to_have_text("1 article for “index” in Database")
+    page.reload()
+    expect(page.locator("#result-count")).to_have_text("1 article for “index” in Database")
+
+
+def test_tag_link_filters_and_open_an_article(page):
+    page.goto("/")
+    page.locator(".card").first.get_by_role("link", name="NestJS", exact=True).click()
+    expect(page.locator("#result-count")).to_have_text("1 article tagged NestJS")
+    expect(page).to_have_url(re.compile(r"/\?tag=nestjs$"))
+    page.locator(".card-title a").first.click()
+    expect(page.locator("h1")).to_have_text(
+        "Building Scalable Microservices with Node.js and NestJS"
+    )
+    expect(page.locator(".prose pre.highlight").first).to_be_visible()
+    expect(page.locator(".provenance")).to_contain_text("AI-generated · Reviewed by Dennis Atonya")
+
+
+def test_slash_focuses_the_search(page):
+    page.goto("/")
+    page.locator("body").press("/")
+    expect(page.locator("#q")).to_be_focused()
+
+
+def test_without_javascript_the_form_and_links_still_work(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    page.goto("/")
+    page.locator("#q").fill("pkce")
+    page.locator("#q").press("Enter")
+    expect(page).to_have_url(re.compile(r"/\?q=pkce$"))
+    expect(page.locator("#result-count")).to_have_text("1 article for “pkce”")
+    page.get_by_role("navigation", name="Categories").get_by_role(
+        "link", name=re.compile("^Security")
+    ).click()
+    expect(page).to_have_url(re.compile(r"/\?q=pkce&category=security$"))
+    expect(page.locator(".card")).to_have_count(1)
+    context.close()
+
+
+def test_usable_at_320px(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 320, "height": 640})
+    page = context.new_page()
+    for path in ("/", "/articles/docker-to-kubernetes-a-practical-path-for-backend-engineers"):
+        page.goto(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 320px"
+    context.close()
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/?q=kube", "/articles/oauth2-openid-connect-a-practical-implementation-guide",
+             "/login", "/no-such-page"]
+)  # fmt: skip
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_accessibility_violations(page, path, scheme):
+    from axe_playwright_python.sync_playwright import Axe
+
+    page.emulate_media(color_scheme=scheme)
+    response = page.goto(path)
+    if response.status == 404:
+        page.console_errors.clear()  # the browser logs the 404 itself; that one is expected
+    results = Axe().run(page)
+    violations = [
+        f"{v['id']}: {v['help']} ({len(v['nodes'])}x, e.g. {v['nodes'][0]['html'][:120]})"
+        for v in results.response["violations"]
+    ]
+    assert not violations, "\n".join(violations)

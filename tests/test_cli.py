@@ -1,0 +1,79 @@
+"""The command line: init-db, users and backups."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sqlalchemy import select
+
+from blog.extensions import db
+from blog.models import User
+
+
+def test_init_db_is_safe_to_run_again(runner):
+    result = runner.invoke(args=["init-db", "--demo"])
+    assert result.exit_code == 0, result.output
+    assert "Database ready" in result.output and "Loaded" not in result.output
+
+
+def test_init_db_demo_on_an_empty_database(empty_app):
+    result = empty_app.test_cli_runner().invoke(args=["init-db", "--demo"])
+    assert result.exit_code == 0, result.output
+    assert "Loaded 8 demo articles." in result.output
+    assert "dennis@example.com  password: " in result.output
+    with empty_app.app_context():
+        reviewer = db.session.scalar(select(User).filter_by(email="dennis@example.com"))
+        assert reviewer.name == "Dennis Atonya" and reviewer.is_admin
+    # The passwords printed are the ones that work, and they stay the same on the next run.
+    again = empty_app.test_cli_runner().invoke(args=["init-db", "--demo"])
+    line = next(x for x in result.output.splitlines() if "dennis@example.com" in x)
+    assert line in again.output
+    password = line.split("password: ")[1].strip()
+    with empty_app.app_context():
+        assert db.session.scalar(select(User).filter_by(email="dennis@example.com")).check_password(
+            password
+        )
+
+
+def test_user_create_list_and_deactivate(app, runner):
+    result = runner.invoke(
+        args=["user", "create", "Ana@Example.com", "--name", "Ana", "--role", "admin",
+              "--password", "long enough pw"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    listing = runner.invoke(args=["user", "list"]).output
+    assert "ana@example.com\tAna\tadmin\tactive" in listing
+    assert runner.invoke(args=["user", "deactivate", "ana@example.com"]).exit_code == 0
+    assert "ana@example.com\tAna\tadmin\tdeactivated" in runner.invoke(args=["user", "list"]).output
+
+
+def test_user_create_prompts_for_the_password(runner):
+    result = runner.invoke(
+        args=["user", "create", "bo@example.com", "--name", "Bo"],
+        input="s3cret-pass\ns3cret-pass\n",
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_user_create_refuses_bad_input(runner):
+    duplicate = runner.invoke(
+        args=["user", "create", "maya@example.com", "--name", "M", "--password", "long enough"]
+    )
+    assert duplicate.exit_code != 0 and "already has an account" in duplicate.output
+    short = runner.invoke(
+        args=["user", "create", "x@example.com", "--name", "X", "--password", "x"]
+    )
+    assert short.exit_code != 0 and "at least 8" in short.output
+    unknown = runner.invoke(args=["user", "deactivate", "nobody@example.com"])
+    assert unknown.exit_code != 0 and "no account" in unknown.output
+
+
+def test_backup_is_a_consistent_copy(app, runner, tmp_path):
+    target = tmp_path / "copy.sqlite3"
+    result = runner.invoke(args=["backup", str(target)])
+    assert result.exit_code == 0, result.output
+    copy = sqlite3.connect(target)
+    assert copy.execute("select count(*) from articles").fetchone()[0] == 8
+    assert copy.execute("select count(*) from articles_fts").fetchone()[0] == 8
+    again = runner.invoke(args=["backup", str(target)])
+    assert again.exit_code != 0 and "exists already" in again.output

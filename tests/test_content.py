@@ -1,0 +1,148 @@
+"""Markdown rendering: features, reading time, and untrusted input that must stay inert."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from bs4 import BeautifulSoup
+
+from blog.content import excerpt, headings, reading_minutes, render, sanitize, slugify
+
+XSS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "<svg onload=alert(1)>",
+    '<a href="javascript:alert(1)">x</a>',
+    "[x](javascript:alert(1))",
+    "[x](JaVaScRiPt:alert(1))",
+    "[x](  javascript:alert(1))",
+    "[x](java\tscript:alert(1))",
+    "[x](&#106;avascript:alert(1))",
+    "[x](javascript&colon;alert(1))",
+    "[x](%6Aavascript:alert(1))",
+    "[x](vbscript:msgbox(1))",
+    "[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    "[x](file:///etc/passwd)",
+    "![x](javascript:alert(1))",
+    "<javascript:alert(1)>",
+    '[x](https://example.com "title\\" onmouseover=\\"alert(1)")',
+    '```" onmouseover="alert(1)\nx\n```',
+    "```<img src=x onerror=alert(1)>\nx\n```",
+    '```python" class="x\nprint(1)\n```',
+    "## <img src=x onerror=alert(1)>",
+    '## x" onmouseover="alert(1)',
+    '<div hx-get="/logout" hx-trigger="load">x</div>',
+    "<iframe src=https://evil.example></iframe>",
+    "<style>body{display:none}</style>",
+    "<form action=https://evil.example><button>x</button></form>",
+    "<meta http-equiv=refresh content='0;url=https://evil.example'>",
+    "[x]: javascript:alert(1)\n\n[y][x]",
+    "<details open ontoggle=alert(1)>",
+    "`<script>alert(1)</script>`",
+    "| a |\n|---|\n| <script>alert(1)</script> |",
+    "Footnote[^1]\n\n[^1]: <img src=x onerror=alert(1)>",
+]
+
+
+def _dangerous(html: str) -> list[str]:
+    """Return what a browser would run or load from this HTML."""
+    soup = BeautifulSoup(html, "html.parser")
+    found = []
+    for tag in soup.find_all(True):
+        if tag.name in {"script", "iframe", "style", "form", "meta", "img", "svg", "object"}:
+            found.append(f"<{tag.name}>")
+        for name, value in tag.attrs.items():
+            if name.startswith(("on", "hx-", "data-hx")) or name in {"style", "srcdoc"}:
+                if not (name == "style" and tag.name in {"td", "th"}):
+                    found.append(f"{tag.name}[{name}]")
+            if name in {"href", "src", "action"}:
+                # A URL's scheme is a letter then letters, digits, + . - (browsers drop tabs).
+                scheme = re.match(
+                    r"^\s*([a-z][a-z0-9+.\-]*):", str(value).replace("\t", "").lower()
+                )
+                if scheme and scheme.group(1) not in {"http", "https", "mailto"}:
+                    found.append(f"{tag.name}[{name}={value}]")
+    return found
+
+
+@pytest.mark.parametrize("markdown", XSS)
+def test_untrusted_markdown_stays_inert(markdown):
+    html = render(markdown).html
+    assert _dangerous(html) == [], html
+
+
+def test_sanitize_strips_htmx_and_handlers_even_from_html():
+    html = sanitize('<p hx-get="/x" hx-trigger="load" onclick="x()" data-hx-post="/y">t</p>')
+    assert html == "<p>t</p>"
+
+
+def test_heading_ids_are_prefixed_and_unique():
+    found = headings("## Results\n\n## Results\n\n### main\n")
+    assert [h.id for h in found] == ["sec-results", "sec-results-1", "sec-main"]
+    html = render("## main\n").html
+    assert 'id="sec-main"' in html and 'href="#sec-main"' in html
+
+
+def test_fence_info_is_escaped_and_highlighted():
+    html = render('```python\nprint("hi")\n```\n').html
+    soup = BeautifulSoup(html, "html.parser")
+    assert soup.pre["data-lang"] == "python" and soup.select("pre span.nb")
+    html = render('```"><script>\nx\n```\n').html
+    assert "<script>" not in html and BeautifulSoup(html, "html.parser").pre
+
+
+def test_backspace_is_removed_from_code():
+    assert "\b" not in render("```\nrm -rf /tmp/x\b\b\b\b\b\n```\n").html
+
+
+def test_commonmark_extensions():
+    soup = BeautifulSoup(
+        render(
+            "| a | b |\n|---|--:|\n| 1 | 2 |\n\n- [x] done\n- [ ] todo\n\n"
+            "Text[^n].\n\n[^n]: A note.\n\n~~gone~~\n"
+        ).html,
+        "html.parser",
+    )
+    assert soup.table and soup.select_one("td[style]")["style"] == "text-align:right"
+    boxes = soup.select("input[type=checkbox]")
+    assert len(boxes) == 2 and boxes[0].has_attr("checked") and boxes[0].has_attr("disabled")
+    assert soup.select_one(".footnotes li#fn1") and soup.select_one("sup a[href='#fn1']")
+    assert soup.s or soup.find("del")
+
+
+def test_raw_html_is_shown_as_text():
+    html = render("Hello <b>world</b>").html
+    assert "&lt;b&gt;world&lt;/b&gt;" in html
+
+
+def test_nul_characters_do_not_break_rendering():
+    assert "\x00" not in render("a\x00b").html
+
+
+@pytest.mark.parametrize(
+    ("words", "minutes"), [(0, 1), (1, 1), (200, 1), (201, 2), (1600, 8), (2001, 11)]
+)
+def test_reading_time_is_words_at_200_a_minute_rounded_up(words, minutes):
+    assert reading_minutes(" ".join(["word"] * words)) == minutes
+
+
+def test_table_of_contents_only_for_long_articles():
+    short = render("## One\n\n## Two\n").toc
+    long = render("## One\n\n### Sub\n\n## Two\n\n## Three\n\n## Four\n").toc
+    assert short == []
+    assert [h.text for h in long] == ["One", "Sub", "Two", "Three", "Four"]
+
+
+@pytest.mark.parametrize(
+    ("text", "slug"),
+    [("Hello, World!", "hello-world"), ("Node.js & NestJS", "node-js-nestjs"),
+     ("Crème brûlée", "creme-brulee"), ("CI/CD", "ci-cd"), ("  ", ""), ("日本語", "")],
+)  # fmt: skip
+def test_slugify(text, slug):
+    assert slugify(text) == slug
+
+
+def test_excerpt_cuts_at_a_word():
+    assert excerpt("one two three", 100) == "one two three"
+    assert excerpt("alpha beta gamma delta", 12) == "alpha beta…"
