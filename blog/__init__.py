@@ -63,12 +63,13 @@ def create_app(
 
         configure_sqlite(db.engine)
 
-    from . import auth, cli, public, templating
+    from . import auth, cli, public, studio, templating
 
     templating.init_app(app)
     auth.init_app(app)
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(studio.bp)
     cli.init_app(app)
     _register_error_pages(app)
     app.after_request(_security_headers)

@@ -23,12 +23,12 @@ def is_fragment(req: Request | None = None) -> bool:
     )
 
 
-def render_page(template: str, block: str, status: int = 200, **context: Any) -> Response:
+def render_page(template: str, block: str, status_code: int = 200, **context: Any) -> Response:
     """Render the whole page, or only `block` of it for an htmx request; vary on the headers."""
     if is_fragment():
         body = render_block(template, block, **context)
     else:
         body = render_template(template, **context)
-    response = make_response(body, status)
+    response = make_response(body, status_code)
     response.vary.update(header.strip() for header in VARY.split(","))
     return response

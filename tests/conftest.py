@@ -163,3 +163,28 @@ def get_article(app: Flask, article_id: int) -> Article:
         assert article is not None
         db.session.expunge(article)
         return article
+
+
+def login(client: FlaskClient, email: str, password: str = PASSWORD, **extra: str):  # noqa: ANN201
+    """Sign a test client in; return the response."""
+    return client.post("/login", data={"email": email, "password": password, **extra})
+
+
+AUTHOR = "maya@example.com"
+ADMIN = "dennis@example.com"
+
+
+@pytest.fixture
+def author_client(app: Flask) -> FlaskClient:
+    """A client signed in as the demo author."""
+    client = app.test_client()
+    assert login(client, AUTHOR).status_code == 302
+    return client
+
+
+@pytest.fixture
+def admin_client(app: Flask) -> FlaskClient:
+    """A client signed in as the demo admin (the seed's reviewer)."""
+    client = app.test_client()
+    assert login(client, ADMIN).status_code == 302
+    return client

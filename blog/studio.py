@@ -1,0 +1,520 @@
+"""The studio: an author's articles, the editor with live preview and autosave, revisions.
+
+Nothing an author saves is lost. Every save is a Revision (autosaves fold into one per editing
+session), a save never overwrites a newer version someone else saved (that is a 409 and a page to
+resolve it), and restoring an old revision writes a new one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+from sqlalchemy import func, or_, select
+
+from .articles import (
+    Draft,
+    add_revision,
+    copy_to_public,
+    create_article,
+    latest_revision,
+    split_tags,
+)
+from .content import render
+from .diff import diff_texts
+from .extensions import db
+from .htmx import render_page
+from .models import Article, Category, Revision, Status, Tag, utcnow
+from .workflow import (
+    TransitionError,
+    after_edit,
+    allowed_actions,
+    can_edit,
+    history,
+    revision_by_number,
+    transition,
+)
+
+bp = Blueprint("studio", __name__, url_prefix="/studio")
+
+MAX_BODY_CHARS = 500_000
+FILTERABLE_STATUSES = [s.value for s in Status]
+
+
+@bp.before_request
+@login_required
+def _signed_in() -> None:
+    """Every studio page needs a signed-in author or admin."""
+
+
+def _article_or_404(article_id: int) -> Article:
+    """Load an article the current user may edit; anyone else's is a 404, never a 403."""
+    article = db.session.get(Article, article_id)
+    if article is None or not can_edit(current_user, article):
+        abort(404)
+    return article
+
+
+# -- the list ---------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def index() -> Response:
+    """List the user's articles (an admin's: everyone's), newest change first, filterable."""
+    q = request.args.get("q", "").strip()[:200]
+    status = request.args.get("status", "")
+    query = select(Article).order_by(Article.updated_at.desc(), Article.id.desc())
+    if not current_user.is_admin:
+        query = query.where(Article.author_id == current_user.id)
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(Article.title.ilike(pattern, escape="\\"), Article.slug.ilike(pattern, escape="\\"))
+        )
+    if status in FILTERABLE_STATUSES:
+        query = query.where(Article.status == status)
+    articles = db.session.scalars(query.limit(500)).unique().all()
+    latest = _latest_revisions([a.id for a in articles])
+    return render_page(
+        "studio/index.html",
+        "articles",
+        articles=articles,
+        latest=latest,
+        q=q,
+        status=status if status in FILTERABLE_STATUSES else "",
+        statuses=FILTERABLE_STATUSES,
+    )
+
+
+def _latest_revisions(article_ids: list[int]) -> dict[int, Revision]:
+    """Return each article's newest revision in one query (the working title may be newer)."""
+    if not article_ids:
+        return {}
+    newest = (
+        select(Revision.article_id, func.max(Revision.number).label("number"))
+        .where(Revision.article_id.in_(article_ids))
+        .group_by(Revision.article_id)
+        .subquery()
+    )
+    rows = db.session.scalars(
+        select(Revision).join(
+            newest,
+            (Revision.article_id == newest.c.article_id) & (Revision.number == newest.c.number),
+        )
+    )
+    return {revision.article_id: revision for revision in rows}
+
+
+# -- the editor -------------------------------------------------------------------------------
+
+
+@dataclass
+class EditorForm:
+    """What the editor form posted, plus what it needs to detect conflicts."""
+
+    draft: Draft
+    ai_generated: bool
+    ai_model: str
+    base_revision: int
+    editing_session: str
+
+    @classmethod
+    def from_request(cls) -> EditorForm:
+        form = request.form
+        try:
+            base = int(form.get("base_revision", "0"))
+        except ValueError:
+            base = 0
+        draft = Draft(
+            title=form.get("title", "").strip(),
+            body=form.get("body", "").replace("\r\n", "\n"),
+            summary=form.get("summary", "").strip(),
+            category=form.get("category", "").strip(),
+            tags=split_tags(form.get("tags", "")),
+            slug=form.get("slug", "").strip().lower(),
+        )
+        return cls(
+            draft=draft,
+            ai_generated=form.get("ai_generated") == "1",
+            ai_model=form.get("ai_model", "").strip()[:120],
+            base_revision=base,
+            editing_session=form.get("editing_session", "")[:64] or secrets.token_hex(8),
+        )
+
+    def problems(self, article: Article | None) -> dict[str, str]:
+        """Check the fields, including that an explicit slug is not another article's."""
+        found = self.draft.problems()
+        found.pop("body", None)  # a draft may be empty; submitting checks there is text
+        if len(self.draft.body) > MAX_BODY_CHARS:
+            found["body"] = f"The body is longer than {MAX_BODY_CHARS:,} characters."
+        if self.draft.slug and "slug" not in found:
+            owner = db.session.scalar(select(Article.id).filter_by(slug=self.draft.slug))
+            if owner is not None and (article is None or owner != article.id):
+                found["slug"] = "Another article already uses this slug."
+        return found
+
+
+def _editor_context(article: Article | None, **extra: Any) -> dict[str, Any]:
+    """Everything the editor template needs besides the form values."""
+    context: dict[str, Any] = {
+        "article": article,
+        "categories": db.session.scalars(select(Category).order_by(Category.position)).all(),
+        "tag_names": db.session.scalars(select(Tag.name).order_by(Tag.name)).all(),
+        "actions": allowed_actions(current_user, article) if article else [],
+        "events": history(article) if article else [],
+        "errors": {},
+    }
+    context.update(extra)
+    return context
+
+
+def _values_from_revision(revision: Revision | None, article: Article | None) -> dict[str, Any]:
+    if revision is None:
+        return {"title": "", "slug": "", "summary": "", "category": "", "tags": "", "body": "",
+                "ai_generated": False, "ai_model": ""}  # fmt: skip
+    return {
+        "title": revision.title,
+        "slug": article.slug if article else "",
+        "summary": revision.summary,
+        "category": revision.category_name,
+        "tags": revision.tags,
+        "body": revision.body,
+        "ai_generated": bool(article and article.ai_generated),
+        "ai_model": (article.ai_model or "") if article else "",
+    }
+
+
+def _values_from_form(form: EditorForm) -> dict[str, Any]:
+    draft = form.draft
+    return {
+        "title": draft.title,
+        "slug": draft.slug,
+        "summary": draft.summary,
+        "category": draft.category,
+        "tags": ", ".join(draft.tags),
+        "body": draft.body,
+        "ai_generated": form.ai_generated,
+        "ai_model": form.ai_model,
+    }
+
+
+def _render_editor(
+    article: Article | None, values: dict[str, Any], base: int, status: int = 200, **extra: Any
+) -> Response:
+    context = _editor_context(article, **extra)
+    html = render_template(
+        "studio/editor.html",
+        values=values,
+        base_revision=base,
+        editing_session=secrets.token_hex(8),
+        preview=render(values["body"]),
+        **context,
+    )
+    return make_response(html, status)
+
+
+@bp.get("/new")
+def new() -> Response:
+    """Open an empty editor."""
+    return _render_editor(None, _values_from_revision(None, None), 0)
+
+
+@bp.post("/new")
+def create() -> Response:
+    """Create an article from the editor's first save."""
+    form = EditorForm.from_request()
+    problems = form.problems(None)
+    if problems:
+        return _render_editor(None, _values_from_form(form), 0, 422, errors=problems)
+    article, revision = create_article(
+        form.draft,
+        current_user,
+        ai_generated=form.ai_generated,
+        ai_model=form.ai_model or None,
+        kind="edit",
+    )
+    revision.editing_session = form.editing_session
+    db.session.commit()
+    return _after_save(article, "Draft saved.")
+
+
+@bp.get("/<int:article_id>/edit")
+def edit(article_id: int) -> Response:
+    """Open the editor on the newest revision."""
+    article = _article_or_404(article_id)
+    revision = latest_revision(article)
+    return _render_editor(
+        article, _values_from_revision(revision, article), revision.number if revision else 0
+    )
+
+
+@bp.post("/<int:article_id>/edit")
+def save(article_id: int) -> Response:
+    """Save a revision; a save over someone else's newer revision is a conflict, not a loss."""
+    article = _article_or_404(article_id)
+    form = EditorForm.from_request()
+    problems = form.problems(article)
+    if problems:
+        return _render_editor(
+            article, _values_from_form(form), form.base_revision, 422, errors=problems
+        )
+    newer = _conflicting_revision(article, form)
+    if newer is not None:
+        return _conflict(article, form, newer)
+    saved = _write(article, form, autosave=False)
+    db.session.commit()
+    if request.form.get("action") == "submit":
+        try:
+            transition(article, "submit", current_user)
+        except TransitionError as error:
+            flash(str(error), "error")
+            return redirect(url_for("studio.edit", article_id=article.id))
+        flash("Saved and submitted for review.", "info")
+        return redirect(url_for("studio.edit", article_id=article.id))
+    return _after_save(article, "Saved." if saved else "No changes to save.")
+
+
+def _after_save(article: Article, message: str) -> Response:
+    flash(message, "info")
+    return redirect(url_for("studio.edit", article_id=article.id))
+
+
+@bp.post("/<int:article_id>/autosave")
+def autosave(article_id: int) -> Response:
+    """Save the editor's text quietly (htmx); folds into one revision per editing session."""
+    article = _article_or_404(article_id)
+    form = EditorForm.from_request()
+    problems = form.problems(article)
+    if problems:
+        message = "Not autosaved: " + " ".join(problems.values())
+        return make_response(render_template("studio/_autosave.html", message=message, ok=False))
+    newer = _conflicting_revision(article, form)
+    if newer is not None:
+        message = (
+            f"Not autosaved: {newer.created_by.name} saved a newer version. "
+            "Save to compare and resolve."
+        )
+        return make_response(
+            render_template("studio/_autosave.html", message=message, ok=False), 409
+        )
+    _write(article, form, autosave=True)
+    db.session.commit()
+    message = f"Autosaved at {utcnow():%H:%M:%S} UTC"
+    return make_response(render_template("studio/_autosave.html", message=message, ok=True))
+
+
+def _conflicting_revision(article: Article, form: EditorForm) -> Revision | None:
+    """Find a revision saved after the one this edit started from, by another editing session."""
+    return db.session.scalar(
+        select(Revision)
+        .where(
+            Revision.article_id == article.id,
+            Revision.number > form.base_revision,
+            or_(
+                Revision.editing_session.is_(None),
+                Revision.editing_session != form.editing_session,
+            ),
+        )
+        .order_by(Revision.number.desc())
+        .limit(1)
+    )
+
+
+def _same_text(revision: Revision | None, draft: Draft) -> bool:
+    return revision is not None and (
+        revision.title == draft.title
+        and revision.summary == draft.summary
+        and revision.category_name == " ".join(draft.category.split())
+        and revision.tag_names == draft.tags
+        and revision.body == draft.body
+    )
+
+
+def _write(article: Article, form: EditorForm, *, autosave: bool) -> bool:
+    """Write the form as a revision (folding this session's autosave); say whether it changed."""
+    article.ai_generated = form.ai_generated
+    article.ai_model = form.ai_model or None
+    if form.draft.slug and article.published_revision_id is None:
+        article.slug = form.draft.slug
+    latest = latest_revision(article)
+    if _same_text(latest, form.draft):
+        if latest is not None and latest.kind == "autosave" and not autosave:
+            latest.kind = "edit"  # the explicit save confirms what autosave already kept
+        return False
+    own_autosave = (
+        latest is not None
+        and latest.kind == "autosave"
+        and latest.editing_session == form.editing_session
+        and latest.created_by_id == current_user.id
+    )
+    if own_autosave:
+        _overwrite_autosave(article, latest, form, autosave=autosave)
+    else:
+        add_revision(
+            article,
+            form.draft,
+            current_user,
+            kind="autosave" if autosave else "edit",
+            editing_session=form.editing_session,
+        )
+    after_edit(article)
+    return True
+
+
+def _overwrite_autosave(
+    article: Article, revision: Revision, form: EditorForm, *, autosave: bool
+) -> None:
+    """Update this session's autosave revision in place (the only revision ever updated)."""
+    draft = form.draft
+    revision.title = draft.title
+    revision.summary = draft.summary
+    revision.category_name = " ".join(draft.category.split())
+    revision.tags = ", ".join(draft.tags)
+    revision.body = draft.body
+    revision.kind = "autosave" if autosave else "edit"
+    revision.created_at = utcnow()
+    if article.published_revision_id is None:
+        copy_to_public(article, revision)
+    article.updated_at = utcnow()
+    article.version += 1
+
+
+def _conflict(article: Article, form: EditorForm, newer: Revision) -> Response:
+    """Show both versions and the ways out, with a 409; the user's text is kept in the form."""
+    theirs = newer.body
+    html = render_template(
+        "studio/conflict.html",
+        article=article,
+        newer=newer,
+        values=_values_from_form(form),
+        body_diff=diff_texts(theirs, form.draft.body, context=None),
+        base_revision=newer.number,
+        editing_session=secrets.token_hex(8),
+        fields_differ=[
+            (label, getattr(newer, attr), value)
+            for label, attr, value in (
+                ("Title", "title", form.draft.title),
+                ("Summary", "summary", form.draft.summary),
+                ("Category", "category_name", form.draft.category),
+                ("Tags", "tags", ", ".join(form.draft.tags)),
+            )
+            if getattr(newer, attr) != value
+        ],
+    )
+    return make_response(html, 409)
+
+
+@bp.post("/preview")
+def preview() -> Response:
+    """Render the editor's Markdown exactly as the public page will (htmx, debounced)."""
+    body = request.form.get("body", "")[:MAX_BODY_CHARS]
+    return make_response(render_template("studio/_preview.html", preview=render(body)))
+
+
+# -- decisions an author makes ----------------------------------------------------------------
+
+
+@bp.post("/<int:article_id>/<any(submit, withdraw):action>")
+def decide(article_id: int, action: str) -> Response:
+    """Submit an article for review, or withdraw the submission."""
+    article = _article_or_404(article_id)
+    try:
+        transition(article, action, current_user)
+    except TransitionError as error:
+        flash(str(error), "error")
+    else:
+        flash("Submitted for review." if action == "submit" else "Submission withdrawn.", "info")
+    return redirect(url_for("studio.edit", article_id=article.id))
+
+
+# -- revisions --------------------------------------------------------------------------------
+
+
+@bp.get("/<int:article_id>/history")
+def revisions(article_id: int) -> str:
+    """List every revision with who saved it and when, and pick two to compare."""
+    article = _article_or_404(article_id)
+    listed = db.session.scalars(
+        select(Revision).where(Revision.article_id == article.id).order_by(Revision.number.desc())
+    ).all()
+    return render_template(
+        "studio/history.html", article=article, revisions=listed, events=history(article)
+    )
+
+
+@bp.get("/<int:article_id>/diff")
+def compare(article_id: int) -> str:
+    """Compare two revisions (defaults: the previous one and the newest)."""
+    article = _article_or_404(article_id)
+    newest = latest_revision(article)
+    if newest is None:
+        abort(404)
+    new_number = request.args.get("b", type=int) or newest.number
+    old_number = request.args.get("a", type=int) or max(1, new_number - 1)
+    old = revision_by_number(article, old_number)
+    new = revision_by_number(article, new_number)
+    if old is None or new is None:
+        abort(404)
+    return render_template(
+        "studio/diff.html",
+        article=article,
+        old=old,
+        new=new,
+        body_diff=diff_texts(old.body, new.body),
+        field_changes=[
+            (label, getattr(old, attr), getattr(new, attr))
+            for label, attr in (
+                ("Title", "title"),
+                ("Summary", "summary"),
+                ("Category", "category_name"),
+                ("Tags", "tags"),
+            )  # fmt: skip
+            if getattr(old, attr) != getattr(new, attr)
+        ],
+        numbers=[r.number for r in article.revisions],
+    )
+
+
+@bp.post("/<int:article_id>/revisions/<int:number>/restore")
+def restore(article_id: int, number: int) -> Response:
+    """Restore an old revision by writing it again as the newest one."""
+    article = _article_or_404(article_id)
+    old = revision_by_number(article, number)
+    if old is None:
+        abort(404)
+    draft = Draft(title=old.title, body=old.body, summary=old.summary,
+                  category=old.category_name, tags=old.tag_names)  # fmt: skip
+    add_revision(article, draft, current_user, kind="restore", note=f"restored revision {number}")
+    after_edit(article)
+    db.session.commit()
+    flash(f"Revision {number} restored as a new revision.", "info")
+    return redirect(url_for("studio.edit", article_id=article.id))
+
+
+@bp.app_template_global()
+def studio_status(article: Article) -> str:
+    """Describe where an article stands, as its author needs to know it."""
+    from .templating import STATUS_LABELS
+
+    label = STATUS_LABELS.get(Status(article.status), article.status)
+    if article.status == Status.SCHEDULED and article.is_public():
+        return "Published"
+    if article.published_revision_id is not None and article.status not in (
+        Status.PUBLISHED,
+        Status.SCHEDULED,
+    ):
+        return f"{label} · published version live"
+    return label

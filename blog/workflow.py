@@ -1,0 +1,182 @@
+"""Article states and who may move them where.
+
+    draft ──submit──▶ in_review ──approve──▶ published (or scheduled, until its time)
+      ▲  ◀─withdraw──     │  │
+      │                   │  ├──request changes──▶ changes_requested ──submit──▶ in_review
+      └──── edit ─────────┘  └──reject──▶ rejected ──edit──▶ draft
+
+Editing a published or scheduled article writes a new revision and puts the article back to
+draft; the approved revision stays public until an admin approves the new one.
+
+Every move is a conditional UPDATE (`... WHERE id = ? AND status IN (...)`) so that when two
+people decide at once exactly one wins; the loser gets a TransitionError saying what happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from .articles import latest_revision, publish
+from .audit import record
+from .extensions import db
+from .models import Article, ReviewEvent, Revision, Status, User, utcnow
+
+# action: (states it may start from, state it leads to, who may do it)
+AUTHOR, ADMIN = "author", "admin"
+TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
+    "submit": (frozenset({Status.DRAFT, Status.CHANGES_REQUESTED}), Status.IN_REVIEW, AUTHOR),
+    "withdraw": (frozenset({Status.IN_REVIEW}), Status.DRAFT, AUTHOR),
+    "approve": (frozenset({Status.IN_REVIEW}), Status.PUBLISHED, ADMIN),
+    "schedule": (frozenset({Status.IN_REVIEW}), Status.SCHEDULED, ADMIN),
+    "request_changes": (frozenset({Status.IN_REVIEW}), Status.CHANGES_REQUESTED, ADMIN),
+    "reject": (frozenset({Status.IN_REVIEW}), Status.REJECTED, ADMIN),
+}
+# Editing moves these states back to draft (the others keep their state while being edited).
+EDIT_RESETS = frozenset({Status.PUBLISHED, Status.SCHEDULED, Status.REJECTED})
+COMMENT_REQUIRED = frozenset({"request_changes", "reject"})
+
+ACTION_LABELS = {
+    "submit": "Submitted for review",
+    "withdraw": "Withdrew the submission",
+    "approve": "Approved and published",
+    "schedule": "Approved and scheduled",
+    "request_changes": "Requested changes",
+    "reject": "Rejected",
+    "comment": "Commented",
+}
+
+
+class TransitionError(Exception):
+    """A move that is not allowed now; the message says why, for the person who tried."""
+
+
+@dataclass
+class Decision:
+    article: Article
+    event: ReviewEvent
+
+
+def can_edit(user: User, article: Article) -> bool:
+    """Say whether a user may open an article in the editor: its author, or any admin."""
+    return user.is_admin or article.author_id == user.id
+
+
+def allowed_actions(user: User, article: Article) -> list[str]:
+    """List the moves this user may make on this article now."""
+    actions = []
+    for action, (sources, _target, who) in TRANSITIONS.items():
+        if article.status not in sources:
+            continue
+        if who == ADMIN and user.is_admin:
+            actions.append(action)
+        elif who == AUTHOR and can_edit(user, article):
+            actions.append(action)
+    return actions
+
+
+def transition(
+    article: Article,
+    action: str,
+    actor: User,
+    *,
+    comment: str = "",
+    publish_at: datetime | None = None,
+    expected_version: int | None = None,
+) -> Decision:
+    """Move an article with `action`, record it as a ReviewEvent, and commit; one winner."""
+    if action not in TRANSITIONS:
+        raise TransitionError(f"Unknown action “{action}”.")
+    sources, target, who = TRANSITIONS[action]
+    if who == ADMIN and not actor.is_admin:
+        raise TransitionError("Only an admin can do that.")
+    if who == AUTHOR and not can_edit(actor, article):
+        raise TransitionError("Only the author can do that.")
+    comment = comment.strip()
+    if action in COMMENT_REQUIRED and not comment:
+        raise TransitionError("Please say why in the comment: the author will read it.")
+    if action == "schedule":
+        if publish_at is None:
+            raise TransitionError("Choose the date and time to publish at.")
+        if publish_at <= utcnow():
+            raise TransitionError("The publish time must be in the future.")
+    revision = latest_revision(article)
+    if revision is None:
+        raise TransitionError("The article has no saved text yet.")
+    if action == "submit" and not revision.body.strip():
+        raise TransitionError("Write the article before submitting it.")
+
+    # The conditional update is the lock: only one request can move the article out of `sources`.
+    conditions = [Article.id == article.id, Article.status.in_(sources)]
+    if expected_version is not None:
+        conditions.append(Article.version == expected_version)
+    moved = db.session.execute(
+        update(Article)
+        .where(*conditions)
+        .values(status=target, version=Article.version + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved != 1:
+        db.session.rollback()
+        db.session.refresh(article)
+        raise TransitionError(_lost_race_message(article, action))
+    db.session.refresh(article)
+
+    if action in ("approve", "schedule"):
+        publish(article, revision, actor, publish_at=publish_at if action == "schedule" else None)
+    event = ReviewEvent(
+        article_id=article.id,
+        revision_id=revision.id,
+        actor=actor,
+        action=action,
+        comment=comment,
+        publish_at=publish_at,
+    )
+    db.session.add(event)
+    record(action, actor, f"{ACTION_LABELS[action]}: {article.slug} (revision {revision.number})")
+    db.session.commit()
+    return Decision(article, event)
+
+
+def _lost_race_message(article: Article, action: str) -> str:
+    """Explain to the loser of a race what the winner did."""
+    last = db.session.scalar(
+        select(ReviewEvent)
+        .where(ReviewEvent.article_id == article.id)
+        .order_by(ReviewEvent.created_at.desc(), ReviewEvent.id.desc())
+        .limit(1)
+    )
+    state = article.status.replace("_", " ")
+    if last is not None:
+        when = last.created_at.strftime("%H:%M:%S UTC")
+        return (
+            f"Not done: {last.actor.name} already made a decision at {when} "
+            f"({ACTION_LABELS.get(last.action, last.action).lower()}). The article is now {state}."
+        )
+    return f"Not done: the article changed in the meantime and is now {state}."
+
+
+def after_edit(article: Article) -> None:
+    """Put an edited article back to draft when it was published, scheduled or rejected."""
+    if article.status in EDIT_RESETS:
+        article.status = Status.DRAFT
+
+
+def history(article: Article) -> list[ReviewEvent]:
+    """Return an article's decisions and comments, oldest first."""
+    return list(
+        db.session.scalars(
+            select(ReviewEvent)
+            .where(ReviewEvent.article_id == article.id)
+            .order_by(ReviewEvent.created_at, ReviewEvent.id)
+        )
+    )
+
+
+def revision_by_number(article: Article, number: int) -> Revision | None:
+    """Return one revision of an article by its number."""
+    return db.session.scalar(
+        select(Revision).where(Revision.article_id == article.id, Revision.number == number)
+    )

@@ -1,0 +1,321 @@
+"""The studio: permissions, CSRF, the editor, revisions, autosave, diffs, restore and conflicts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from blog.extensions import db
+from blog.models import Article, Revision, Status
+
+from .conftest import ADMIN, AUTHOR, _make_app, login, parse
+
+
+def editor_fields(response) -> dict[str, str]:  # noqa: ANN001
+    """Read the editor form's fields as a browser would submit them."""
+    form = parse(response).select_one("#editor-form")
+    fields = {}
+    for element in form.select("input[name], textarea[name]"):
+        if element.get("type") == "checkbox":
+            if element.has_attr("checked"):
+                fields[element["name"]] = element["value"]
+        elif element.name == "textarea":
+            fields[element["name"]] = element.get_text()
+        else:
+            fields[element["name"]] = element.get("value", "")
+    return fields
+
+
+def revisions_of(app, article_id: int) -> list[Revision]:  # noqa: ANN001
+    with app.app_context():
+        rows = db.session.scalars(
+            select(Revision).where(Revision.article_id == article_id).order_by(Revision.number)
+        ).all()
+        for row in rows:
+            db.session.expunge(row)
+        return list(rows)
+
+
+def article_row(app, article_id: int) -> Article:  # noqa: ANN001
+    with app.app_context():
+        article = db.session.get(Article, article_id)
+        db.session.expunge(article)
+        return article
+
+
+@pytest.fixture
+def own_article(author_client) -> int:
+    """A draft written by the demo author through the editor."""
+    response = author_client.post(
+        "/studio/new",
+        data={"title": "My draft", "summary": "S", "category": "Backend", "tags": "Python, SQL",
+              "body": "First line.\n\nSecond line with words.\n"},
+    )  # fmt: skip
+    assert response.status_code == 302
+    return int(re.search(r"/studio/(\d+)/edit", response.headers["Location"]).group(1))
+
+
+# -- permissions ------------------------------------------------------------------------------
+
+ROUTES = [
+    ("GET", "/studio/"),
+    ("GET", "/studio/new"),
+    ("GET", "/studio/{id}/edit"),
+    ("POST", "/studio/{id}/edit"),
+    ("POST", "/studio/{id}/autosave"),
+    ("GET", "/studio/{id}/history"),
+    ("GET", "/studio/{id}/diff"),
+    ("POST", "/studio/{id}/revisions/1/restore"),
+    ("POST", "/studio/{id}/submit"),
+    ("POST", "/studio/{id}/withdraw"),
+    ("POST", "/studio/preview"),
+]
+# Who asks -> what they get for a route about the author's own article.
+EXPECTED = {"anonymous": {302}, "author": {200, 302}, "other": {404}, "admin": {200, 302}}
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+@pytest.mark.parametrize("who", ["anonymous", "author", "other", "admin"])
+def test_permission_matrix(app, own_article, make_user, method, path, who):
+    client = app.test_client()
+    if who == "other":
+        make_user("other@example.com", "Other Author")
+        login(client, "other@example.com")
+    elif who != "anonymous":
+        login(client, {"author": AUTHOR, "admin": ADMIN}[who])
+    url = path.format(id=own_article)
+    data = {"title": "Edited", "body": "Text", "base_revision": "1", "editing_session": "s"}
+    response = client.get(url) if method == "GET" else client.post(url, data=data)
+    allowed = EXPECTED[who]
+    if "{id}" not in path and who == "other":
+        allowed = {200, 302}  # their own list, their own new article, their own preview
+    assert response.status_code in allowed, (who, method, url, response.status_code)
+    if who == "anonymous":
+        assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_authors_see_only_their_own_articles_and_admins_see_all(app, own_article, make_user):
+    other = app.test_client()
+    make_user("other@example.com", "Other Author")
+    login(other, "other@example.com")
+    assert "My draft" not in other.get("/studio/").get_data(as_text=True)
+    admin = app.test_client()
+    login(admin, ADMIN)
+    listing = parse(admin.get("/studio/"))
+    assert "My draft" in listing.get_text() and len(listing.select("tbody tr")) == 9
+
+
+def test_studio_list_filters_as_you_type(author_client, own_article):
+    response = author_client.get("/studio/?q=draft", headers={"HX-Request": "true"})
+    soup = parse(response)
+    assert soup.find("html") is None and soup.select_one("#articles")
+    assert [a.get_text() for a in soup.select("tbody td > a:first-child")] == ["My draft"]
+    published = parse(author_client.get("/studio/?status=published"))
+    assert len(published.select("tbody tr")) == 8
+
+
+# -- CSRF -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def csrf_app(tmp_path, template_databases):
+    return _make_app(tmp_path, template_databases["demo"], WTF_CSRF_ENABLED=True)
+
+
+def _token(client, path: str = "/login") -> str:  # noqa: ANN001
+    return parse(client.get(path)).select_one("input[name=csrf_token]")["value"]
+
+
+def test_forms_without_a_csrf_token_are_refused(csrf_app):
+    client = csrf_app.test_client()
+    refused = client.post("/login", data={"email": AUTHOR, "password": "x"})
+    assert refused.status_code == 400 and "expired" in parse(refused).get_text()
+    token = _token(client)
+    assert login(client, AUTHOR, csrf_token=token).status_code == 302
+    assert client.post("/studio/new", data={"title": "x", "body": "y"}).status_code == 400
+    assert client.post("/logout").status_code == 400
+
+
+def test_htmx_requests_carry_the_token_in_a_header(csrf_app):
+    client = csrf_app.test_client()
+    login(client, AUTHOR, csrf_token=_token(client))
+    page = parse(client.get("/studio/new"))
+    headers = page.body["hx-headers:inherited"]
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', headers).group(1)
+    assert client.post("/studio/preview", data={"body": "# Hi"}).status_code == 400
+    ok = client.post("/studio/preview", data={"body": "# Hi"}, headers={"X-CSRFToken": token})
+    assert ok.status_code == 200
+
+
+# -- the editor -------------------------------------------------------------------------------
+
+
+def test_new_article_is_a_draft_with_revision_one(app, author_client, own_article):
+    article = article_row(app, own_article)
+    assert article.status == Status.DRAFT and article.slug == "my-draft"
+    [revision] = revisions_of(app, own_article)
+    assert revision.number == 1 and revision.tags == "Python, SQL"
+    fields = editor_fields(author_client.get(f"/studio/{own_article}/edit"))
+    assert fields["title"] == "My draft" and fields["base_revision"] == "1"
+    assert fields["body"].startswith("First line.")
+
+
+def test_invalid_input_is_shown_and_nothing_is_lost(author_client, own_article):
+    response = author_client.post(
+        "/studio/new", data={"title": "", "body": "Precious words", "slug": "Bad Slug!"}
+    )
+    assert response.status_code == 422
+    soup = parse(response)
+    assert "A title is required." in soup.select_one("[role=alert]").get_text()
+    assert soup.select_one("#body").get_text() == "Precious words"
+    taken = author_client.post("/studio/new", data={"title": "T", "body": "B", "slug": "my-draft"})
+    assert taken.status_code == 422
+    assert "Another article already uses this slug." in parse(taken).get_text()
+
+
+def test_every_save_is_a_revision_and_unchanged_saves_are_not(app, author_client, own_article):
+    fields = editor_fields(author_client.get(f"/studio/{own_article}/edit"))
+    fields["body"] += "\nThird line.\n"
+    assert author_client.post(f"/studio/{own_article}/edit", data=fields).status_code == 302
+    fields = editor_fields(author_client.get(f"/studio/{own_article}/edit"))
+    author_client.post(f"/studio/{own_article}/edit", data=fields)
+    assert [r.number for r in revisions_of(app, own_article)] == [1, 2]
+
+
+def test_autosaves_fold_into_one_revision_per_editing_session(app, author_client, own_article):
+    fields = editor_fields(author_client.get(f"/studio/{own_article}/edit"))
+    for word in ("one", "two", "three"):
+        fields["body"] += f" {word}"
+        response = author_client.post(
+            f"/studio/{own_article}/autosave", data=fields, headers={"HX-Request": "true"}
+        )
+        assert response.status_code == 200 and "Autosaved at" in response.get_data(as_text=True)
+    revisions = revisions_of(app, own_article)
+    assert [(r.number, r.kind) for r in revisions] == [(1, "edit"), (2, "autosave")]
+    assert revisions[-1].body.endswith("one two three")
+    fields["body"] += " four"
+    author_client.post(f"/studio/{own_article}/edit", data=fields)  # the explicit save folds in
+    revisions = revisions_of(app, own_article)
+    assert [(r.number, r.kind) for r in revisions] == [(1, "edit"), (2, "edit")]
+    assert revisions[0].body == "First line.\n\nSecond line with words.\n"  # untouched
+
+
+def test_preview_renders_like_the_public_page(author_client):
+    response = author_client.post(
+        "/studio/preview", data={"body": "## Hi\n\n<script>x</script>\n\n" + "word " * 401}
+    )
+    soup = parse(response)
+    assert soup.select_one("#reading-time").get_text() == "3 min read"
+    assert soup.select_one(".prose h2")["id"] == "sec-hi" and soup.find("script") is None
+
+
+def test_submit_and_withdraw(app, author_client, own_article):
+    assert author_client.post(f"/studio/{own_article}/submit").status_code == 302
+    assert article_row(app, own_article).status == Status.IN_REVIEW
+    author_client.post(f"/studio/{own_article}/withdraw")
+    assert article_row(app, own_article).status == Status.DRAFT
+    # Withdrawing again is refused with a message, not an error page.
+    response = author_client.post(f"/studio/{own_article}/withdraw", follow_redirects=True)
+    assert response.status_code == 200
+    assert "Not done" in " ".join(f.get_text() for f in parse(response).select(".flash"))
+
+
+def test_save_and_submit_in_one_step(app, author_client, own_article):
+    fields = editor_fields(author_client.get(f"/studio/{own_article}/edit"))
+    fields.update(body="Ready now.", action="submit")
+    author_client.post(f"/studio/{own_article}/edit", data=fields)
+    assert article_row(app, own_article).status == Status.IN_REVIEW
+
+
+def test_editing_a_published_article_keeps_the_public_text(app, author_client):
+    edit = author_client.get("/studio/1/edit")
+    fields = editor_fields(edit)
+    slug = parse(edit).select_one("#slug")["value"]
+    original = fields["body"]
+    fields["body"] = "A completely new text."
+    author_client.post("/studio/1/edit", data=fields)
+    article = article_row(app, 1)
+    assert article.status == Status.DRAFT and article.body == original
+    public = author_client.get(f"/articles/{slug}")
+    assert public.status_code == 200 and "A completely new text." not in public.get_data(
+        as_text=True
+    )
+    listing = parse(author_client.get("/studio/?status=draft"))
+    assert "Draft · published version live" in listing.get_text()
+
+
+# -- history, diff, restore -------------------------------------------------------------------
+
+
+def test_history_diff_and_restore(app, author_client, own_article):
+    fields = editor_fields(author_client.get(f"/studio/{own_article}/edit"))
+    fields["body"] = "First line.\n\nSecond line with more words.\n"
+    fields["title"] = "My better draft"
+    author_client.post(f"/studio/{own_article}/edit", data=fields)
+
+    history = parse(author_client.get(f"/studio/{own_article}/history"))
+    rows = history.select("tbody tr")
+    assert len(rows) == 2 and "Maya Okafor" in rows[0].get_text()
+
+    diff = parse(author_client.get(f"/studio/{own_article}/diff?a=1&b=2"))
+    assert [i.get_text() for i in diff.select(".diff ins")] == ["more "]
+    assert diff.select(".diff del") == []
+    assert "My better draft" in diff.select_one(".field-changes").get_text()
+
+    response = author_client.post(f"/studio/{own_article}/revisions/1/restore")
+    assert response.status_code == 302
+    revisions = revisions_of(app, own_article)
+    assert [(r.number, r.kind) for r in revisions] == [(1, "edit"), (2, "edit"), (3, "restore")]
+    assert revisions[2].body == revisions[0].body and revisions[2].title == "My draft"
+
+
+def test_unknown_revision_numbers_are_404(author_client, own_article):
+    assert author_client.get(f"/studio/{own_article}/diff?a=1&b=9").status_code == 404
+    assert author_client.post(f"/studio/{own_article}/revisions/9/restore").status_code == 404
+
+
+# -- conflicts --------------------------------------------------------------------------------
+
+
+def test_a_save_over_a_newer_version_is_a_conflict(app, own_article):
+    first, second = app.test_client(), app.test_client()
+    login(first, AUTHOR)
+    login(second, ADMIN)
+    mine = editor_fields(first.get(f"/studio/{own_article}/edit"))
+    theirs = editor_fields(second.get(f"/studio/{own_article}/edit"))
+
+    theirs["body"] = "The admin's version."
+    assert second.post(f"/studio/{own_article}/edit", data=theirs).status_code == 302
+
+    mine["body"] = "The author's version."
+    conflict = first.post(f"/studio/{own_article}/edit", data=mine)
+    assert conflict.status_code == 409
+    soup = parse(conflict)
+    assert "Dennis Atonya" in soup.select_one("[role=alert]").get_text()
+    assert soup.select_one("#body").get_text() == "The author's version."
+    assert "The admin's version." in soup.select_one(".theirs").get_text()
+    assert [r.body for r in revisions_of(app, own_article)][-1] == "The admin's version."
+
+    # Autosave refuses too, and says why.
+    refused = first.post(f"/studio/{own_article}/autosave", data=mine)
+    assert refused.status_code == 409 and "newer version" in refused.get_data(as_text=True)
+
+    # "Save mine as a new revision" posts the conflict form, based on their revision.
+    resolution = {
+        el["name"]: el.get("value", el.get_text())
+        for el in soup.select("form.form input[name], form.form textarea[name]")
+    }
+    resolution["body"] = "The author's version, merged with the admin's."
+    assert first.post(f"/studio/{own_article}/edit", data=resolution).status_code == 302
+    bodies = [r.body for r in revisions_of(app, own_article)]
+    assert bodies[-2:] == ["The admin's version.", "The author's version, merged with the admin's."]
+
+
+def test_own_autosave_is_not_a_conflict(app, author_client, own_article):
+    fields = editor_fields(author_client.get(f"/studio/{own_article}/edit"))
+    fields["body"] += " typed"
+    author_client.post(f"/studio/{own_article}/autosave", data=fields)
+    fields["body"] += " and saved"
+    assert author_client.post(f"/studio/{own_article}/edit", data=fields).status_code == 302
