@@ -63,13 +63,15 @@ def create_app(
 
         configure_sqlite(db.engine)
 
-    from . import auth, cli, public, studio, templating
+    from . import api, auth, cli, public, review, studio, templating
 
     templating.init_app(app)
     auth.init_app(app)
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(studio.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(review.bp)
     cli.init_app(app)
     _register_error_pages(app)
     app.after_request(_security_headers)

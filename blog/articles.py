@@ -37,7 +37,7 @@ class Draft:
         found: dict[str, str] = {}
         if not self.title.strip():
             found["title"] = "A title is required."
-        elif len(self.title) > TITLE_MAX:
+        elif len(self.title.strip()) > TITLE_MAX:
             found["title"] = f"The title is longer than {TITLE_MAX} characters."
         if not self.body.strip():
             found["body"] = "The article has no text."
@@ -53,8 +53,12 @@ class Draft:
 
 
 def split_tags(value: str | list[str] | None) -> list[str]:
-    """Turn "a, b, a" or ["a", "b"] into ["a", "b"]: trimmed, no blanks, no repeats."""
-    items = value.split(",") if isinstance(value, str) else list(value or [])
+    """Turn "a, b, a" or ["a", "b"] into ["a", "b"]: trimmed, no blanks, no repeats.
+
+    Tags are stored comma-separated, so a comma inside a list item separates tags there too.
+    """
+    raw = [value] if isinstance(value, str) else list(value or [])
+    items = [part for item in raw for part in str(item).split(",")]
     seen: dict[str, str] = {}
     for item in items:
         name = " ".join(str(item).split())
@@ -161,6 +165,17 @@ def add_revision(
     article.updated_at = utcnow()
     article.version += 1
     return revision
+
+
+def same_text(revision: Revision | None, draft: Draft) -> bool:
+    """Say whether saving `draft` would store exactly what `revision` holds."""
+    return revision is not None and (
+        revision.title == draft.title.strip()
+        and revision.summary == draft.summary.strip()
+        and revision.category_name == " ".join(draft.category.split())
+        and revision.tags == ", ".join(split_tags(draft.tags))
+        and revision.body == draft.body
+    )
 
 
 def latest_revision(article: Article) -> Revision | None:

@@ -21,6 +21,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(init_db)
     app.cli.add_command(user_group)
     app.cli.add_command(backup)
+    app.cli.add_command(token_group)
+    app.cli.add_command(import_command)
 
 
 @click.command("init-db")
@@ -91,6 +93,67 @@ def user_deactivate(email: str) -> None:
     record("user_deactivated", None, f"{user.email} deactivated from the command line")
     db.session.commit()
     click.echo(f"Deactivated {user.email}.")
+
+
+@click.group("token", cls=AppGroup)
+def token_group() -> None:
+    """Manage API tokens."""
+
+
+@token_group.command("create")
+@click.argument("email")
+@click.option("--name", "label", default="", help="A label to recognise the token by.")
+def token_create(email: str, label: str) -> None:
+    """Create an API token for an account and print it (once: only its digest is kept)."""
+    from .api import create_token
+
+    user = db.session.scalar(select(User).filter_by(email=email.strip().lower()))
+    if user is None or not user.active:
+        raise click.ClickException(f"no active account for {email}")
+    token, secret = create_token(user, label)
+    record("token_created", None, f"token {token.prefix}… for {user.email} from the command line")
+    db.session.commit()
+    click.echo(secret)
+    click.echo(
+        f"Token {token.prefix}… for {user.email}. Store it now: it cannot be shown again.", err=True
+    )
+
+
+@click.command("import")
+@with_appcontext
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--author",
+    "author_email",
+    default="",
+    help="Account that owns the articles (default: the front matter's author e-mail, "
+    "else the first admin).",
+)
+def import_command(paths: tuple[Path, ...], author_email: str) -> None:
+    """Import Markdown files or folders of them (Hugo and Jekyll front matter).
+
+    Point it at Hugo's content/ or Jekyll's _posts/ (and _drafts/). AI-generated files go to
+    the review queue; re-importing a file updates its article instead of duplicating it.
+    """
+    from .importer import import_paths
+
+    author = None
+    if author_email:
+        author = db.session.scalar(select(User).filter_by(email=author_email.strip().lower()))
+        if author is None:
+            raise click.ClickException(f"no account for {author_email}")
+    report = import_paths(list(paths), author)
+    for entry in report.created:
+        click.echo(f"created  {entry}")
+    for entry in report.updated:
+        click.echo(f"updated  {entry}")
+    for entry in report.skipped:
+        click.echo(f"skipped  {entry}")
+    for error in report.errors:
+        click.echo(f"error    {error}", err=True)
+    click.echo(report.summary())
+    if report.errors:
+        raise SystemExit(1)
 
 
 @click.command("backup")

@@ -56,7 +56,7 @@ _ALIGN_STYLE = re.compile(r"^text-align:(left|right|center)$")
 def slugify(text: str) -> str:
     """Turn a title or name into a URL slug: ASCII, lower case, words joined by hyphens."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return _SLUG_STRIP.sub("-", ascii_text.lower()).strip("-")[:190]
+    return _SLUG_STRIP.sub("-", ascii_text.lower()).strip("-")[:190].rstrip("-")
 
 
 def reading_minutes(markdown: str) -> int:

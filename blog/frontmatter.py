@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
+# tomllib (before Python 3.14) puts the position only in its message.
+_TOML_POSITION = re.compile(r"\s*\(at (?:line (?P<line>\d+), column \d+|end of document)\)$")
 
 
 class FrontMatterError(ValueError):
@@ -38,7 +42,7 @@ def parse(text: str) -> Document:
         raise FrontMatterError(f"front matter opened with {fence} on line 1 is never closed", 1)
     source = "".join(lines[1:end])
     body = "".join(lines[end + 1 :])
-    meta = _toml(source) if fence == "+++" else _yaml(source)
+    meta = _toml(source, closing_line=end + 1) if fence == "+++" else _yaml(source)
     return Document(meta, body, end + 2)
 
 
@@ -53,15 +57,18 @@ def _yaml(source: str) -> dict[str, Any]:
     return _mapping(meta)
 
 
-def _toml(source: str) -> dict[str, Any]:
+def _toml(source: str, closing_line: int) -> dict[str, Any]:
     try:
         meta = tomllib.loads(source)
     except tomllib.TOMLDecodeError as error:
-        line = getattr(error, "lineno", None)
-        message = getattr(error, "msg", None) or str(error)
-        raise FrontMatterError(
-            f"TOML front matter: {message}", line + 1 if line else None
-        ) from None
+        message = str(error)
+        position = _TOML_POSITION.search(message)
+        line: int | None = None
+        if position is not None:
+            message = message[: position.start()]
+            # Counted from the line after the opening +++; "end of document" is the last line.
+            line = int(position["line"]) + 1 if position["line"] else closing_line - 1
+        raise FrontMatterError(f"TOML front matter: {message}", line) from None
     return _mapping(meta)
 
 

@@ -152,6 +152,7 @@ class Article(db.Model):
     status: Mapped[str] = mapped_column(String(24), default=Status.DRAFT, index=True)
     ai_generated: Mapped[bool] = mapped_column(Boolean, default=False)
     ai_model: Mapped[str | None] = mapped_column(String(120))
+    ai_prompt: Mapped[str | None] = mapped_column(Text)  # what the AI tool was asked, if it said
     # The published snapshot (see the module docstring).
     title: Mapped[str] = mapped_column(String(300))
     summary: Mapped[str] = mapped_column(Text, default="")

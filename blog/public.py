@@ -16,10 +16,18 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select, text
 
 from .content import headings, table_of_contents
+from .diff import diff_texts
 from .extensions import db
 from .htmx import render_page
-from .models import Article, ArticleTag, Category, User, utcnow
-from .search import PAGE_SIZE, find_articles, is_public, parse_filters, public_articles
+from .models import Article, ArticleTag, Category, Revision, User, utcnow
+from .search import (
+    PAGE_SIZE,
+    PROVENANCES,
+    find_articles,
+    is_public,
+    parse_filters,
+    public_articles,
+)
 
 bp = Blueprint("public", __name__)
 
@@ -41,6 +49,7 @@ def index() -> Response:
         categories=list(categories),
         reviewers=_reviewers(),
         page_size=PAGE_SIZE,
+        provenances=PROVENANCES,
     )
 
 
@@ -103,6 +112,32 @@ def _related(article: Article, limit: int = 3) -> list[Article]:
         .limit(limit)
     )
     return list(db.session.scalars(query).unique())
+
+
+@bp.get("/articles/<slug>/changes")
+def changes(slug: str) -> str:
+    """Show readers what the reviewer changed between the AI's draft and the published text."""
+    found = db.session.scalar(select(Article).filter_by(slug=slug))
+    if found is None or not found.is_public() or not found.ai_generated:
+        abort(404)
+    original = db.session.scalar(
+        select(Revision).where(Revision.article_id == found.id, Revision.number == 1)
+    )
+    published = db.session.get(Revision, found.published_revision_id)
+    if original is None or published is None:
+        abort(404)
+    return render_template(
+        "public/changes.html",
+        article=found,
+        original=original,
+        published=published,
+        body_diff=diff_texts(original.body, published.body),
+        field_changes=[
+            (label, getattr(original, attr), getattr(published, attr))
+            for label, attr in (("Title", "title"), ("Summary", "summary"))
+            if getattr(original, attr) != getattr(published, attr)
+        ],
+    )
 
 
 @bp.get("/categories/<slug>")

@@ -43,6 +43,7 @@ COUNT_CAP = 1000
 # Column weights for bm25(): title, summary, tags, body.
 WEIGHTS = (10.0, 4.0, 6.0, 1.0)
 MARK_OPEN, MARK_CLOSE = "\x02", "\x03"
+PROVENANCES = {"ai": "AI-generated, reviewed", "human": "Human-written"}
 
 FTS_TABLE = "articles_fts"
 FTS_DDL = (
@@ -115,6 +116,7 @@ class Filters:
     q: str = ""
     category_slug: str = ""
     tag_slug: str = ""
+    provenance: str = ""  # "ai" (AI-generated, reviewed) or "human" (human-written)
     page: int = 1
     category: Category | None = None
     tag: Tag | None = None
@@ -129,7 +131,7 @@ class Filters:
 
     @property
     def active(self) -> bool:
-        return bool(self.q.strip() or self.category_slug or self.tag_slug)
+        return bool(self.q.strip() or self.category_slug or self.tag_slug or self.provenance)
 
     def params(self, **changes: object) -> dict[str, object]:
         """Return the query parameters for a link to these filters with some changed."""
@@ -137,6 +139,7 @@ class Filters:
             "q": self.q.strip(),
             "category": self.category_slug,
             "tag": self.tag_slug,
+            "provenance": self.provenance,
             "page": self.page if self.page > 1 else None,
         }
         values.update(changes)
@@ -152,7 +155,14 @@ def parse_filters(args: dict[str, str]) -> Filters:
         page = int(args.get("page", "1"))
     except ValueError:
         page = 1
-    filters = Filters(q=q, category_slug=category_slug, tag_slug=tag_slug, page=max(1, page))
+    provenance = args.get("provenance", "")
+    filters = Filters(
+        q=q,
+        category_slug=category_slug,
+        tag_slug=tag_slug,
+        provenance=provenance if provenance in PROVENANCES else "",
+        page=max(1, page),
+    )
     if category_slug:
         filters.category = db.session.scalar(select(Category).filter_by(slug=category_slug))
     if tag_slug:
@@ -217,6 +227,8 @@ def find_articles(filters: Filters, now: datetime | None = None) -> Results:
         return Results(filters, [], 0, False, 1, 1)
 
     base = public_articles(now)
+    if filters.provenance:
+        base = base.where(Article.ai_generated.is_(filters.provenance == "ai"))
     if filters.tag is not None:
         base = base.where(
             exists().where(ArticleTag.article_id == Article.id, ArticleTag.tag_id == filters.tag.id)

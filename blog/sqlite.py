@@ -9,9 +9,11 @@ This is SQLAlchemy's documented pysqlite recipe for taking over transaction cont
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
 
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -41,8 +43,22 @@ def configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if _may_write() else "BEGIN")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def writes(view: F) -> F:
+    """Mark a GET view that writes (e.g. a token's last use), so it starts with BEGIN IMMEDIATE."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        g.may_write = True
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _may_write() -> bool:
     """Say whether the current unit of work may write: any request but a read, and the CLI."""
     if has_request_context():
-        return request.method not in READ_ONLY_METHODS
+        return request.method not in READ_ONLY_METHODS or g.get("may_write", False)
     return True

@@ -31,6 +31,7 @@ from .articles import (
     copy_to_public,
     create_article,
     latest_revision,
+    same_text,
     split_tags,
 )
 from .content import render
@@ -183,8 +184,16 @@ def _editor_context(article: Article | None, **extra: Any) -> dict[str, Any]:
 
 def _values_from_revision(revision: Revision | None, article: Article | None) -> dict[str, Any]:
     if revision is None:
-        return {"title": "", "slug": "", "summary": "", "category": "", "tags": "", "body": "",
-                "ai_generated": False, "ai_model": ""}  # fmt: skip
+        return {
+            "title": "",
+            "slug": "",
+            "summary": "",
+            "category": "",
+            "tags": "",
+            "body": "",
+            "ai_generated": False,
+            "ai_model": "",
+        }
     return {
         "title": revision.title,
         "slug": article.slug if article else "",
@@ -333,16 +342,6 @@ def _conflicting_revision(article: Article, form: EditorForm) -> Revision | None
     )
 
 
-def _same_text(revision: Revision | None, draft: Draft) -> bool:
-    return revision is not None and (
-        revision.title == draft.title
-        and revision.summary == draft.summary
-        and revision.category_name == " ".join(draft.category.split())
-        and revision.tag_names == draft.tags
-        and revision.body == draft.body
-    )
-
-
 def _write(article: Article, form: EditorForm, *, autosave: bool) -> bool:
     """Write the form as a revision (folding this session's autosave); say whether it changed."""
     article.ai_generated = form.ai_generated
@@ -350,7 +349,7 @@ def _write(article: Article, form: EditorForm, *, autosave: bool) -> bool:
     if form.draft.slug and article.published_revision_id is None:
         article.slug = form.draft.slug
     latest = latest_revision(article)
-    if _same_text(latest, form.draft):
+    if same_text(latest, form.draft):
         if latest is not None and latest.kind == "autosave" and not autosave:
             latest.kind = "edit"  # the explicit save confirms what autosave already kept
         return False
@@ -481,7 +480,7 @@ def compare(article_id: int) -> str:
                 ("Summary", "summary"),
                 ("Category", "category_name"),
                 ("Tags", "tags"),
-            )  # fmt: skip
+            )
             if getattr(old, attr) != getattr(new, attr)
         ],
         numbers=[r.number for r in article.revisions],
@@ -495,8 +494,13 @@ def restore(article_id: int, number: int) -> Response:
     old = revision_by_number(article, number)
     if old is None:
         abort(404)
-    draft = Draft(title=old.title, body=old.body, summary=old.summary,
-                  category=old.category_name, tags=old.tag_names)  # fmt: skip
+    draft = Draft(
+        title=old.title,
+        body=old.body,
+        summary=old.summary,
+        category=old.category_name,
+        tags=old.tag_names,
+    )
     add_revision(article, draft, current_user, kind="restore", note=f"restored revision {number}")
     after_edit(article)
     db.session.commit()

@@ -33,12 +33,15 @@ def absolute_url(endpoint: str, **values: Any) -> str:
     return urljoin(base.rstrip("/") + "/", path.lstrip("/"))
 
 
-def provenance(article: Article) -> str:
-    """Say how an article was made: "AI-generated · Reviewed by X" or "Written by Y"."""
+def provenance(article: Article, with_date: bool = False) -> str:
+    """Say how an article was made: "AI-generated · Reviewed by X [on date]" or "Written by Y"."""
     if article.ai_generated:
-        if article.reviewed_by is not None:
-            return f"AI-generated · Reviewed by {article.reviewed_by.name}"
-        return "AI-generated · Not yet reviewed"
+        if article.reviewed_by is None:
+            return "AI-generated · Not yet reviewed"
+        line = f"AI-generated · Reviewed by {article.reviewed_by.name}"
+        if with_date and article.reviewed_at is not None:
+            line += f" on {short_date(article.reviewed_at)}"
+        return line
     return f"Written by {article.author.name}"
 
 
@@ -58,7 +61,5 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(
         absolute_url=absolute_url, provenance=provenance, status_labels=STATUS_LABELS
     )
-    # Lets the layout link to areas (studio, review) only when their blueprints are registered.
-    app.context_processor(lambda: {"url_endpoints": current_app.view_functions})
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -188,3 +188,18 @@ def admin_client(app: Flask) -> FlaskClient:
     client = app.test_client()
     assert login(client, ADMIN).status_code == 302
     return client
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
+    """Fix "now" for publishing and visibility: call it with the moment to pretend it is."""
+    import blog.articles
+    import blog.models
+    import blog.search
+    import blog.workflow
+
+    def set_now(moment: datetime) -> None:
+        for module in (blog.models, blog.search, blog.workflow, blog.articles):
+            monkeypatch.setattr(module, "utcnow", lambda: moment)
+
+    return set_now

@@ -64,11 +64,20 @@ def test_deactivation_ends_open_sessions_at_once(app, client, runner):
 @pytest.mark.parametrize(
     "target",
     [
-        "//evil.example", "////evil.example", "/\\evil.example", "\\\\evil.example",
-        "https:\\evil.example", "/%09/evil.example", "/\t/evil.example", "javascript:alert(1)",
-        "https://evil.example/", "http:evil.example", " //evil.example", "/\r\n/evil.example",
+        "//evil.example",
+        "////evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "https:\\evil.example",
+        "/%09/evil.example",
+        "/\t/evil.example",
+        "javascript:alert(1)",
+        "https://evil.example/",
+        "http:evil.example",
+        " //evil.example",
+        "/\r\n/evil.example",
     ],
-)  # fmt: skip
+)
 def test_next_never_leaves_the_site(client, target):
     response = login(client, AUTHOR, next=target)
     location = response.headers["Location"]

@@ -37,9 +37,18 @@ def test_init_db_demo_on_an_empty_database(empty_app):
 
 def test_user_create_list_and_deactivate(app, runner):
     result = runner.invoke(
-        args=["user", "create", "Ana@Example.com", "--name", "Ana", "--role", "admin",
-              "--password", "long enough pw"]
-    )  # fmt: skip
+        args=[
+            "user",
+            "create",
+            "Ana@Example.com",
+            "--name",
+            "Ana",
+            "--role",
+            "admin",
+            "--password",
+            "long enough pw",
+        ]
+    )
     assert result.exit_code == 0, result.output
     listing = runner.invoke(args=["user", "list"]).output
     assert "ana@example.com\tAna\tadmin\tactive" in listing

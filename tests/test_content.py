@@ -136,9 +136,15 @@ def test_table_of_contents_only_for_long_articles():
 
 @pytest.mark.parametrize(
     ("text", "slug"),
-    [("Hello, World!", "hello-world"), ("Node.js & NestJS", "node-js-nestjs"),
-     ("Crème brûlée", "creme-brulee"), ("CI/CD", "ci-cd"), ("  ", ""), ("日本語", "")],
-)  # fmt: skip
+    [
+        ("Hello, World!", "hello-world"),
+        ("Node.js & NestJS", "node-js-nestjs"),
+        ("Crème brûlée", "creme-brulee"),
+        ("CI/CD", "ci-cd"),
+        ("  ", ""),
+        ("日本語", ""),
+    ],
+)
 def test_slugify(text, slug):
     assert slugify(text) == slug
 

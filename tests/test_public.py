@@ -14,25 +14,72 @@ from .conftest import parse
 
 SEED = [
     # title, category, minutes, date, first three tags
-    ("Building Scalable Microservices with Node.js and NestJS", "Backend", 8, "20 Apr 2025",
-     ["Node.js", "NestJS", "Microservices"]),
-    ("Django REST Framework: Patterns I Use in Production", "Backend", 7, "10 Apr 2025",
-     ["Python", "Django", "PostgreSQL"]),
-    ("OAuth2 & OpenID Connect: A Practical Implementation Guide", "Security", 10, "28 Mar 2025",
-     ["OAuth2", "OpenID Connect", "JWT"]),
-    ("PostgreSQL Performance: Indexing Strategies That Actually Work", "Database", 9,
-     "15 Mar 2025", ["PostgreSQL", "Performance", "SQL"]),
-    ("React Performance Patterns in 2025", "Frontend", 7, "28 Feb 2025",
-     ["React", "Next.js", "Performance"]),
-    ("Docker to Kubernetes: A Practical Path for Backend Engineers", "DevOps", 11, "10 Feb 2025",
-     ["Docker", "Kubernetes", "DevOps"]),
-    ("XGBoost in Production: From Training to REST API", "Machine Learning", 9, "25 Jan 2025",
-     ["Python", "XGBoost", "Machine Learning"]),
-    ("GraphQL vs REST: When to Use Each (An Honest Assessment)", "Backend", 6, "12 Jan 2025",
-     ["GraphQL", "REST", "API Design"]),
-]  # fmt: skip
-CHIPS = [("All", 8), ("Backend", 3), ("Security", 1), ("Database", 1), ("Frontend", 1),
-         ("DevOps", 1), ("Machine Learning", 1)]  # fmt: skip
+    (
+        "Building Scalable Microservices with Node.js and NestJS",
+        "Backend",
+        8,
+        "20 Apr 2025",
+        ["Node.js", "NestJS", "Microservices"],
+    ),
+    (
+        "Django REST Framework: Patterns I Use in Production",
+        "Backend",
+        7,
+        "10 Apr 2025",
+        ["Python", "Django", "PostgreSQL"],
+    ),
+    (
+        "OAuth2 & OpenID Connect: A Practical Implementation Guide",
+        "Security",
+        10,
+        "28 Mar 2025",
+        ["OAuth2", "OpenID Connect", "JWT"],
+    ),
+    (
+        "PostgreSQL Performance: Indexing Strategies That Actually Work",
+        "Database",
+        9,
+        "15 Mar 2025",
+        ["PostgreSQL", "Performance", "SQL"],
+    ),
+    (
+        "React Performance Patterns in 2025",
+        "Frontend",
+        7,
+        "28 Feb 2025",
+        ["React", "Next.js", "Performance"],
+    ),
+    (
+        "Docker to Kubernetes: A Practical Path for Backend Engineers",
+        "DevOps",
+        11,
+        "10 Feb 2025",
+        ["Docker", "Kubernetes", "DevOps"],
+    ),
+    (
+        "XGBoost in Production: From Training to REST API",
+        "Machine Learning",
+        9,
+        "25 Jan 2025",
+        ["Python", "XGBoost", "Machine Learning"],
+    ),
+    (
+        "GraphQL vs REST: When to Use Each (An Honest Assessment)",
+        "Backend",
+        6,
+        "12 Jan 2025",
+        ["GraphQL", "REST", "API Design"],
+    ),
+]
+CHIPS = [
+    ("All", 8),
+    ("Backend", 3),
+    ("Security", 1),
+    ("Database", 1),
+    ("Frontend", 1),
+    ("DevOps", 1),
+    ("Machine Learning", 1),
+]
 
 
 def card_titles(soup) -> list[str]:  # noqa: ANN001
@@ -50,10 +97,12 @@ def test_home_page_is_the_seed_page(client):
     assert soup.select_one("#result-count").get_text(strip=True) == "8 articles"
     chips = [
         (a.contents[0].strip(), int(a.select_one(".chip-count").text))
-        for a in soup.select(".chips a")
+        for a in soup.select("nav[aria-label=Categories] a")
     ]
     assert chips == CHIPS
-    assert soup.select_one(".chips a[aria-current]").contents[0].strip() == "All"
+    assert (
+        soup.select_one("nav[aria-label=Categories] a[aria-current]").contents[0].strip() == "All"
+    )
 
     cards = soup.select("#results .card")
     assert len(cards) == 8
@@ -98,15 +147,18 @@ def test_history_restore_gets_the_full_page(client):
         ("q=kube", ["Docker to Kubernetes: A Practical Path for Backend Engineers"]),
         ("category=database", ["PostgreSQL Performance: Indexing Strategies That Actually Work"]),
         ("tag=kubernetes", ["Docker to Kubernetes: A Practical Path for Backend Engineers"]),
-        ("category=security&q=pkce",
-         ["OAuth2 & OpenID Connect: A Practical Implementation Guide"]),
-        ("q=index&category=database",
-         ["PostgreSQL Performance: Indexing Strategies That Actually Work"]),
-        ("q=django&category=machine-learning&tag=python",
-         ["XGBoost in Production: From Training to REST API"]),
+        ("category=security&q=pkce", ["OAuth2 & OpenID Connect: A Practical Implementation Guide"]),
+        (
+            "q=index&category=database",
+            ["PostgreSQL Performance: Indexing Strategies That Actually Work"],
+        ),
+        (
+            "q=django&category=machine-learning&tag=python",
+            ["XGBoost in Production: From Training to REST API"],
+        ),
         ("q=kubernetes&category=frontend", []),
     ],
-)  # fmt: skip
+)
 def test_filters_and_their_combinations(client, query, expected):
     soup = parse(client.get(f"/?{query}"))
     assert card_titles(soup) == expected
@@ -150,11 +202,43 @@ def test_empty_state_offers_a_way_back(client):
 
 
 HOSTILE = [
-    '"', '""', "'", "a'b", "AND", "OR", "NOT", "cats NOT dogs", "NEAR(", "NEAR(a b)",
-    "title:foo", "col:", "*", "^", "^foo", "foo*", "(", ")", "a)(b", "-", "multi-agent", "::",
-    "{title summary}: x", "\\", "%", "_", ";DROP TABLE articles;--", "x" * 5000, "😀🔥",
-    "\x00", "a\x00b", "<script>alert(1)</script>", "  ", "+", "AND OR NOT", '"unterminated',
-]  # fmt: skip
+    '"',
+    '""',
+    "'",
+    "a'b",
+    "AND",
+    "OR",
+    "NOT",
+    "cats NOT dogs",
+    "NEAR(",
+    "NEAR(a b)",
+    "title:foo",
+    "col:",
+    "*",
+    "^",
+    "^foo",
+    "foo*",
+    "(",
+    ")",
+    "a)(b",
+    "-",
+    "multi-agent",
+    "::",
+    "{title summary}: x",
+    "\\",
+    "%",
+    "_",
+    ";DROP TABLE articles;--",
+    "x" * 5000,
+    "😀🔥",
+    "\x00",
+    "a\x00b",
+    "<script>alert(1)</script>",
+    "  ",
+    "+",
+    "AND OR NOT",
+    '"unterminated',
+]
 
 
 @pytest.mark.parametrize("query", HOSTILE)
@@ -176,9 +260,19 @@ def test_words_that_are_fts_operators_are_searched_as_words(client, make_article
 
 
 @pytest.mark.parametrize(
-    "query", ["page=abc", "page=-3", "page=0", "page=99999999999999999999999", "page=",
-              "category=nope", "category=%00", "tag=nope", "category=" + "x" * 500]
-)  # fmt: skip
+    "query",
+    [
+        "page=abc",
+        "page=-3",
+        "page=0",
+        "page=99999999999999999999999",
+        "page=",
+        "category=nope",
+        "category=%00",
+        "tag=nope",
+        "category=" + "x" * 500,
+    ],
+)
 def test_bad_page_and_filter_values_answer_200(client, query):
     response = client.get(f"/?{query}")
     assert response.status_code == 200
@@ -189,8 +283,10 @@ def test_bad_page_and_filter_values_answer_200(client, query):
 
 def test_pagination_past_twenty_cards(client, make_article):
     for n in range(15):
-        make_article(f"Extra article {n:02d}",
-                     published_at=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=n))  # fmt: skip
+        make_article(
+            f"Extra article {n:02d}",
+            published_at=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=n),
+        )
     first = parse(client.get("/"))
     assert first.select_one("#result-count").get_text(strip=True) == "23 articles"
     assert len(first.select(".card")) == 20
@@ -206,8 +302,11 @@ def test_pagination_past_twenty_cards(client, make_article):
 
 def test_drafts_and_scheduled_articles_are_hidden(client, make_article):
     make_article("A quiet draft about kubernetes", status=Status.DRAFT)
-    make_article("Coming soon: kubernetes", status=Status.SCHEDULED,
-                 published_at=datetime.now(UTC) + timedelta(days=2))  # fmt: skip
+    make_article(
+        "Coming soon: kubernetes",
+        status=Status.SCHEDULED,
+        published_at=datetime.now(UTC) + timedelta(days=2),
+    )
     titles = card_titles(parse(client.get("/?q=kubernetes")))
     assert titles == ["Docker to Kubernetes: A Practical Path for Backend Engineers"]
     assert client.get("/articles/a-quiet-draft-about-kubernetes").status_code == 404

@@ -50,9 +50,14 @@ def own_article(author_client) -> int:
     """A draft written by the demo author through the editor."""
     response = author_client.post(
         "/studio/new",
-        data={"title": "My draft", "summary": "S", "category": "Backend", "tags": "Python, SQL",
-              "body": "First line.\n\nSecond line with words.\n"},
-    )  # fmt: skip
+        data={
+            "title": "My draft",
+            "summary": "S",
+            "category": "Backend",
+            "tags": "Python, SQL",
+            "body": "First line.\n\nSecond line with words.\n",
+        },
+    )
     assert response.status_code == 302
     return int(re.search(r"/studio/(\d+)/edit", response.headers["Location"]).group(1))
 

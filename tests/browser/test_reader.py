@@ -128,9 +128,15 @@ def test_usable_at_320px(browser, live_server):
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/?q=kube", "/articles/oauth2-openid-connect-a-practical-implementation-guide",
-             "/login", "/no-such-page"]
-)  # fmt: skip
+    "path",
+    [
+        "/",
+        "/?q=kube",
+        "/articles/oauth2-openid-connect-a-practical-implementation-guide",
+        "/login",
+        "/no-such-page",
+    ],
+)
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_no_accessibility_violations(page, path, scheme):
     from axe_playwright_python.sync_playwright import Axe

@@ -1,0 +1,279 @@
+"""The JSON API through which AI tools send drafts: bearer tokens, idempotent retries.
+
+Tokens are shown once and stored as a SHA-256 digest. An Idempotency-Key is stored with the first
+answer in the same transaction as the draft it created, so a retry (or two racing requests with
+the same key) gets that answer back instead of a second draft.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .articles import MAX_TAGS, TITLE_MAX, Draft, create_article
+from .audit import record
+from .extensions import csrf, db
+from .models import ApiToken, Article, IdempotentResponse, ReviewEvent, Status, User, utcnow
+from .sqlite import writes
+from .workflow import ACTION_LABELS
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+csrf.exempt(bp)  # bearer tokens, not cookies: there is no ambient credential to forge
+
+TOKEN_PREFIX = "tbk_"
+FIELD_LIMITS = {
+    "summary": 1000,
+    "category": 80,
+    "ai_model": 120,
+    "prompt": 20_000,
+    "body_markdown": 500_000,
+}
+PUBLIC_STATUSES = {
+    Status.DRAFT: "in_review",  # a withdrawn draft is still waiting, from the tool's side
+    Status.IN_REVIEW: "in_review",
+    Status.CHANGES_REQUESTED: "changes_requested",
+    Status.REJECTED: "rejected",
+    Status.SCHEDULED: "published",
+    Status.PUBLISHED: "published",
+}
+
+
+def hash_token(secret: str) -> str:
+    """Return the digest a token is stored as."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(user: User, name: str = "") -> tuple[ApiToken, str]:
+    """Create a token for a user; return it and the secret, which is never stored."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user=user,
+        name=name.strip()[:120],
+        token_hash=hash_token(secret),
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+    )
+    db.session.add(token)
+    return token, secret
+
+
+def _problem(status: int, message: str, errors: list[dict[str, Any]] | None = None) -> Response:
+    response = jsonify(error=message, errors=errors or [])
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
+def _authenticate() -> ApiToken | None:
+    """Find the live token in the Authorization header, or None."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    token = db.session.scalar(
+        select(ApiToken).filter_by(token_hash=hash_token(secret.strip()), revoked_at=None)
+    )
+    if token is None or not token.user.active:
+        return None
+    return token
+
+
+def _validate(payload: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Check a draft's JSON; return the clean fields and a list naming each bad one."""
+    if not isinstance(payload, dict):
+        return {}, [{"field": "", "message": "The body must be a JSON object."}]
+    errors: list[dict[str, str]] = []
+    clean: dict[str, Any] = {}
+
+    def text(name: str, required: bool, limit: int) -> None:
+        value = payload.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                errors.append({"field": name, "message": f"{name} is required."})
+            clean[name] = ""
+        elif not isinstance(value, str):
+            errors.append({"field": name, "message": f"{name} must be a string."})
+        elif len(value) > limit:
+            errors.append(
+                {"field": name, "message": f"{name} is longer than {limit:,} characters."}
+            )
+        else:
+            clean[name] = value
+
+    text("title", True, TITLE_MAX)
+    text("body_markdown", True, FIELD_LIMITS["body_markdown"])
+    text("summary", False, FIELD_LIMITS["summary"])
+    text("category", False, FIELD_LIMITS["category"])
+    text("ai_model", False, FIELD_LIMITS["ai_model"])
+    text("prompt", False, FIELD_LIMITS["prompt"])
+    tags = payload.get("tags", [])
+    if tags is None:
+        tags = []
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        errors.append({"field": "tags", "message": "tags must be a list of strings."})
+    elif len(tags) > MAX_TAGS:
+        errors.append({"field": "tags", "message": f"At most {MAX_TAGS} tags."})
+    elif any(len(tag) > 80 for tag in tags):
+        errors.append({"field": "tags", "message": "A tag is longer than 80 characters."})
+    else:
+        clean["tags"] = tags
+    return clean, errors
+
+
+def _draft_answer(article: Article) -> dict[str, Any]:
+    return {
+        "id": article.id,
+        "slug": article.slug,
+        "status": PUBLIC_STATUSES.get(Status(article.status), article.status),
+        "review_url": url_for("review.draft", article_id=article.id, _external=True),
+    }
+
+
+@bp.post("/drafts")
+def create_draft() -> Response:
+    """Create an AI-generated draft in the review queue."""
+    if not request.is_json:
+        return _problem(415, "Send the draft as JSON (Content-Type: application/json).")
+    limit = current_app.config["API_MAX_BODY_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        return _problem(413, f"The body is larger than {limit:,} bytes.")
+    token = _authenticate()
+    if token is None:
+        return _problem(401, "A valid API token is required (Authorization: Bearer <token>).")
+    raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        return _problem(413, f"The body is larger than {limit:,} bytes.")
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return _problem(
+            400,
+            "The body is not valid JSON.",
+            [{"field": "", "message": "The body is not valid JSON."}],
+        )
+
+    key = request.headers.get("Idempotency-Key", "").strip()[:200]
+    request_hash = hashlib.sha256(raw).hexdigest()
+    if key:
+        replay = _replay(token, key, request_hash)
+        if replay is not None:
+            return replay
+
+    fields, errors = _validate(payload)
+    if errors:
+        return _problem(422, "The draft has problems; nothing was created.", errors)
+
+    draft = Draft(
+        title=fields["title"].strip(),
+        body=fields["body_markdown"],
+        summary=fields["summary"],
+        category=fields["category"],
+        tags=fields["tags"],
+    )
+    problems = draft.problems()
+    if problems:
+        return _problem(
+            422,
+            "The draft has problems; nothing was created.",
+            [{"field": k, "message": v} for k, v in problems.items()],
+        )
+    user = token.user
+    article, revision = create_article(
+        draft,
+        user,
+        ai_generated=True,
+        ai_model=fields["ai_model"].strip() or None,
+        kind="ai_original",
+        note="sent through the API",
+    )
+    article.ai_prompt = fields["prompt"] or None
+    article.status = Status.IN_REVIEW
+    db.session.add(
+        ReviewEvent(
+            article_id=article.id,
+            revision_id=revision.id,
+            actor=user,
+            action="submit",
+            comment=f"Sent through the API ({token.name or token.prefix})",
+        )
+    )
+    token.last_used_at = utcnow()
+    record("token_used", user, f"token {token.prefix}… created draft {article.slug}")
+    answer = _draft_answer(article)
+    body = json.dumps(answer)
+    if key:
+        db.session.add(
+            IdempotentResponse(
+                token_id=token.id, key=key, request_hash=request_hash, status_code=201, body=body
+            )
+        )
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same key won a race a moment ago: answer as it did
+        db.session.rollback()
+        replay = _replay(token, key, request_hash)
+        if replay is not None:
+            return replay
+        raise
+    response = Response(body, 201, mimetype="application/json")
+    response.headers["Location"] = url_for("api.get_draft", article_id=article.id)
+    return response
+
+
+def _replay(token: ApiToken, key: str, request_hash: str) -> Response | None:
+    """Return the stored answer for a key, a 422 if the key came with another body, or None."""
+    stored = db.session.scalar(select(IdempotentResponse).filter_by(token_id=token.id, key=key))
+    if stored is None:
+        return None
+    if stored.request_hash != request_hash:
+        return _problem(
+            422,
+            "This Idempotency-Key was used with a different body.",
+            [{"field": "Idempotency-Key", "message": "Use a new key for a new draft."}],
+        )
+    response = Response(stored.body, stored.status_code, mimetype="application/json")
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.get("/drafts/<int:article_id>")
+@writes
+def get_draft(article_id: int) -> Response:
+    """Say where a draft stands, with the reviewers' comments."""
+    token = _authenticate()
+    if token is None:
+        return _problem(401, "A valid API token is required (Authorization: Bearer <token>).")
+    article = db.session.get(Article, article_id)
+    if article is None or not (article.author_id == token.user_id or token.user.is_admin):
+        return _problem(404, "No such draft for this token.")
+    token.last_used_at = utcnow()
+    db.session.commit()
+    events = db.session.scalars(
+        select(ReviewEvent)
+        .where(ReviewEvent.article_id == article.id)
+        .order_by(ReviewEvent.created_at, ReviewEvent.id)
+    ).all()
+    answer = _draft_answer(article)
+    answer.update(
+        title=article.title,
+        public_url=url_for("public.article", slug=article.slug, _external=True)
+        if article.is_public()
+        else None,
+        comments=[
+            {
+                "action": e.action,
+                "label": ACTION_LABELS.get(e.action, e.action),
+                "comment": e.comment,
+                "by": e.actor.name,
+                "at": e.created_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            }
+            for e in events
+            if e.actor_id != article.author_id or e.comment
+        ],
+    )
+    return jsonify(answer)

@@ -1,0 +1,458 @@
+"""The Markdown importer: Hugo and Jekyll trees, re-imports, the review queue and bad files."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from blog.articles import publish
+from blog.extensions import db
+from blog.importer import NO_ACCOUNT, NO_ADMIN, ImportFailure, ImportReport, import_paths
+from blog.models import Article, ReviewEvent, Revision, Role, Status, User
+from tests.conftest import parse
+
+FIXTURES = Path(__file__).parent / "fixtures" / "import"
+HUGO_POSTS = Path("hugo/content/posts")
+
+
+@pytest.fixture
+def trees(tmp_path: Path) -> Path:
+    """A copy of the sample Hugo and Jekyll trees that a test may edit."""
+    target = tmp_path / "import"
+    shutil.copytree(FIXTURES, target)
+    return target
+
+
+def run(app: Flask, *paths: Path, author: str | None = None) -> ImportReport:
+    """Import inside an app context, as the given e-mail's account or the default owner."""
+    with app.app_context():
+        user = db.session.scalar(select(User).filter_by(email=author)) if author else None
+        return import_paths(list(paths), author=user)
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    """Write a Markdown file (dedented) and return its path."""
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def find(slug: str) -> Article:
+    """Return the article with this slug (inside an app context)."""
+    article = db.session.scalar(select(Article).filter_by(slug=slug))
+    assert article is not None, slug
+    return article
+
+
+def revisions(article: Article) -> list[Revision]:
+    return list(
+        db.session.scalars(
+            select(Revision).filter_by(article_id=article.id).order_by(Revision.number)
+        )
+    )
+
+
+def submits(article: Article) -> list[ReviewEvent]:
+    return list(db.session.scalars(select(ReviewEvent).filter_by(article_id=article.id)))
+
+
+def errors(report: ImportReport) -> list[tuple[str, int | None, str]]:
+    return [(failure.path.name, failure.line, failure.message) for failure in report.errors]
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def test_sample_trees_import_and_report_the_broken_file(app, trees):
+    report = run(app, trees / "hugo", trees / "jekyll")
+
+    assert report.summary() == "6 created, 0 updated, 1 skipped, 1 error"
+    assert sorted(entry.slug for entry in report.created) == [
+        "bundle-post",
+        "oauth-pitfalls",
+        "toml-post",
+        "unfinished-idea",
+        "vacuum-notes",
+        "yaml-post",
+    ]
+    [section] = report.skipped
+    assert section.path == trees / HUGO_POSTS / "_index.md" and "section page" in section.reason
+    # The broken file is named, with the line of the bad YAML, like a compiler would.
+    assert [str(e) for e in report.errors] == [
+        f"{trees / HUGO_POSTS / 'broken.md'}:4: YAML front matter: mapping values are not "
+        "allowed here"
+    ]
+    # Files starting with _ (templates, partials) are not posts and are not even mentioned.
+    everything = report.created + report.updated + report.skipped
+    assert not any(e.path.name == "_template.md" for e in everything + report.errors)
+
+    with app.app_context():
+        dennis = db.session.scalar(select(User).filter_by(email="dennis@example.com"))
+        maya = db.session.scalar(select(User).filter_by(email="maya@example.com"))
+
+        # Hugo, YAML: a zoned time, `description`, a categories list (the first one counts).
+        yaml_post = find("yaml-post")
+        assert yaml_post.status == Status.PUBLISHED and yaml_post.is_public()
+        assert yaml_post.published_at == yaml_post.created_at == utc(2025, 4, 20, 7, 30)
+        assert yaml_post.summary == "Why the pool size matters more than the worker count."
+        assert yaml_post.category.name == "Backend"
+        assert [t.name for t in yaml_post.tags] == ["Flask", "SQLAlchemy", "Performance"]
+        assert yaml_post.author == dennis and yaml_post.reviewed_by == dennis  # the first admin
+        assert not yaml_post.ai_generated
+        [revision] = revisions(yaml_post)
+        assert revision.kind == "import" and revision.note == "imported from yaml-post.md"
+        assert revision.body.startswith("A pool that is too small")
+
+        # Hugo, TOML: AI-generated, so it waits for review.
+        toml_post = find("toml-post")
+        assert toml_post.status == Status.IN_REVIEW and not toml_post.is_public()
+        assert toml_post.ai_generated and toml_post.ai_model == "claude-sonnet-4-5"
+        assert toml_post.created_at == utc(2025, 3, 1, 13) and toml_post.published_at is None
+        assert toml_post.category.name == "DevOps" and toml_post.summary.startswith("Two env")
+        [original] = revisions(toml_post)
+        assert original.kind == "ai_original"
+        [event] = submits(toml_post)
+        assert (event.action, event.revision_id, event.actor) == ("submit", original.id, dennis)
+        assert event.comment == "Imported from toml-post.md"
+
+        # A Hugo page bundle is named after its folder; `draft: true` stays a draft.
+        bundle = find("bundle-post")
+        assert bundle.status == Status.DRAFT and not bundle.is_public()
+        assert bundle.created_at == utc(2025, 2, 10) and bundle.category.name == "Database"
+        assert revisions(bundle)[0].note == "imported from bundle-post/index.md"
+
+        # Jekyll: the date and slug from the file name, `categories` and `tags` as strings, and
+        # the owner found by the front matter's `author` e-mail.
+        oauth = find("oauth-pitfalls")
+        assert oauth.status == Status.PUBLISHED and oauth.is_public()
+        assert oauth.published_at == oauth.created_at == utc(2025, 4, 18)
+        assert oauth.category.name == "Security"
+        assert [t.slug for t in oauth.tags] == ["oauth", "oidc", "jwt"]  # "JWT" is the demo's
+        assert oauth.author == maya
+
+        # A Jekyll-style "2025-05-02 14:15:00 +0200" date wins over the file name's.
+        vacuum = find("vacuum-notes")
+        assert vacuum.status == Status.IN_REVIEW and vacuum.ai_model == "gpt-4o"
+        assert vacuum.created_at == utc(2025, 5, 2, 12, 15)
+        assert vacuum.category.name == "Database"
+
+        # Jekyll's _drafts folder holds drafts even without `draft: true`.
+        assert find("unfinished-idea").status == Status.DRAFT
+
+
+def test_human_non_draft_is_public_and_the_others_are_not(app, client, trees):
+    run(app, trees / "hugo", trees / "jekyll")
+
+    page = client.get("/articles/yaml-post")
+    assert page.status_code == 200
+    soup = parse(page)
+    assert soup.find("h1").get_text(strip=True) == "Connection Pooling in Flask"
+    assert soup.find("h2", id="sec-sizing") is not None  # the body is rendered Markdown
+    assert "A pool that is too small" in soup.get_text()
+    assert client.get("/articles/oauth-pitfalls").status_code == 200
+    for hidden in ("toml-post", "vacuum-notes", "bundle-post", "unfinished-idea"):
+        assert client.get(f"/articles/{hidden}").status_code == 404, hidden
+
+
+def test_reimporting_unchanged_files_skips_them_all(app, trees):
+    run(app, trees / "hugo", trees / "jekyll")
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(Revision))
+        events = db.session.scalar(select(func.count()).select_from(ReviewEvent))
+
+    again = run(app, trees / "hugo", trees / "jekyll")
+
+    assert again.summary() == "0 created, 0 updated, 7 skipped, 1 error"
+    assert {e.reason for e in again.skipped if e.slug} == {"unchanged"}
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Revision)) == before
+        assert db.session.scalar(select(func.count()).select_from(ReviewEvent)) == events
+
+
+def test_reimporting_an_edited_human_file_publishes_a_new_revision(app, client, trees):
+    run(app, trees / "hugo", trees / "jekyll")
+    post = trees / HUGO_POSTS / "yaml-post.md"
+    post.write_text(post.read_text().replace("too small", "far too small"))
+
+    again = run(app, trees / "hugo", trees / "jekyll")
+
+    assert again.summary() == "0 created, 1 updated, 6 skipped, 1 error"
+    assert [(e.slug, e.status) for e in again.updated] == [("yaml-post", Status.PUBLISHED)]
+    with app.app_context():
+        article = find("yaml-post")
+        first, second = revisions(article)
+        assert "far too small" not in first.body and first.kind == "import"
+        assert "far too small" in second.body and second.kind == "import"
+        assert article.published_revision_id == second.id
+        assert article.published_at == utc(2025, 4, 20, 7, 30)  # the original date stays
+    assert "far too small" in parse(client.get("/articles/yaml-post")).get_text()
+
+
+def test_reimporting_an_edited_ai_file_goes_back_to_review(app, client, trees):
+    toml_post = trees / HUGO_POSTS / "toml-post.md"
+    run(app, toml_post)
+    with app.app_context():
+        # An admin approves the original.
+        dennis = db.session.scalar(select(User).filter_by(email="dennis@example.com"))
+        article = find("toml-post")
+        publish(article, revisions(article)[0], dennis, publish_at=utc(2025, 3, 2))
+        article.status = Status.PUBLISHED
+        db.session.commit()
+    toml_post.write_text(toml_post.read_text().replace("two production", "two identical"))
+
+    report = run(app, toml_post)
+
+    assert [(e.slug, e.status) for e in report.updated] == [("toml-post", Status.IN_REVIEW)]
+    with app.app_context():
+        article = find("toml-post")
+        original, edit = revisions(article)
+        assert original.kind == "ai_original" and "two production" in original.body
+        assert edit.kind == "import" and "two identical" in edit.body
+        # The approved text stays public until an admin approves the new revision.
+        assert article.status == Status.IN_REVIEW
+        assert article.published_revision_id == original.id and "two production" in article.body
+        assert [(e.action, e.revision_id) for e in submits(article)] == [
+            ("submit", original.id),
+            ("submit", edit.id),
+        ]
+    assert "two production" in parse(client.get("/articles/toml-post")).get_text()
+
+
+def test_ai_file_goes_to_review_even_when_marked_as_a_draft(app, tmp_path):
+    write(
+        tmp_path,
+        "ai-draft.md",
+        """
+        ---
+        title: An AI Draft
+        draft: true
+        ai_generated: true
+        ---
+        Generated text.
+        """,
+    )
+    report = run(app, tmp_path)
+    assert [(e.slug, e.status) for e in report.created] == [("ai-draft", Status.IN_REVIEW)]
+    with app.app_context():
+        assert [e.action for e in submits(find("ai-draft"))] == ["submit"]
+
+
+def test_clearing_draft_publishes_the_unchanged_text(app, client, trees):
+    run(app, trees / "hugo")
+    bundle = trees / HUGO_POSTS / "bundle-post" / "index.md"
+    bundle.write_text(bundle.read_text().replace("draft: true", "draft: false"))
+
+    report = run(app, trees / "hugo")
+
+    assert [(e.slug, e.status) for e in report.updated] == [("bundle-post", Status.PUBLISHED)]
+    with app.app_context():
+        article = find("bundle-post")
+        assert len(revisions(article)) == 1 and article.published_at == utc(2025, 2, 10)
+    assert client.get("/articles/bundle-post").status_code == 200
+
+
+def test_a_future_date_schedules_the_article(app, client, tmp_path):
+    when = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    write(tmp_path, "later.md", f"---\ntitle: Later\ndate: {when.isoformat()}\n---\nSoon.\n")
+    report = run(app, tmp_path)
+    assert [(e.slug, e.status) for e in report.created] == [("later", Status.SCHEDULED)]
+    with app.app_context():
+        assert find("later").published_at == when
+    assert client.get("/articles/later").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-04-20", utc(2025, 4, 20)),
+        ('"2025-04-20"', utc(2025, 4, 20)),
+        ("2025-04-20T09:30:00+02:00", utc(2025, 4, 20, 7, 30)),
+        ('"2025-04-20T09:30:00Z"', utc(2025, 4, 20, 9, 30)),
+        ("2025-04-20 09:30:00 +0200", utc(2025, 4, 20, 7, 30)),
+        ('"2025-04-20 09:30 -0500"', utc(2025, 4, 20, 14, 30)),
+        ("2025-04-20 09:30:00", utc(2025, 4, 20, 9, 30)),  # naive: taken as UTC
+    ],
+)
+def test_dates_are_stored_as_utc(app, tmp_path, value, expected):
+    write(tmp_path, "dated.md", f"---\ntitle: Dated\ndate: {value}\ndraft: true\n---\nText.\n")
+    assert run(app, tmp_path).summary() == "1 created, 0 updated, 0 skipped, 0 errors"
+    with app.app_context():
+        assert find("dated").created_at == expected
+
+
+def test_toml_dates_and_errors(app, tmp_path):
+    write(
+        tmp_path,
+        "toml-dates.md",
+        """
+        +++
+        title = "TOML Dates"
+        date = 2025-04-20T09:30:00
+        draft = true
+        +++
+        Text.
+        """,
+    )
+    write(tmp_path, "toml-bad-line.md", '+++\ntitle = "Bad"\ndraft = yes\n+++\nText.\n')
+    write(tmp_path, "toml-unclosed.md", '+++\ntitle = "Unclosed"\ntags = ["a",\n+++\nText.\n')
+    report = run(app, tmp_path)
+    # tomllib counts from the line after +++ (or says "end of document"): the file's line counts.
+    assert errors(report) == [
+        ("toml-bad-line.md", 3, "TOML front matter: Invalid value"),
+        ("toml-unclosed.md", 3, "TOML front matter: Invalid value"),
+    ]
+    with app.app_context():
+        assert find("toml-dates").created_at == utc(2025, 4, 20, 9, 30)
+
+
+def test_wrong_types_are_named_with_their_line(app, tmp_path):
+    write(
+        tmp_path,
+        "wrong.md",
+        """
+        ---
+        summary: Fine.
+        title: [1, 2]
+        tags: 5
+        draft: "yes"
+        date: "not a date"
+        categories:
+          - {name: Backend}
+        ---
+        Text.
+        """,
+    )
+    report = run(app, tmp_path)
+    assert errors(report) == [
+        ("wrong.md", 3, "`title` must be text, not a list"),
+        ("wrong.md", 4, "`tags` must be a list of names or a comma-separated string, not a number"),
+        ("wrong.md", 5, "`draft` must be true or false, not text"),
+        (
+            "wrong.md",
+            6,
+            "`date` must be a date such as 2025-04-20 or 2025-04-20T09:30:00+02:00, not text",
+        ),
+        (
+            "wrong.md",
+            7,
+            "`categories` must be a name or a list of names, not a list holding a mapping",
+        ),
+    ]
+    assert report.summary() == "0 created, 0 updated, 0 skipped, 5 errors in 1 file"
+    assert str(report.errors[0]) == f"{tmp_path / 'wrong.md'}:3: `title` must be text, not a list"
+
+
+def test_missing_title_and_empty_body_are_errors(app, tmp_path):
+    write(tmp_path, "no-title.md", "---\nsummary: No title here.\n---\nSome text.\n")
+    write(tmp_path, "no-body.md", "---\ntitle: Nothing To Say\n---\n\n\n")
+    write(tmp_path, "plain.md", "# Just Markdown\n\nNo front matter at all.\n")
+    write(tmp_path, "good.md", "---\ntitle: Good\n---\nText.\n")
+    report = run(app, tmp_path)
+    assert errors(report) == [
+        ("no-body.md", 4, "the article has no text after the front matter"),
+        ("no-title.md", 1, "missing `title` in the front matter"),
+        ("plain.md", 1, "missing `title` in the front matter"),
+    ]
+    assert [e.slug for e in report.created] == ["good"]  # the bad files stop nothing
+    with app.app_context():
+        assert db.session.scalar(select(Article).filter_by(slug="no-body")) is None
+
+
+def test_too_many_tags_are_reported_on_the_tags_line(app, tmp_path):
+    tags = ", ".join(f"tag{n}" for n in range(13))
+    write(tmp_path, "tags.md", f"---\ntitle: Many Tags\ntags: {tags}\n---\nText.\n")
+    assert errors(run(app, tmp_path)) == [("tags.md", 3, "At most 12 tags.")]
+
+
+def test_front_matter_slug_wins_and_one_run_cannot_give_two_files_one_slug(app, tmp_path):
+    write(tmp_path, "a.md", "---\ntitle: A\nslug: Shared Name\n---\nFirst.\n")
+    write(tmp_path, "b.md", "---\ntitle: B\nslug: shared-name\n---\nSecond.\n")
+    report = run(app, tmp_path)
+    assert [e.slug for e in report.created] == ["shared-name"]
+    [failure] = report.errors
+    assert (failure.path.name, failure.line) == ("b.md", 3)
+    assert "shared-name" in failure.message and "a.md" in failure.message
+    # Still so when a.md is unchanged: b.md must not become a revision of a.md's article.
+    again = run(app, tmp_path)
+    assert [(e.path.name, e.reason) for e in again.skipped] == [("a.md", "unchanged")]
+    assert [e.path.name for e in again.errors] == ["b.md"]
+
+
+def test_jekyll_published_false_keeps_a_draft(app, tmp_path):
+    write(tmp_path, "hidden.md", "---\ntitle: Hidden\npublished: false\n---\nText.\n")
+    assert [(e.slug, e.status) for e in run(app, tmp_path).created] == [("hidden", Status.DRAFT)]
+
+
+def test_an_explicit_author_owns_and_publishes(app, tmp_path):
+    write(tmp_path, "mine.md", "---\ntitle: Mine\nauthor: dennis@example.com\n---\nText.\n")
+    run(app, tmp_path / "mine.md", author="maya@example.com")
+    with app.app_context():
+        article = find("mine")
+        assert article.author.email == "maya@example.com"
+        assert article.reviewed_by.email == "maya@example.com"
+
+
+def test_without_accounts_every_file_is_an_error(empty_app, trees):
+    report = run(empty_app, trees / "hugo", trees / "jekyll")
+    assert {e.message for e in report.errors} == {NO_ACCOUNT}
+    assert len(report.errors) == 7 and not report.created
+    assert [e.path.name for e in report.skipped] == ["_index.md"]
+    with empty_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Article)) == 0
+
+
+def test_without_an_admin_only_files_naming_their_author_import(empty_app, tmp_path):
+    with empty_app.app_context():
+        user = User(email="ana@example.com", name="Ana", role=Role.AUTHOR)
+        user.set_password("long enough pw")
+        db.session.add(user)
+        db.session.commit()
+    write(tmp_path, "anon.md", "---\ntitle: Anonymous\n---\nText.\n")
+    write(tmp_path, "ana.md", "---\ntitle: Ana's\nauthor: Ana@Example.com\n---\nText.\n")
+    report = run(empty_app, tmp_path)
+    assert [e.slug for e in report.created] == ["ana"]
+    assert errors(report) == [("anon.md", None, NO_ADMIN)]
+
+
+def test_paths_that_are_missing_unreadable_or_not_markdown(app, tmp_path):
+    (tmp_path / "latin1.md").write_bytes(b"---\ntitle: Caf\xe9\n---\nText.\n")
+    (tmp_path / "notes.txt").write_text("not an article")
+    report = run(app, tmp_path / "latin1.md", tmp_path / "notes.txt", tmp_path / "nowhere")
+    assert errors(report) == [
+        ("latin1.md", 2, "the file is not UTF-8 text"),
+        ("nowhere", None, "no such file or folder"),
+    ]
+    assert [(e.path.name, e.reason) for e in report.skipped] == [
+        ("notes.txt", "not a Markdown file (.md or .markdown)")
+    ]
+    # A folder walk skips other files silently, and a file named twice is imported once.
+    write(tmp_path, "once.md", "---\ntitle: Once\n---\nText.\n")
+    twice = run(app, tmp_path / "once.md", tmp_path)
+    assert [e.slug for e in twice.created] == ["once"]
+
+
+def test_report_strings():
+    report = ImportReport(errors=[ImportFailure(Path("a.md"), None, "bad")])
+    assert report.summary() == "0 created, 0 updated, 0 skipped, 1 error"
+    assert str(report.errors[0]) == "a.md: bad"
+    assert str(ImportFailure(Path("posts/b.md"), 7, "worse")) == "posts/b.md:7: worse"
+
+
+def test_a_human_article_whose_new_text_is_ai_generated_goes_to_review(app, client, tmp_path):
+    post = write(tmp_path, "mixed.md", "---\ntitle: Mixed\n---\nMy own words.\n")
+    run(app, post)
+    post.write_text("---\ntitle: Mixed\nai_generated: true\nai_model: m1\n---\nA model's words.\n")
+    report = run(app, post)
+    assert [(e.slug, e.status) for e in report.updated] == [("mixed", Status.IN_REVIEW)]
+    with app.app_context():
+        article = find("mixed")
+        assert article.ai_generated and article.ai_model == "m1"
+    assert "My own words." in parse(client.get("/articles/mixed")).get_text()

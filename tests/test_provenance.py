@@ -1,0 +1,160 @@
+"""What readers can see of how an article was made, and hostile text in every field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from blog.articles import Draft, add_revision
+from blog.extensions import db
+from blog.models import Article, Status, User
+from blog.workflow import transition
+
+from .conftest import ADMIN, AUTHOR, parse
+
+
+def test_card_and_article_name_the_reviewer_and_date(client):
+    soup = parse(client.get("/"))
+    assert soup.select_one(".card-provenance").get_text() == (
+        "AI-generated · Reviewed by Dennis Atonya on 20 Apr 2025"
+    )
+    article = parse(client.get("/articles/react-performance-patterns-in-2025"))
+    line = article.select_one(".post-header .provenance").get_text(" ", strip=True)
+    assert line.startswith("AI-generated · Reviewed by Dennis Atonya on 28 Feb 2025")
+    assert "Model: claude-sonnet-4-5" in line
+
+
+def test_human_articles_say_who_wrote_them(client, make_article):
+    make_article("Hand written", ai_generated=False)
+    soup = parse(client.get("/articles/hand-written"))
+    assert soup.select_one(".post-header .provenance").get_text(strip=True) == (
+        "Written by Maya Okafor"
+    )
+    assert soup.select_one("meta[name=ai-disclosure]")["content"] == "Human-written by Maya Okafor"
+    data = json.loads(soup.select_one("script[type='application/ld+json']").string)
+    assert "creativeWorkStatus" not in data
+    assert client.get("/articles/hand-written/changes").status_code == 404
+
+
+def test_provenance_chips_filter(client, make_article):
+    make_article("Hand written", ai_generated=False)
+    human = parse(client.get("/?provenance=human"))
+    assert [h.get_text(strip=True) for h in human.select(".card-title")] == ["Hand written"]
+    assert human.select_one(".chips-provenance [aria-current]").get_text() == "Human-written"
+    ai = parse(client.get("/?provenance=ai"))
+    assert ai.select_one("#result-count").get_text().startswith("8 articles")
+    assert (
+        parse(client.get("/?provenance=bogus"))
+        .select_one("#result-count")
+        .get_text(strip=True)
+        .startswith("9 articles")
+    )
+
+
+def test_what_the_reviewer_changed(app, client):
+    with app.app_context():
+        article = db.session.get(Article, 1)
+        admin = db.session.scalar(select(User).filter_by(email=ADMIN))
+        author = db.session.scalar(select(User).filter_by(email=AUTHOR))
+        original = article.revisions[0]
+        draft = Draft(
+            title=original.title,
+            summary=original.summary,
+            category=original.category_name,
+            tags=original.tag_names,
+            body=original.body.replace("Most backend engineers", "Many backend teams", 1),
+        )
+        add_revision(article, draft, author)
+        article.status = Status.IN_REVIEW
+        db.session.commit()
+        transition(article, "approve", admin)
+        slug = article.slug
+    page = parse(client.get(f"/articles/{slug}"))
+    link = page.find("a", string="What the reviewer changed")
+    changes = parse(client.get(link["href"]))
+    assert changes.h1.get_text() == "What the reviewer changed"
+    summary = changes.select_one(".changes-summary").get_text(" ", strip=True)
+    assert "claude-sonnet-4-5" in summary and "Dennis Atonya" in summary and "%" in summary
+    assert [d.get_text() for d in changes.select(".diff del")] == ["Most", "engineers"]
+    assert [i.get_text() for i in changes.select(".diff ins")] == ["Many", "teams"]
+
+
+def test_unchanged_ai_text_says_so(client):
+    soup = parse(client.get("/articles/react-performance-patterns-in-2025/changes"))
+    assert "The published text is the AI's draft, unchanged." in soup.get_text()
+
+
+PAYLOAD = '"><script>alert(1)</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+def hostile(app, client, runner) -> dict[str, int]:
+    """One AI draft with a payload in every field, one published copy of it."""
+    secret = runner.invoke(args=["token", "create", AUTHOR]).stdout.strip()
+    body = {
+        "title": f"T {PAYLOAD}",
+        "summary": f"S {PAYLOAD}",
+        "category": f"C {PAYLOAD}",
+        "tags": [f"tag {PAYLOAD}", "<b>bold</b>"],
+        "body_markdown": f"## H {PAYLOAD}\n\n{PAYLOAD}\n\n[x](javascript:alert(1))\n",
+        "ai_model": f"M {PAYLOAD}",
+        "prompt": PAYLOAD,
+    }
+    headers = {"Authorization": f"Bearer {secret}"}
+    waiting = client.post("/api/drafts", json=body, headers=headers).json["id"]
+    published = client.post(
+        "/api/drafts", json={**body, "title": f"P {PAYLOAD}"}, headers=headers
+    ).json["id"]
+    with app.app_context():
+        article = db.session.get(Article, published)
+        admin = db.session.scalar(select(User).filter_by(email=ADMIN))
+        author = db.session.scalar(select(User).filter_by(email=AUTHOR))
+        revision = article.revisions[0]
+        add_revision(
+            article,
+            Draft(
+                title=revision.title,
+                summary=revision.summary,
+                category=revision.category_name,
+                tags=revision.tag_names,
+                body=revision.body + f"\nEdited {PAYLOAD}\n",
+            ),
+            author,
+        )
+        db.session.commit()
+        transition(article, "approve", admin)
+        slug = article.slug
+    return {"waiting": waiting, "published": published, "slug": slug}
+
+
+def _assert_inert(response) -> None:  # noqa: ANN001
+    assert response.status_code == 200
+    soup = parse(response)
+    assert not soup.find("img")
+    scripts = [s for s in soup.find_all("script") if not s.get("src")]
+    assert all(s.get("type") == "application/ld+json" for s in scripts)
+    for tag in soup.find_all(True):
+        assert not [a for a in tag.attrs if a.startswith("on")], tag
+        assert not str(tag.get("href", "")).lower().startswith("javascript:")
+
+
+def test_hostile_fields_are_inert_everywhere(client, admin_client, author_client, hostile):
+    slug = hostile["slug"]
+    for response in (
+        admin_client.get("/review/"),
+        admin_client.get(f"/review/{hostile['waiting']}"),
+        admin_client.get(f"/review/{hostile['published']}"),
+        admin_client.get("/review/audit"),
+        author_client.get("/studio/"),
+        author_client.get(f"/studio/{hostile['waiting']}/edit"),
+        author_client.get(f"/studio/{hostile['published']}/history"),
+        author_client.get(f"/studio/{hostile['published']}/diff?a=1&b=2"),
+        client.get("/"),
+        client.get("/?q=alert"),
+        client.get(f"/articles/{slug}"),
+        client.get(f"/articles/{slug}/changes"),
+    ):
+        _assert_inert(response)
+    assert "<script>alert(1)</script>" not in client.get("/feed.xml").get_data(as_text=True)
