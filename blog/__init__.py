@@ -142,12 +142,19 @@ def _register_error_pages(app: Flask) -> None:
     """Answer errors with a page in the site's layout (JSON under /api), never a stack trace."""
     from flask import jsonify, render_template
 
+    from .htmx import is_fragment
+
     def handle(error: HTTPException) -> Response | HTTPException:
         if error.code is None or error.code < 400:
             return error
         if request.path.startswith("/api/"):
             response = jsonify(error=error.name, message=error.description)
             response.status_code = error.code
+        elif is_fragment():
+            # htmx 4 swaps error responses too: answer with a fragment that keeps the target's id.
+            target = request.headers.get("HX-Target", "").partition("#")[2]
+            body = render_template("errors/_fragment.html", error=error, target=target)
+            response = Response(body, error.code)
         else:
             templates = [f"errors/{error.code}.html", "errors/error.html"]
             response = Response(render_template(templates, error=error), error.code)

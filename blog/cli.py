@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(backup)
     app.cli.add_command(token_group)
     app.cli.add_command(import_command)
+    app.cli.add_command(rerender)
 
 
 @click.command("init-db")
@@ -154,6 +155,24 @@ def import_command(paths: tuple[Path, ...], author_email: str) -> None:
     click.echo(report.summary())
     if report.errors:
         raise SystemExit(1)
+
+
+@click.command("rerender")
+@with_appcontext
+def rerender() -> None:
+    """Render every article's HTML again and rebuild the search index (after an upgrade)."""
+    from .content import render
+    from .models import Article
+    from .search import rebuild_index
+
+    count = 0
+    for article in db.session.scalars(select(Article)):
+        rendered = render(article.body)
+        article.body_html, article.reading_minutes = rendered.html, rendered.minutes
+        count += 1
+    indexed = rebuild_index()
+    db.session.commit()
+    click.echo(f"Rendered {count} articles again; {indexed} in the search index.")
 
 
 @click.command("backup")

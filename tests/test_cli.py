@@ -86,3 +86,45 @@ def test_backup_is_a_consistent_copy(app, runner, tmp_path):
     assert copy.execute("select count(*) from articles_fts").fetchone()[0] == 8
     again = runner.invoke(args=["backup", str(target)])
     assert again.exit_code != 0 and "exists already" in again.output
+
+
+def test_rerender_refreshes_html_and_the_index(app, runner):
+    from blog.models import Article
+
+    with app.app_context():
+        article = db.session.get(Article, 1)
+        article.body_html = "<p>stale</p>"
+        db.session.execute(sqlite_delete_fts())
+        db.session.commit()
+    result = runner.invoke(args=["rerender"])
+    assert (
+        result.exit_code == 0
+        and "Rendered 8 articles again; 8 in the search index." in result.output
+    )
+    with app.app_context():
+        assert "stale" not in db.session.get(Article, 1).body_html
+
+
+def sqlite_delete_fts():  # noqa: ANN201
+    from sqlalchemy import delete
+
+    from blog.search import fts
+
+    return delete(fts)
+
+
+def test_import_command_reports_and_exits_non_zero_on_a_bad_file(runner):
+    from pathlib import Path
+
+    tree = Path(__file__).parent / "fixtures" / "import"
+    result = runner.invoke(args=["import", str(tree / "hugo"), str(tree / "jekyll")])
+    assert result.exit_code == 1
+    assert "broken.md:4:" in result.output
+    assert "created" in result.output and "1 error" in result.output.splitlines()[-1]
+    again = runner.invoke(args=["import", str(tree / "hugo"), str(tree / "jekyll")])
+    assert "0 created, 0 updated" in again.output.splitlines()[-1]
+
+
+def test_token_create_for_an_unknown_account(runner):
+    result = runner.invoke(args=["token", "create", "nobody@example.com"])
+    assert result.exit_code != 0 and "no active account" in result.output

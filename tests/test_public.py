@@ -450,3 +450,14 @@ def test_pages_have_no_inline_scripts_or_handlers(client):
         assert not [
             tag for tag in soup.find_all(True) if any(a.startswith("on") for a in tag.attrs)
         ]
+
+
+def test_errors_answer_htmx_with_a_fragment_that_keeps_the_target(app, client):
+    headers = {"HX-Request": "true", "HX-Target": "div#results"}
+    response = client.get("/nope", headers=headers)
+    assert response.status_code == 404
+    soup = parse(response)
+    assert soup.find("html") is None
+    assert soup.select_one("#results [role=alert]") is not None
+    plain = parse(client.get("/nope", headers={"HX-Request": "true"}))
+    assert plain.find("html") is None and plain.select_one("[role=alert]")
