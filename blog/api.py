@@ -21,7 +21,7 @@ from .audit import record
 from .extensions import csrf, db
 from .models import ApiToken, Article, IdempotentResponse, ReviewEvent, Status, User, utcnow
 from .sqlite import writes
-from .workflow import ACTION_LABELS
+from .workflow import ACTION_LABELS, enter_review
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)  # bearer tokens, not cookies: there is no ambient credential to forge
@@ -192,16 +192,7 @@ def create_draft() -> Response:
         note="sent through the API",
     )
     article.ai_prompt = fields["prompt"] or None
-    article.status = Status.IN_REVIEW
-    db.session.add(
-        ReviewEvent(
-            article_id=article.id,
-            revision_id=revision.id,
-            actor=user,
-            action="submit",
-            comment=f"Sent through the API ({token.name or token.prefix})",
-        )
-    )
+    enter_review(article, revision, user, f"Sent through the API ({token.name or token.prefix})")
     token.last_used_at = utcnow()
     record("token_used", user, f"token {token.prefix}… created draft {article.slug}")
     answer = _draft_answer(article)

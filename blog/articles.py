@@ -178,6 +178,15 @@ def same_text(revision: Revision | None, draft: Draft) -> bool:
     )
 
 
+def ai_original(article: Article) -> Revision | None:
+    """Return the AI's original draft: revision 1 of an AI-generated article, never edited."""
+    if not article.ai_generated:
+        return None
+    return db.session.scalar(
+        select(Revision).where(Revision.article_id == article.id, Revision.number == 1)
+    )
+
+
 def latest_revision(article: Article) -> Revision | None:
     """Return the newest revision (the working text)."""
     return db.session.scalar(

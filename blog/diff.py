@@ -42,6 +42,25 @@ class Diff:
         return min(1.0, max(self.added_words, self.removed_words) / self.total_words)
 
 
+REVISION_FIELDS = (
+    ("Title", "title"),
+    ("Summary", "summary"),
+    ("Category", "category_name"),
+    ("Tags", "tags"),
+)
+
+
+def changed_fields(
+    old: object, new: object, fields: tuple[tuple[str, str], ...] = REVISION_FIELDS
+) -> list[tuple[str, str, str]]:
+    """List (label, before, after) for each field that differs between two revisions."""
+    return [
+        (label, getattr(old, attr), getattr(new, attr))
+        for label, attr in fields
+        if getattr(old, attr) != getattr(new, attr)
+    ]
+
+
 def _words(text: str) -> list[str]:
     return _TOKEN.findall(text)
 

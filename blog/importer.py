@@ -29,7 +29,8 @@ from .articles import (
 from .content import slugify
 from .extensions import db
 from .frontmatter import Document, FrontMatterError, parse
-from .models import Article, ReviewEvent, Revision, Role, Status, User, utcnow
+from .models import Article, Revision, Role, Status, User, utcnow
+from .workflow import enter_review
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 NO_ACCOUNT = "no account to own the article; create one with `flask --app app user create`"
@@ -239,7 +240,7 @@ def _create(fields: _Fields, owner: User, name: str) -> str:
         article.created_at = fields.date
     if fields.ai_generated:
         # Whatever `draft` says: an AI text is never public before an admin approves it.
-        _submit(article, revision, owner, name)
+        enter_review(article, revision, owner, f"Imported from {name}")
     elif fields.is_draft:
         article.status = Status.DRAFT
     else:
@@ -268,26 +269,12 @@ def _update(
         article.ai_model = article.ai_model or fields.ai_model
     if ai_generated:
         # The public text (if any) stays up until an admin approves this revision.
-        _submit(article, revision, owner, name)
+        enter_review(article, revision, owner, f"Imported from {name}")
     elif fields.is_draft:
         article.status = Status.DRAFT
     else:
         _publish(article, revision, owner, None if article.published_at else fields.date)
     return "updated", ImportedFile(path, article.slug, status=article.status)
-
-
-def _submit(article: Article, revision: Revision, owner: User, name: str) -> None:
-    """Put a revision in the review queue."""
-    article.status = Status.IN_REVIEW
-    db.session.add(
-        ReviewEvent(
-            article_id=article.id,
-            revision_id=revision.id,
-            actor=owner,
-            action="submit",
-            comment=f"Imported from {name}",
-        )
-    )
 
 
 def _publish(article: Article, revision: Revision, owner: User, at: datetime | None) -> None:

@@ -15,8 +15,9 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import func, or_, select, text
 
+from .articles import ai_original
 from .content import headings, table_of_contents
-from .diff import diff_texts
+from .diff import REVISION_FIELDS, changed_fields, diff_texts
 from .extensions import db
 from .htmx import render_page
 from .models import Article, ArticleTag, Category, Revision, User, utcnow
@@ -120,9 +121,7 @@ def changes(slug: str) -> str:
     found = db.session.scalar(select(Article).filter_by(slug=slug))
     if found is None or not found.is_public() or not found.ai_generated:
         abort(404)
-    original = db.session.scalar(
-        select(Revision).where(Revision.article_id == found.id, Revision.number == 1)
-    )
+    original = ai_original(found)
     published = db.session.get(Revision, found.published_revision_id)
     if original is None or published is None:
         abort(404)
@@ -132,11 +131,7 @@ def changes(slug: str) -> str:
         original=original,
         published=published,
         body_diff=diff_texts(original.body, published.body),
-        field_changes=[
-            (label, getattr(original, attr), getattr(published, attr))
-            for label, attr in (("Title", "title"), ("Summary", "summary"))
-            if getattr(original, attr) != getattr(published, attr)
-        ],
+        field_changes=changed_fields(original, published, REVISION_FIELDS[:2]),
     )
 
 

@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, or_, select
 
 from .api import create_token
-from .articles import latest_revision
+from .articles import ai_original, latest_revision
 from .audit import record
 from .auth import admin_required
 from .checks import quick_flags, run_checks
@@ -113,15 +113,6 @@ def _article_or_404(article_id: int) -> Article:
     return article
 
 
-def _original(article: Article) -> Revision | None:
-    """Return the AI's original draft: revision 1 of an AI-generated article."""
-    if not article.ai_generated:
-        return None
-    return db.session.scalar(
-        select(Revision).where(Revision.article_id == article.id, Revision.number == 1)
-    )
-
-
 @bp.get("/<int:article_id>")
 def draft(article_id: int) -> str:
     """Show a draft as readers will see it, its diffs, the checks, comments and the decisions."""
@@ -129,7 +120,7 @@ def draft(article_id: int) -> str:
     revision = latest_revision(article)
     if revision is None:
         abort(404)
-    original = _original(article)
+    original = ai_original(article)
     approved = (
         db.session.get(Revision, article.published_revision_id)
         if (article.published_revision_id)

@@ -35,7 +35,7 @@ from .articles import (
     split_tags,
 )
 from .content import render
-from .diff import diff_texts
+from .diff import changed_fields, diff_texts
 from .extensions import db
 from .htmx import render_page
 from .models import Article, Category, Revision, Status, Tag, utcnow
@@ -473,16 +473,7 @@ def compare(article_id: int) -> str:
         old=old,
         new=new,
         body_diff=diff_texts(old.body, new.body),
-        field_changes=[
-            (label, getattr(old, attr), getattr(new, attr))
-            for label, attr in (
-                ("Title", "title"),
-                ("Summary", "summary"),
-                ("Category", "category_name"),
-                ("Tags", "tags"),
-            )
-            if getattr(old, attr) != getattr(new, attr)
-        ],
+        field_changes=changed_fields(old, new),
         numbers=[r.number for r in article.revisions],
     )
 

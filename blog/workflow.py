@@ -158,6 +158,20 @@ def _lost_race_message(article: Article, action: str) -> str:
     return f"Not done: the article changed in the meantime and is now {state}."
 
 
+def enter_review(article: Article, revision: Revision, actor: User, comment: str = "") -> None:
+    """Put a newly arrived draft (API, import) in the review queue, recording the submission."""
+    article.status = Status.IN_REVIEW
+    db.session.add(
+        ReviewEvent(
+            article_id=article.id,
+            revision_id=revision.id,
+            actor=actor,
+            action="submit",
+            comment=comment,
+        )
+    )
+
+
 def after_edit(article: Article) -> None:
     """Put an edited article back to draft when it was published, scheduled or rejected."""
     if article.status in EDIT_RESETS:
