@@ -22,7 +22,7 @@ from werkzeug.routing import RequestRedirect
 from .content import markdown_parser, plain_text, reading_minutes
 from .extensions import db
 from .models import Article, Category, Revision, Tag
-from .search import FTS_TABLE, fts, is_public
+from .search import fts, is_public, matching_articles
 
 NEAR_DUPLICATE = 0.5  # share of distinct words in common (Jaccard) that makes a near-duplicate
 MAX_QUERY_WORDS = 24
@@ -61,9 +61,8 @@ def near_duplicates(revision: Revision, article_id: int | None) -> Check:
         return Check("Near-duplicates", True, "Not enough words to compare.")
     match = " OR ".join('"' + word.replace('"', '""') + '"' for word in query_words)
     rows = db.session.execute(
-        select(Article.id, Article.slug, Article.title, fts.c.body)
-        .join(fts, fts.c.rowid == Article.id)
-        .where(literal_column(FTS_TABLE).op("MATCH")(match), is_public())
+        matching_articles(match)
+        .with_only_columns(Article.id, Article.slug, Article.title, fts.c.body)
         .where(Article.id != (article_id or 0))
         .order_by(literal_column("rank"))
         .limit(5)

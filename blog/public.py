@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import (
     Blueprint,
     Response,
@@ -13,7 +15,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import select, text
 
 from .articles import ai_original
 from .content import headings, table_of_contents
@@ -29,6 +31,7 @@ from .search import (
     parse_filters,
     public_articles,
 )
+from .templating import absolute_url
 
 bp = Blueprint("public", __name__)
 
@@ -48,23 +51,20 @@ def index() -> Response:
         results=results,
         filters=filters,
         categories=list(categories),
-        reviewers=_reviewers(),
+        reviewers=_reviewers,  # called by the template: a fragment never renders the hero
         page_size=PAGE_SIZE,
         provenances=PROVENANCES,
     )
 
 
 def _reviewers() -> list[str]:
-    """Name the admins who reviewed the published AI-generated articles, most reviews first."""
-    rows = db.session.execute(
-        select(User.name, func.count())
-        .select_from(Article)
-        .join(User, User.id == Article.reviewed_by_id)
-        .where(is_public(), Article.ai_generated.is_(True))
-        .group_by(User.name)
-        .order_by(func.count().desc(), User.name)
-    ).all()
-    return [name for name, _count in rows]
+    """Name the people who reviewed published AI-generated articles (an index lookup each)."""
+    reviewed = (
+        select(Article.id)
+        .where(Article.reviewed_by_id == User.id, Article.ai_generated.is_(True), is_public())
+        .exists()
+    )
+    return list(db.session.scalars(select(User.name).where(reviewed).order_by(User.id)))
 
 
 @bp.get("/articles/<slug>")
@@ -95,24 +95,39 @@ def article(slug: str) -> str:
     )
 
 
+RELATED_CANDIDATES = 200  # the newest articles per tag that are considered
+
+
 def _related(article: Article, limit: int = 3) -> list[Article]:
-    """Find published articles sharing tags or the category, most shared tags first."""
-    tag_ids = [link.tag_id for link in article.tag_links]
-    shared = (
-        select(ArticleTag.article_id, func.count().label("shared"))
-        .where(ArticleTag.tag_id.in_(tag_ids))
-        .group_by(ArticleTag.article_id)
-        .subquery()
+    """Find published articles sharing the most tags (then the category), newest first.
+
+    Candidates are the newest few hundred articles per tag, read from the (tag_id, article_id)
+    index, so a tag on tens of thousands of articles costs no more than a rare one.
+    """
+    shared: dict[int, int] = {}
+    for link in article.tag_links:
+        newest = db.session.scalars(
+            select(ArticleTag.article_id)
+            .where(ArticleTag.tag_id == link.tag_id, ArticleTag.article_id != article.id)
+            .order_by(ArticleTag.article_id.desc())
+            .limit(RELATED_CANDIDATES)
+        )
+        for article_id in newest:
+            shared[article_id] = shared.get(article_id, 0) + 1
+    best = sorted(shared, key=lambda article_id: (shared[article_id], article_id), reverse=True)
+    found = list(
+        db.session.scalars(public_articles().where(Article.id.in_(best[: limit * 10]))).unique()
     )
-    query = (
-        public_articles()
-        .outerjoin(shared, shared.c.article_id == Article.id)
-        .where(Article.id != article.id)
-        .where(or_(shared.c.shared.is_not(None), Article.category_id == article.category_id))
-        .order_by(func.coalesce(shared.c.shared, 0).desc(), Article.published_at.desc())
-        .limit(limit)
-    )
-    return list(db.session.scalars(query).unique())
+    found.sort(key=lambda other: (shared[other.id], other.published_at), reverse=True)
+    if len(found) < limit and article.category_id is not None:
+        same_category = public_articles().where(
+            Article.category_id == article.category_id,
+            Article.id.not_in([article.id, *[a.id for a in found]]),
+        )
+        found += db.session.scalars(
+            same_category.order_by(Article.published_at.desc()).limit(limit - len(found))
+        ).unique()
+    return found[:limit]
 
 
 @bp.get("/articles/<slug>/changes")
@@ -169,7 +184,11 @@ def sitemap() -> Response:
         .order_by(Article.published_at.desc())
         .limit(SITEMAP_LIMIT)
     ).all()
-    return _xml(render_template("public/sitemap.xml", rows=rows), "application/xml; charset=utf-8")
+    # One url_for for the pattern, not 50,000: the slug is the only part that changes.
+    pattern = absolute_url("public.article", slug="SLUG")
+    prefix, suffix = pattern.split("SLUG", 1)
+    urls = [(f"{prefix}{quote(slug)}{suffix}", updated_at) for slug, updated_at in rows]
+    return _xml(render_template("public/sitemap.xml", urls=urls), "application/xml; charset=utf-8")
 
 
 @bp.get("/robots.txt")

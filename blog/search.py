@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from markupsafe import Markup, escape
 from sqlalchemy import (
@@ -21,7 +22,6 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
-    and_,
     delete,
     exists,
     func,
@@ -30,6 +30,10 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm.util import _ORMJoin
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.selectable import Join
 
 from .content import plain_text
 from .extensions import db
@@ -40,12 +44,16 @@ MAX_QUERY_CHARS = 200
 MAX_TERMS = 12
 # Counting every match of a very broad query is the slow tail of live search; past this we say "N+".
 COUNT_CAP = 1000
+CATEGORY_COUNT_CAP = 5000
 # Column weights for bm25(): title, summary, tags, body.
 WEIGHTS = (10.0, 4.0, 6.0, 1.0)
 MARK_OPEN, MARK_CLOSE = "\x02", "\x03"
 PROVENANCES = {"ai": "AI-generated, reviewed", "human": "Human-written"}
 
 FTS_TABLE = "articles_fts"
+LISTING_INDEX = (
+    "ix_articles_listing"  # models.Article: (id, published_at, category_id, ai_generated)
+)
 FTS_DDL = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
     "title, summary, tags, body, "
@@ -62,6 +70,34 @@ fts = Table(
     Column("tags", Text),
     Column("body", Text),
 )
+
+
+@compiles(_ORMJoin, "sqlite")  # the ORM's joins have their own compiler dispatch
+@compiles(Join, "sqlite")
+def _fts_drives_the_join(join: Join, compiler: SQLCompiler, **kw: Any) -> str:
+    """Make a join from the FTS table to articles a CROSS JOIN through the listing index.
+
+    Left to itself, the planner may scan articles (say, by category) and run the MATCH once per
+    row (4.8 s instead of 9 ms at 100,000 articles), and it looks articles up by primary key,
+    reading each large row to reach published_at (0.84 s instead of 0.28 s for 88,000 matches).
+    SQLite never reorders a CROSS JOIN, and INDEXED BY names the covering index (bench/README.md).
+    """
+    sql = compiler.visit_join(join, **kw)
+    plain = f"{FTS_TABLE} JOIN {Article.__tablename__} ON "
+    if join.left is fts and not join.isouter and not join.full and sql.startswith(plain):
+        forced = f"{FTS_TABLE} CROSS JOIN {Article.__tablename__} INDEXED BY {LISTING_INDEX} ON "
+        sql = forced + sql[len(plain) :]
+    return sql
+
+
+def matching_articles(match: str, now: datetime | None = None) -> Select:
+    """Select the public articles matching an FTS expression, the index driving the join."""
+    return (
+        select(Article)
+        .select_from(fts)
+        .join(Article, Article.id == fts.c.rowid)
+        .where(literal_column(FTS_TABLE).op("MATCH")(match), is_public(now))
+    )
 
 
 def build_match(query: str) -> str | None:
@@ -188,6 +224,7 @@ class Results:
     pages: int
     category_counts: dict[int, int] = field(default_factory=dict)
     all_count: int = 0
+    counts_exact: bool = True
 
     @property
     def count_label(self) -> str:
@@ -197,10 +234,13 @@ class Results:
 
 
 def is_public(now: datetime | None = None) -> ColumnElement[bool]:
-    """Say in SQL that an article is visible to readers: approved, and its publish time passed."""
-    return and_(
-        Article.published_revision_id.is_not(None), Article.published_at <= (now or utcnow())
-    )
+    """Say in SQL that an article is visible to readers: its publish time has passed.
+
+    Only articles.publish() sets published_at, together with published_revision_id, so this one
+    column says "approved" too; it keeps the list's counts inside the (category_id, published_at)
+    index instead of reading every row.
+    """
+    return Article.published_at <= (now or utcnow())
 
 
 def public_articles(now: datetime | None = None) -> Select:
@@ -226,16 +266,14 @@ def find_articles(filters: Filters, now: datetime | None = None) -> Results:
     if impossible:
         return Results(filters, [], 0, False, 1, 1)
 
-    base = public_articles(now)
+    base = public_articles(now) if match is None else matching_articles(match, now)
     if filters.provenance:
         base = base.where(Article.ai_generated.is_(filters.provenance == "ai"))
     if filters.tag is not None:
+        # Correlated EXISTS: SQLite walks the published_at index and stops at a page's worth
+        # (an IN list would gather every tagged id and sort them: 280 ms for a popular tag).
         base = base.where(
             exists().where(ArticleTag.article_id == Article.id, ArticleTag.tag_id == filters.tag.id)
-        )
-    if match is not None:
-        base = base.join(fts, fts.c.rowid == Article.id).where(
-            literal_column(FTS_TABLE).op("MATCH")(match)
         )
     in_category = (
         base.where(Article.category_id == filters.category.id) if filters.category else base
@@ -246,11 +284,13 @@ def find_articles(filters: Filters, now: datetime | None = None) -> Results:
         pages = max(1, math.ceil(total / PAGE_SIZE))
         page = min(filters.page, pages)
         hits = _page_of_hits(in_category, match, page)
-        counts = _category_counts(base)
+        counts, exact = _category_counts(base, capped=match is not None or filters.tag is not None)
     except OperationalError:  # defence in depth: the quoting above should make this unreachable
         db.session.rollback()
         return Results(filters, [], 0, False, 1, 1)
-    return Results(filters, hits, total, capped, page, pages, counts, sum(counts.values()))
+    if not exact:
+        counts = {}  # the chips show no number rather than a wrong one
+    return Results(filters, hits, total, capped, page, pages, counts, sum(counts.values()), exact)
 
 
 def _count(query: Select) -> tuple[int, bool]:
@@ -259,12 +299,21 @@ def _count(query: Select) -> tuple[int, bool]:
     return min(total, COUNT_CAP), total > COUNT_CAP
 
 
-def _category_counts(query: Select) -> dict[int, int]:
-    inner = query.with_only_columns(Article.category_id).limit(COUNT_CAP * 10).subquery()
+def _category_counts(query: Select, capped: bool) -> tuple[dict[int, int], bool]:
+    """Count matches per category; say whether the counts are exact.
+
+    Without a text query this is an index-only scan (about 25 ms at 100,000 articles). Counting
+    every match of a broad text query is not worth its cost, so those stop at CATEGORY_COUNT_CAP.
+    """
+    inner = query.with_only_columns(Article.category_id)
+    if capped:
+        inner = inner.limit(CATEGORY_COUNT_CAP + 1)
+    sub = inner.subquery()
     rows = db.session.execute(
-        select(inner.c.category_id, func.count()).group_by(inner.c.category_id)
+        select(sub.c.category_id, func.count()).group_by(sub.c.category_id)
     ).all()
-    return {category_id: count for category_id, count in rows if category_id is not None}
+    counts = {category_id: count for category_id, count in rows if category_id is not None}
+    return counts, not capped or sum(count for _id, count in rows) <= CATEGORY_COUNT_CAP
 
 
 def _page_of_hits(query: Select, match: str | None, page: int) -> list[Hit]:
@@ -274,15 +323,36 @@ def _page_of_hits(query: Select, match: str | None, page: int) -> list[Hit]:
         articles = db.session.scalars(ordered.limit(PAGE_SIZE).offset(offset)).unique().all()
         return [Hit(article) for article in articles]
 
+    # Rank first, then fetch and highlight only the page shown: SQLite builds every result
+    # column before ORDER BY ... LIMIT, so highlight() and snippet() in the ranking query would
+    # run for every match (0.9 s for a word in 88,000 articles).
     fts_col = literal_column(FTS_TABLE)
-    score = func.bm25(fts_col, *WEIGHTS)
-    ranked = query.add_columns(
-        func.highlight(fts_col, 0, MARK_OPEN, MARK_CLOSE),
-        func.highlight(fts_col, 1, MARK_OPEN, MARK_CLOSE),
-        func.snippet(fts_col, 3, MARK_OPEN, MARK_CLOSE, "…", 16),
-    ).order_by(score, Article.published_at.desc())
-    rows = db.session.execute(ranked.limit(PAGE_SIZE).offset(offset)).unique().all()
-    return [
-        Hit(article, _marked(title), _marked(summary), _marked(snippet))
-        for article, title, summary, snippet in rows
-    ]
+    ranked = (
+        query.with_only_columns(Article.id)
+        .order_by(func.bm25(fts_col, *WEIGHTS), Article.published_at.desc())
+        .limit(PAGE_SIZE)
+        .offset(offset)
+    )
+    ids = list(db.session.scalars(ranked))
+    if not ids:
+        return []
+    articles = {
+        article.id: article
+        for article in db.session.scalars(select(Article).where(Article.id.in_(ids))).unique()
+    }
+    marks = {
+        rowid: (title, summary, snippet)
+        for rowid, title, summary, snippet in db.session.execute(
+            select(
+                fts.c.rowid,
+                func.highlight(fts_col, 0, MARK_OPEN, MARK_CLOSE),
+                func.highlight(fts_col, 1, MARK_OPEN, MARK_CLOSE),
+                func.snippet(fts_col, 3, MARK_OPEN, MARK_CLOSE, "…", 16),
+            ).where(fts_col.op("MATCH")(match), fts.c.rowid.in_(ids))
+        )
+    }
+    hits = []
+    for article_id in ids:
+        title, summary, snippet = marks.get(article_id, (None, None, None))
+        hits.append(Hit(articles[article_id], _marked(title), _marked(summary), _marked(snippet)))
+    return hits
