@@ -461,3 +461,28 @@ def test_errors_answer_htmx_with_a_fragment_that_keeps_the_target(app, client):
     assert soup.select_one("#results [role=alert]") is not None
     plain = parse(client.get("/nope", headers={"HX-Request": "true"}))
     assert plain.find("html") is None and plain.select_one("[role=alert]")
+
+
+def test_sitemap_is_rebuilt_when_an_article_is_published(client, make_article):
+    before = client.get("/sitemap.xml").get_data(as_text=True)
+    assert client.get("/sitemap.xml").get_data(as_text=True) == before
+    make_article("Fresh off the press")
+    after = client.get("/sitemap.xml").get_data(as_text=True)
+    assert "/articles/fresh-off-the-press" in after and after != before
+
+
+def test_chip_counts_are_exact_past_the_search_caps(app, client, monkeypatch):
+    """The chips once stopped counting at a cap and showed a wrong number; now exact or none."""
+    import blog.search as search
+
+    monkeypatch.setattr(search, "CATEGORY_COUNT_CAP", 2)
+    monkeypatch.setattr(search, "COUNT_CAP", 2)
+    plain = parse(client.get("/"))
+    chips = {
+        a.contents[0].strip(): a.select_one(".chip-count")
+        for a in plain.select("nav[aria-label=Categories] a")
+    }
+    assert chips["All"].get_text() == "8" and chips["Backend"].get_text() == "3"
+    assert plain.select_one("#result-count").get_text(strip=True) == "2+ articles"
+    searched = parse(client.get("/?q=production"))
+    assert searched.select("nav[aria-label=Categories] .chip-count") == []
