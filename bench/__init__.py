@@ -1,0 +1,1 @@
+"""`make bench`: search and list speed on generated corpora, as ratios against /healthz."""
