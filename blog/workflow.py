@@ -158,8 +158,14 @@ def _lost_race_message(article: Article, action: str) -> str:
     return f"Not done: the article changed in the meantime and is now {state}."
 
 
-def enter_review(article: Article, revision: Revision, actor: User, comment: str = "") -> None:
-    """Put a newly arrived draft (API, import) in the review queue, recording the submission."""
+def enter_review(
+    article: Article,
+    revision: Revision,
+    actor: User,
+    comment: str = "",
+    at: datetime | None = None,
+) -> None:
+    """Put a newly arrived draft (API, import, demo) in the review queue, recording it."""
     article.status = Status.IN_REVIEW
     db.session.add(
         ReviewEvent(
@@ -168,6 +174,7 @@ def enter_review(article: Article, revision: Revision, actor: User, comment: str
             actor=actor,
             action="submit",
             comment=comment,
+            created_at=at or utcnow(),
         )
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from ..articles import Draft, create_article, get_category, publish
 from ..extensions import db
 from ..frontmatter import parse
 from ..models import Article, ReviewEvent, Role, Status, User
+from ..workflow import enter_review
 
 ARTICLES = Path(__file__).parent / "articles"
 # The seed page's chips, in its order.
@@ -83,15 +85,9 @@ def load_demo() -> int:
         )
         published_at = _datetime(meta["date"])
         article.created_at = published_at
-        db.session.add(
-            ReviewEvent(
-                article_id=article.id,
-                revision_id=original.id,
-                actor=author,
-                action="submit",
-                created_at=published_at,
-            )
-        )
+        enter_review(article, original, author, at=published_at)
+        # Approved on the seed's date: the approval is recorded by hand, backdated, since
+        # workflow.transition() decides at the present moment.
         db.session.add(
             ReviewEvent(
                 article_id=article.id,
@@ -107,8 +103,8 @@ def load_demo() -> int:
         count += 1
     db.session.commit()
     if not path.exists():
-        fd = path.open("w")
-        path.chmod(0o600)
-        with fd:
-            json.dump(passwords, fd, indent=2)
+        # Created readable by the owner only, never world-readable even for a moment.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(passwords, handle, indent=2)
     return count
