@@ -497,19 +497,3 @@ def restore(article_id: int, number: int) -> Response:
     db.session.commit()
     flash(f"Revision {number} restored as a new revision.", "info")
     return redirect(url_for("studio.edit", article_id=article.id))
-
-
-@bp.app_template_global()
-def studio_status(article: Article) -> str:
-    """Describe where an article stands, as its author needs to know it."""
-    from .templating import STATUS_LABELS
-
-    label = STATUS_LABELS.get(Status(article.status), article.status)
-    if article.status == Status.SCHEDULED and article.is_public():
-        return "Published"
-    if article.published_revision_id is not None and article.status not in (
-        Status.PUBLISHED,
-        Status.SCHEDULED,
-    ):
-        return f"{label} · published version live"
-    return label

@@ -55,11 +55,25 @@ STATUS_LABELS = {
 }
 
 
+def status_label(article: Article) -> str:
+    """Describe where an article stands, as its author and reviewers need to know it."""
+    label = STATUS_LABELS.get(Status(article.status), article.status)
+    if article.status == Status.SCHEDULED and article.is_public():
+        return "Published"
+    live = article.published_revision_id is not None
+    if live and article.status not in (Status.PUBLISHED, Status.SCHEDULED):
+        return f"{label} · published version live"
+    return label
+
+
 def init_app(app: Flask) -> None:
     """Register the filters and globals."""
     app.jinja_env.filters.update(short_date=short_date, long_date=long_date, iso=iso)
     app.jinja_env.globals.update(
-        absolute_url=absolute_url, provenance=provenance, status_labels=STATUS_LABELS
+        absolute_url=absolute_url,
+        provenance=provenance,
+        status_labels=STATUS_LABELS,
+        status_label=status_label,
     )
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
