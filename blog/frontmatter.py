@@ -39,7 +39,12 @@ def parse(text: str) -> Document:
     closers = {fence, "..."} if fence == "---" else {fence}  # YAML may also end a document with ...
     end = next((i for i, line in enumerate(lines[1:], start=1) if line.strip() in closers), None)
     if end is None:
-        raise FrontMatterError(f"front matter opened with {fence} on line 1 is never closed", 1)
+        hint = " (a file that starts with a --- rule needs a blank line before it)" * (
+            fence == "---"
+        )
+        raise FrontMatterError(
+            f"front matter opened with {fence} on line 1 is never closed{hint}", 1
+        )
     source = "".join(lines[1:end])
     body = "".join(lines[end + 1 :])
     meta = _toml(source, closing_line=end + 1) if fence == "+++" else _yaml(source)

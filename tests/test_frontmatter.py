@@ -1,0 +1,43 @@
+"""Front matter: YAML and TOML, where the body starts, and errors that name the line."""
+
+from __future__ import annotations
+
+import pytest
+
+from blog.frontmatter import FrontMatterError, parse
+
+
+def test_yaml_front_matter_and_body_line():
+    document = parse("---\ntitle: Hello\nTags: [a, b]\n---\n\nBody text.\n")
+    assert document.meta == {"title": "Hello", "tags": ["a", "b"]}
+    assert document.body == "\nBody text.\n" and document.body_line == 5
+
+
+def test_toml_front_matter():
+    document = parse('+++\ntitle = "Hello"\ndraft = true\n+++\nBody\n')
+    assert document.meta == {"title": "Hello", "draft": True} and document.body == "Body\n"
+
+
+def test_yaml_may_end_with_three_dots_and_a_bom_is_ignored():
+    assert parse("\ufeff---\ntitle: x\n...\nBody").meta == {"title": "x"}
+
+
+def test_no_front_matter_is_all_body():
+    document = parse("# Just Markdown\n")
+    assert document.meta == {} and document.body == "# Just Markdown\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("---\ntitle: x\nbad: [1, 2\n---\nBody", 4, "YAML front matter"),
+        ('+++\ntitle = "x"\nbad = =\n+++\nBody', 3, "TOML front matter: Invalid value"),
+        ('+++\ntitle = "x"\nlist = [1,\n+++\nBody', 3, "TOML front matter"),
+        ("---\ntitle: x\nBody without a closing fence\n", 1, "blank line before it"),
+        ("---\n- a list\n---\nBody", 2, "must be a mapping"),
+    ],
+)
+def test_errors_name_the_file_line(text, line, words):
+    with pytest.raises(FrontMatterError) as caught:
+        parse(text)
+    assert caught.value.line == line and words in caught.value.message
