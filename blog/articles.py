@@ -6,7 +6,7 @@ way a revision is written and one way the public snapshot changes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -31,6 +31,8 @@ class Draft:
     category: str = ""
     tags: list[str] = field(default_factory=list)
     slug: str = ""
+    ai_generated: bool = False
+    ai_model: str = ""
 
     def problems(self) -> dict[str, str]:
         """Say what is wrong with the fields, field by field (empty when all is well)."""
@@ -108,17 +110,22 @@ def create_article(
     draft: Draft,
     author: User,
     *,
-    ai_generated: bool = False,
+    ai_generated: bool | None = None,
     ai_model: str | None = None,
     kind: str = "edit",
     note: str = "",
 ) -> tuple[Article, Revision]:
-    """Create an article with its first revision (for AI drafts, the untouchable original)."""
+    """Create an article with its first revision (for AI drafts, the untouchable original).
+
+    `ai_generated` and `ai_model`, when given, override the draft's.
+    """
+    if ai_generated is not None:
+        draft = replace(draft, ai_generated=ai_generated, ai_model=ai_model or "")
     article = Article(
         slug=unique_slug(draft.slug or draft.title),
         author=author,
-        ai_generated=ai_generated,
-        ai_model=ai_model,
+        ai_generated=draft.ai_generated,
+        ai_model=draft.ai_model.strip() or None,
         title=draft.title.strip(),
     )
     db.session.add(article)
@@ -151,6 +158,8 @@ def add_revision(
         category_name=" ".join(draft.category.split()),
         tags=", ".join(split_tags(draft.tags)),
         body=draft.body,
+        ai_generated=draft.ai_generated,
+        ai_model=draft.ai_model.strip()[:120] or None,
         kind=kind,
         note=note,
         created_by=actor,
@@ -175,15 +184,30 @@ def same_text(revision: Revision | None, draft: Draft) -> bool:
         and revision.category_name == " ".join(draft.category.split())
         and revision.tags == ", ".join(split_tags(draft.tags))
         and revision.body == draft.body
+        and revision.ai_generated == draft.ai_generated
+        and (revision.ai_model or "") == draft.ai_model.strip()[:120]
     )
 
 
 def ai_original(article: Article) -> Revision | None:
-    """Return the AI's original draft: revision 1 of an AI-generated article, never edited."""
-    if not article.ai_generated:
-        return None
+    """Return the AI's original draft (revision 1 when an AI wrote it; never edited), or None."""
     return db.session.scalar(
-        select(Revision).where(Revision.article_id == article.id, Revision.number == 1)
+        select(Revision).where(
+            Revision.article_id == article.id, Revision.number == 1, Revision.kind == "ai_original"
+        )
+    )
+
+
+def draft_from(revision: Revision) -> Draft:
+    """Return a revision's fields as a draft (to restore it, or to compare with it)."""
+    return Draft(
+        title=revision.title,
+        body=revision.body,
+        summary=revision.summary,
+        category=revision.category_name,
+        tags=revision.tag_names,
+        ai_generated=revision.ai_generated,
+        ai_model=revision.ai_model or "",
     )
 
 
@@ -205,6 +229,8 @@ def copy_to_public(article: Article, revision: Revision) -> None:
     article.body = revision.body
     article.body_html = rendered.html
     article.reading_minutes = rendered.minutes
+    article.ai_generated = revision.ai_generated
+    article.ai_model = revision.ai_model
     article.category = get_category(revision.category_name)
     wanted = [get_tag(name) for name in revision.tag_names]
     article.tag_links = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -252,21 +252,20 @@ def _update(
     path: Path, article: Article, fields: _Fields, owner: User, name: str
 ) -> tuple[str, ImportedFile]:
     """Add a revision to an article imported before, unless the file has not changed."""
-    # An AI label is never lost: a file that drops `ai_generated` still goes through review.
-    ai_generated = article.ai_generated or fields.ai_generated
     latest = latest_revision(article)
-    if latest is not None and same_text(latest, fields.draft):
+    # An AI label is never lost: a file that drops `ai_generated` still goes through review.
+    ai_generated = bool(latest and latest.ai_generated) or fields.ai_generated
+    model = fields.ai_model or (latest.ai_model if latest else None) or ""
+    draft = replace(fields.draft, ai_generated=ai_generated, ai_model=model if ai_generated else "")
+    if latest is not None and same_text(latest, draft):
         if not ai_generated and not fields.is_draft and article.published_revision_id != latest.id:
             # `draft: true` became false with the text untouched: publish what is there.
             _publish(article, latest, owner, None if article.published_at else fields.date)
             return "updated", ImportedFile(path, article.slug, status=article.status)
         return "skipped", ImportedFile(path, article.slug, reason="unchanged")
     revision = add_revision(
-        article, fields.draft, owner, kind="import", note=f"imported from {name}"[:NOTE_MAX]
+        article, draft, owner, kind="import", note=f"imported from {name}"[:NOTE_MAX]
     )
-    if fields.ai_generated and not article.ai_generated:
-        article.ai_generated = True  # a human article whose new text is now AI-generated
-        article.ai_model = article.ai_model or fields.ai_model
     if ai_generated:
         # The public text (if any) stays up until an admin approves this revision.
         enter_review(article, revision, owner, f"Imported from {name}")

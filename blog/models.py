@@ -155,6 +155,7 @@ class Article(db.Model):
     slug: Mapped[str] = mapped_column(String(200), unique=True)
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     status: Mapped[str] = mapped_column(String(24), default=Status.DRAFT, index=True)
+    # Part of the published snapshot: the published revision's, not the working one's.
     ai_generated: Mapped[bool] = mapped_column(Boolean, default=False)
     ai_model: Mapped[str | None] = mapped_column(String(120))
     ai_prompt: Mapped[str | None] = mapped_column(Text)  # what the AI tool was asked, if it said
@@ -218,6 +219,10 @@ class Revision(db.Model):
     category_name: Mapped[str] = mapped_column(String(80), default="")
     tags: Mapped[str] = mapped_column(Text, default="")  # comma-separated, in order
     body: Mapped[str] = mapped_column(Text, default="")
+    # How this text was made: publishing copies it to the article with the text itself, so the
+    # public label always describes the public text.
+    ai_generated: Mapped[bool] = mapped_column(Boolean, default=False)
+    ai_model: Mapped[str | None] = mapped_column(String(120))
     # ai_original, import, edit, autosave, restore, merge
     kind: Mapped[str] = mapped_column(String(24), default="edit")
     note: Mapped[str] = mapped_column(String(300), default="")

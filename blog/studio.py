@@ -30,6 +30,7 @@ from .articles import (
     add_revision,
     copy_to_public,
     create_article,
+    draft_from,
     latest_revision,
     same_text,
     split_tags,
@@ -127,8 +128,6 @@ class EditorForm:
     """What the editor form posted, plus what it needs to detect conflicts."""
 
     draft: Draft
-    ai_generated: bool
-    ai_model: str
     base_revision: int
     editing_session: str
 
@@ -146,11 +145,11 @@ class EditorForm:
             category=form.get("category", "").strip(),
             tags=split_tags(form.get("tags", "")),
             slug=form.get("slug", "").strip().lower(),
+            ai_generated=form.get("ai_generated") == "1",
+            ai_model=form.get("ai_model", "").strip()[:120],
         )
         return cls(
             draft=draft,
-            ai_generated=form.get("ai_generated") == "1",
-            ai_model=form.get("ai_model", "").strip()[:120],
             base_revision=base,
             editing_session=form.get("editing_session", "")[:64] or secrets.token_hex(8),
         )
@@ -201,8 +200,8 @@ def _values_from_revision(revision: Revision | None, article: Article | None) ->
         "category": revision.category_name,
         "tags": revision.tags,
         "body": revision.body,
-        "ai_generated": bool(article and article.ai_generated),
-        "ai_model": (article.ai_model or "") if article else "",
+        "ai_generated": revision.ai_generated,
+        "ai_model": revision.ai_model or "",
     }
 
 
@@ -215,8 +214,8 @@ def _values_from_form(form: EditorForm) -> dict[str, Any]:
         "category": draft.category,
         "tags": ", ".join(draft.tags),
         "body": draft.body,
-        "ai_generated": form.ai_generated,
-        "ai_model": form.ai_model,
+        "ai_generated": draft.ai_generated,
+        "ai_model": draft.ai_model,
     }
 
 
@@ -248,13 +247,7 @@ def create() -> Response:
     problems = form.problems(None)
     if problems:
         return _render_editor(None, _values_from_form(form), 0, 422, errors=problems)
-    article, revision = create_article(
-        form.draft,
-        current_user,
-        ai_generated=form.ai_generated,
-        ai_model=form.ai_model or None,
-        kind="edit",
-    )
+    article, revision = create_article(form.draft, current_user, kind="edit")
     revision.editing_session = form.editing_session
     db.session.commit()
     return _after_save(article, "Draft saved.")
@@ -344,8 +337,6 @@ def _conflicting_revision(article: Article, form: EditorForm) -> Revision | None
 
 def _write(article: Article, form: EditorForm, *, autosave: bool) -> bool:
     """Write the form as a revision (folding this session's autosave); say whether it changed."""
-    article.ai_generated = form.ai_generated
-    article.ai_model = form.ai_model or None
     if form.draft.slug and article.published_revision_id is None:
         article.slug = form.draft.slug
     latest = latest_revision(article)
@@ -383,6 +374,8 @@ def _overwrite_autosave(
     revision.category_name = " ".join(draft.category.split())
     revision.tags = ", ".join(draft.tags)
     revision.body = draft.body
+    revision.ai_generated = draft.ai_generated
+    revision.ai_model = draft.ai_model or None
     revision.kind = "autosave" if autosave else "edit"
     revision.created_at = utcnow()
     if article.published_revision_id is None:
@@ -485,13 +478,7 @@ def restore(article_id: int, number: int) -> Response:
     old = revision_by_number(article, number)
     if old is None:
         abort(404)
-    draft = Draft(
-        title=old.title,
-        body=old.body,
-        summary=old.summary,
-        category=old.category_name,
-        tags=old.tag_names,
-    )
+    draft = draft_from(old)
     add_revision(article, draft, current_user, kind="restore", note=f"restored revision {number}")
     after_edit(article)
     db.session.commit()

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from blog.articles import publish
+from blog.articles import latest_revision, publish
 from blog.extensions import db
 from blog.importer import NO_ACCOUNT, NO_ADMIN, ImportFailure, ImportReport, import_paths
 from blog.models import Article, ReviewEvent, Revision, Role, Status, User
@@ -454,5 +454,12 @@ def test_a_human_article_whose_new_text_is_ai_generated_goes_to_review(app, clie
     assert [(e.slug, e.status) for e in report.updated] == [("mixed", Status.IN_REVIEW)]
     with app.app_context():
         article = find("mixed")
-        assert article.ai_generated and article.ai_model == "m1"
-    assert "My own words." in parse(client.get("/articles/mixed")).get_text()
+        newest = latest_revision(article)
+        assert newest.ai_generated and newest.ai_model == "m1"
+        # Readers still see the human text, so it is still labelled as human-written.
+        assert not article.ai_generated
+    public = parse(client.get("/articles/mixed"))
+    assert "My own words." in public.get_text()
+    assert (
+        public.select_one(".post-header .provenance").get_text(strip=True).startswith("Written by")
+    )

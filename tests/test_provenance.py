@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
 
-from blog.articles import Draft, add_revision
+from blog.articles import add_revision, draft_from
 from blog.extensions import db
 from blog.models import Article, Status, User
 from blog.workflow import transition
@@ -59,11 +60,8 @@ def test_what_the_reviewer_changed(app, client):
         admin = db.session.scalar(select(User).filter_by(email=ADMIN))
         author = db.session.scalar(select(User).filter_by(email=AUTHOR))
         original = article.revisions[0]
-        draft = Draft(
-            title=original.title,
-            summary=original.summary,
-            category=original.category_name,
-            tags=original.tag_names,
+        draft = replace(
+            draft_from(original),
             body=original.body.replace("Most backend engineers", "Many backend teams", 1),
         )
         add_revision(article, draft, author)
@@ -114,13 +112,7 @@ def hostile(app, client, runner) -> dict[str, int]:
         revision = article.revisions[0]
         add_revision(
             article,
-            Draft(
-                title=revision.title,
-                summary=revision.summary,
-                category=revision.category_name,
-                tags=revision.tag_names,
-                body=revision.body + f"\nEdited {PAYLOAD}\n",
-            ),
+            replace(draft_from(revision), body=revision.body + f"\nEdited {PAYLOAD}\n"),
             author,
         )
         db.session.commit()
@@ -158,3 +150,38 @@ def test_hostile_fields_are_inert_everywhere(client, admin_client, author_client
     ):
         _assert_inert(response)
     assert "<script>alert(1)</script>" not in client.get("/feed.xml").get_data(as_text=True)
+
+
+def _editor_fields(client, article_id: int) -> dict[str, str]:  # noqa: ANN001
+    form = parse(client.get(f"/studio/{article_id}/edit")).select_one("#editor-form")
+    fields = {
+        el["name"]: (el.get_text() if el.name == "textarea" else el.get("value", ""))
+        for el in form.select("input[name], textarea[name]")
+        if el.get("type") != "checkbox" or el.has_attr("checked")
+    }
+    return fields
+
+
+@pytest.mark.parametrize("now_ai", [True, False])
+def test_the_public_label_changes_only_when_the_new_text_is_approved(
+    app, client, author_client, admin_client, make_article, now_ai
+):
+    article_id = make_article("Labelled", body="Original words.", ai_generated=not now_ai)
+    before = "Written by Maya Okafor" if now_ai else "AI-generated · Reviewed by Dennis Atonya"
+    after = "AI-generated · Reviewed by Dennis Atonya" if now_ai else "Written by Maya Okafor"
+
+    def label() -> str:
+        soup = parse(client.get("/articles/labelled"))
+        return soup.select_one(".post-header .provenance").get_text(" ", strip=True)
+
+    fields = _editor_fields(author_client, article_id)
+    fields.pop("ai_generated", None)
+    fields.update(body="New words.", action="submit")
+    if now_ai:
+        fields.update(ai_generated="1", ai_model="model-x")
+    author_client.post(f"/studio/{article_id}/edit", data=fields)
+    assert label().startswith(before)  # the public text is still the old one, and so is its label
+    review = parse(admin_client.get(f"/review/{article_id}"))
+    assert review.select_one(".review-preview .provenance").get_text().startswith(after[:12])
+    admin_client.post(f"/review/{article_id}/decide", data={"action": "approve"})
+    assert label().startswith(after)
