@@ -221,6 +221,25 @@ def latest_revision(article: Article) -> Revision | None:
     )
 
 
+def latest_revisions(article_ids: list[int]) -> dict[int, Revision]:
+    """Return each article's newest revision in one query (the working title may be newer)."""
+    if not article_ids:
+        return {}
+    newest = (
+        select(Revision.article_id, func.max(Revision.number).label("number"))
+        .where(Revision.article_id.in_(article_ids))
+        .group_by(Revision.article_id)
+        .subquery()
+    )
+    rows = db.session.scalars(
+        select(Revision).join(
+            newest,
+            (Revision.article_id == newest.c.article_id) & (Revision.number == newest.c.number),
+        )
+    )
+    return {revision.article_id: revision for revision in rows}
+
+
 def copy_to_public(article: Article, revision: Revision) -> None:
     """Copy a revision's fields onto the article row: title, text, HTML, tags, category."""
     rendered = render(revision.body)

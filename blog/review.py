@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, or_, select
 
 from .api import create_token
-from .articles import ai_original, latest_revision
+from .articles import ai_original, latest_revision, latest_revisions
 from .audit import record
 from .auth import admin_required
 from .checks import quick_flags, run_checks
@@ -63,19 +63,19 @@ def queue() -> Response:
         .order_by(func.coalesce(submitted.c.at, Article.updated_at), Article.id)
     )
     if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.join(User, User.id == Article.author_id).where(
             or_(
-                Article.title.ilike(pattern, escape="\\"),
-                User.name.ilike(pattern, escape="\\"),
-                Article.ai_model.ilike(pattern, escape="\\"),
+                Article.title.icontains(q, autoescape=True),
+                User.name.icontains(q, autoescape=True),
+                Article.ai_model.icontains(q, autoescape=True),
             )
         )
     rows = db.session.execute(query.limit(200)).unique().all()
+    newest = latest_revisions([article.id for article, _at in rows])  # one query, not 200
     now = utcnow()
     items = []
     for article, submitted_at in rows:
-        revision = latest_revision(article)
+        revision = newest.get(article.id)
         if revision is None:
             continue
         items.append(

@@ -23,7 +23,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from .articles import (
     Draft,
@@ -32,6 +32,7 @@ from .articles import (
     create_article,
     draft_from,
     latest_revision,
+    latest_revisions,
     same_text,
     split_tags,
 )
@@ -82,14 +83,16 @@ def index() -> Response:
     if not current_user.is_admin:
         query = query.where(Article.author_id == current_user.id)
     if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(
-            or_(Article.title.ilike(pattern, escape="\\"), Article.slug.ilike(pattern, escape="\\"))
+            or_(
+                Article.title.icontains(q, autoescape=True),
+                Article.slug.icontains(q, autoescape=True),
+            )
         )
     if status in FILTERABLE_STATUSES:
         query = query.where(Article.status == status)
     articles = db.session.scalars(query.limit(500)).unique().all()
-    latest = _latest_revisions([a.id for a in articles])
+    latest = latest_revisions([a.id for a in articles])
     return render_page(
         "studio/index.html",
         "articles",
@@ -99,25 +102,6 @@ def index() -> Response:
         status=status if status in FILTERABLE_STATUSES else "",
         statuses=FILTERABLE_STATUSES,
     )
-
-
-def _latest_revisions(article_ids: list[int]) -> dict[int, Revision]:
-    """Return each article's newest revision in one query (the working title may be newer)."""
-    if not article_ids:
-        return {}
-    newest = (
-        select(Revision.article_id, func.max(Revision.number).label("number"))
-        .where(Revision.article_id.in_(article_ids))
-        .group_by(Revision.article_id)
-        .subquery()
-    )
-    rows = db.session.scalars(
-        select(Revision).join(
-            newest,
-            (Revision.article_id == newest.c.article_id) & (Revision.number == newest.c.number),
-        )
-    )
-    return {revision.article_id: revision for revision in rows}
 
 
 # -- the editor -------------------------------------------------------------------------------
@@ -284,8 +268,7 @@ def save(article_id: int) -> Response:
         except TransitionError as error:
             flash(str(error), "error")
             return redirect(url_for("studio.edit", article_id=article.id))
-        flash("Saved and submitted for review.", "info")
-        return redirect(url_for("studio.edit", article_id=article.id))
+        return _after_save(article, "Saved and submitted for review.")
     return _after_save(article, "Saved." if saved else "No changes to save.")
 
 

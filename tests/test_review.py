@@ -363,3 +363,12 @@ def test_audit_log_records_decisions_sign_ins_and_token_use(app, admin_client, d
     assert "approve" in actions and "sign in" in actions
     with app.app_context():
         assert db.session.scalar(select(AuditEntry).filter_by(action="approve")).actor_id
+
+
+@pytest.mark.parametrize("q", ["%", "_"])
+def test_queue_filter_treats_like_wildcards_as_text(app, admin_client, draft_id, q):
+    with app.app_context():
+        _set_status(draft_id, Status.IN_REVIEW)
+    assert "Queue me" in admin_client.get("/review/").get_data(as_text=True)
+    soup = parse(admin_client.get("/review/", query_string={"q": q}))
+    assert soup.select("#queue tbody tr") == []

@@ -324,3 +324,9 @@ def test_own_autosave_is_not_a_conflict(app, author_client, own_article):
     author_client.post(f"/studio/{own_article}/autosave", data=fields)
     fields["body"] += " and saved"
     assert author_client.post(f"/studio/{own_article}/edit", data=fields).status_code == 302
+
+
+@pytest.mark.parametrize("q", ["%", "_", "\\"])
+def test_studio_filter_treats_like_wildcards_as_text(author_client, own_article, q):
+    soup = parse(author_client.get("/studio/", query_string={"q": q}))
+    assert soup.select("tbody tr") == []
