@@ -3,6 +3,10 @@
 Tokens are shown once and stored as a SHA-256 digest. An Idempotency-Key is stored with the first
 answer in the same transaction as the draft it created, so a retry (or two racing requests with
 the same key) gets that answer back instead of a second draft.
+
+Each token has its own rate limits (the same address may carry many pipelines, and one address
+may be a whole office behind NAT): API_DRAFT_RATE_LIMIT for creating drafts and
+API_STATUS_RATE_LIMIT for asking where one stands, both Flask-Limiter strings.
 """
 
 from __future__ import annotations
@@ -10,23 +14,31 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask_limiter import RateLimitExceeded
+from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .articles import MAX_TAGS, TITLE_MAX, Draft, create_article
 from .audit import record
-from .extensions import csrf, db
+from .extensions import csrf, db, limiter
 from .models import ApiToken, Article, IdempotentResponse, ReviewEvent, Status, User, utcnow
 from .sqlite import writes
+from .templating import absolute_url
 from .workflow import ACTION_LABELS, enter_review
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)  # bearer tokens, not cookies: there is no ambient credential to forge
 
 TOKEN_PREFIX = "tbk_"
+# A pipeline sends a draft every few seconds at most; a runaway loop stops within a minute.
+DRAFT_RATE_LIMIT = "60 per minute;1000 per day"
+# Tools poll for a verdict; twice a second is already impolite.
+STATUS_RATE_LIMIT = "120 per minute"
 FIELD_LIMITS = {
     "summary": 1000,
     "category": 80,
@@ -70,17 +82,78 @@ def _problem(status: int, message: str, errors: list[dict[str, Any]] | None = No
     return response
 
 
+def _bearer_secret() -> str:
+    """Return the secret in the Authorization header, or "" when there is none."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" else ""
+
+
+def _rate_limit_key() -> str:
+    """Count requests per token (its digest, as stored), never per address."""
+    secret = _bearer_secret()
+    if secret:
+        return "api-token:" + hash_token(secret)
+    # No token at all: these are 401s, counted by address so they cost a scanner something.
+    return "api-anonymous:" + get_remote_address()
+
+
+def _draft_rate_limit() -> str:
+    return current_app.config.get("API_DRAFT_RATE_LIMIT") or DRAFT_RATE_LIMIT
+
+
+def _status_rate_limit() -> str:
+    return current_app.config.get("API_STATUS_RATE_LIMIT") or STATUS_RATE_LIMIT
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _too_many_requests(error: RateLimitExceeded) -> Response:
+    """Answer a breached limit in the API's own error shape, saying when to try again."""
+    response = _problem(
+        429,
+        f"Too many requests for this token ({error.description}); try again later.",
+        [{"field": "", "message": f"Rate limit exceeded: {error.description}."}],
+    )
+    current = limiter.current_limit
+    wait = int(current.reset_at - time.time()) if current is not None else 60
+    # Flask-Limiter rewrites this header when its headers are on; this covers when they are off.
+    response.headers["Retry-After"] = str(max(1, wait))
+    return response
+
+
 def _authenticate() -> ApiToken | None:
     """Find the live token in the Authorization header, or None."""
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+    secret = _bearer_secret()
+    if not secret:
         return None
     token = db.session.scalar(
-        select(ApiToken).filter_by(token_hash=hash_token(secret.strip()), revoked_at=None)
+        select(ApiToken).filter_by(token_hash=hash_token(secret), revoked_at=None)
     )
     if token is None or not token.user.active:
         return None
     return token
+
+
+NOT_UNICODE = "{name} holds an escaped lone surrogate (\\ud800-\\udfff), which is not text."
+
+
+def _is_unicode(value: str) -> bool:
+    """Say whether text can be stored: JSON may escape lone surrogates that UTF-8 cannot hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _decode(raw: bytes) -> tuple[Any, str]:
+    """Parse a JSON body; return the value and "" or None and what is wrong with it."""
+    try:
+        return json.loads(raw), ""
+    except RecursionError:
+        # json.loads recurses once per [ or {: "[" * 100000 would otherwise be a 500.
+        return None, "The body is nested too deeply to be a draft."
+    except ValueError:  # also UnicodeDecodeError and ints longer than Python will convert
+        return None, "The body is not valid JSON."
 
 
 def _validate(payload: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:
@@ -98,6 +171,8 @@ def _validate(payload: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:
             clean[name] = ""
         elif not isinstance(value, str):
             errors.append({"field": name, "message": f"{name} must be a string."})
+        elif not _is_unicode(value):
+            errors.append({"field": name, "message": NOT_UNICODE.format(name=name)})
         elif len(value) > limit:
             errors.append(
                 {"field": name, "message": f"{name} is longer than {limit:,} characters."}
@@ -120,6 +195,8 @@ def _validate(payload: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:
         errors.append({"field": "tags", "message": f"At most {MAX_TAGS} tags."})
     elif any(len(tag) > 80 for tag in tags):
         errors.append({"field": "tags", "message": "A tag is longer than 80 characters."})
+    elif not all(_is_unicode(tag) for tag in tags):
+        errors.append({"field": "tags", "message": NOT_UNICODE.format(name="a tag")})
     else:
         clean["tags"] = tags
     return clean, errors
@@ -130,11 +207,13 @@ def _draft_answer(article: Article) -> dict[str, Any]:
         "id": article.id,
         "slug": article.slug,
         "status": PUBLIC_STATUSES.get(Status(article.status), article.status),
-        "review_url": url_for("review.draft", article_id=article.id, _external=True),
+        # absolute_url uses SITE_URL: a forged Host header must not reach a reviewer's link.
+        "review_url": absolute_url("review.draft", article_id=article.id),
     }
 
 
 @bp.post("/drafts")
+@limiter.limit(_draft_rate_limit, key_func=_rate_limit_key)
 def create_draft() -> Response:
     """Create an AI-generated draft in the review queue."""
     if not request.is_json:
@@ -148,14 +227,9 @@ def create_draft() -> Response:
     raw = request.get_data(cache=True)
     if len(raw) > limit:
         return _problem(413, f"The body is larger than {limit:,} bytes.")
-    try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return _problem(
-            400,
-            "The body is not valid JSON.",
-            [{"field": "", "message": "The body is not valid JSON."}],
-        )
+    payload, wrong = _decode(raw)
+    if wrong:
+        return _problem(400, wrong, [{"field": "", "message": wrong}])
 
     key = request.headers.get("Idempotency-Key", "").strip()[:200]
     request_hash = hashlib.sha256(raw).hexdigest()
@@ -233,6 +307,7 @@ def _replay(token: ApiToken, key: str, request_hash: str) -> Response | None:
 
 
 @bp.get("/drafts/<int:article_id>")
+@limiter.limit(_status_rate_limit, key_func=_rate_limit_key)
 @writes
 def get_draft(article_id: int) -> Response:
     """Say where a draft stands, with the reviewers' comments."""
@@ -252,7 +327,7 @@ def get_draft(article_id: int) -> Response:
     answer = _draft_answer(article)
     answer.update(
         title=article.title,
-        public_url=url_for("public.article", slug=article.slug, _external=True)
+        public_url=absolute_url("public.article", slug=article.slug)
         if article.is_public()
         else None,
         comments=[

@@ -6,8 +6,10 @@ import json
 import logging
 
 import pytest
+from limits import parse_many
 from sqlalchemy import select
 
+from blog.api import DRAFT_RATE_LIMIT
 from blog.extensions import db
 from blog.models import ApiToken, Article, Revision, Status
 
@@ -52,7 +54,7 @@ def test_create_a_draft(app, client, token):
     assert response.status_code == 201
     answer = response.json
     assert answer["status"] == "in_review" and answer["slug"] == "rate-limiting-with-redis"
-    assert answer["review_url"] == f"http://localhost/review/{answer['id']}"
+    assert answer["review_url"] == f"http://blog.test/review/{answer['id']}"
     assert response.headers["Location"] == f"/api/drafts/{answer['id']}"
     with app.app_context():
         article = db.session.get(Article, answer["id"])
@@ -185,3 +187,111 @@ def test_api_needs_no_csrf_token(tmp_path, template_databases):
     app = _make_app(tmp_path, template_databases["demo"], WTF_CSRF_ENABLED=True)
     secret = app.test_cli_runner().invoke(args=["token", "create", AUTHOR]).stdout.strip()
     assert post(app.test_client(), secret, GOOD).status_code == 201
+
+
+def test_links_ignore_a_forged_host_header(app, client, token, admin_client):
+    forged = {"Host": "evil.example"}
+    draft = post(client, token, GOOD, **forged).json
+    assert draft["review_url"] == f"http://blog.test/review/{draft['id']}"
+    admin_client.post(f"/review/{draft['id']}/decide", data={"action": "approve", "comment": ""})
+    response = client.get(
+        f"/api/drafts/{draft['id']}", headers={"Authorization": f"Bearer {token}", **forged}
+    )
+    assert response.json["status"] == "published"
+    assert response.json["public_url"] == f"http://blog.test/articles/{draft['slug']}"
+    assert response.json["review_url"].startswith("http://blog.test/")
+
+
+def send(client, token: str, raw: bytes | str, content_type: str = "application/json"):  # noqa: ANN001, ANN201
+    """Post a raw body, as a misbehaving client would."""
+    return client.post(
+        "/api/drafts",
+        data=raw,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
+    )
+
+
+def count_articles(app) -> int:  # noqa: ANN001
+    with app.app_context():
+        return db.session.query(Article).count()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 100_000,
+        '{"title": ' * 50_000,
+        "[" * 100_000 + "]" * 100_000,
+        '{"a": ' * 10_000 + "1" + "}" * 10_000,
+        b"\xff\xfe\x00garbage",
+        "",
+        "1" * 5000,  # more digits than Python will turn into an int
+    ],
+    ids=["open-brackets", "open-objects", "deep-list", "deep-object", "bytes", "empty", "digits"],
+)
+def test_malformed_json_is_400_with_a_list_of_errors(app, client, token, raw):
+    before = count_articles(app)
+    response = send(client, token, raw)
+    assert response.status_code == 400
+    assert response.json["error"] and response.json["errors"][0]["field"] == ""
+    assert count_articles(app) == before
+
+
+def test_text_that_is_not_unicode_is_422(app, client, token):
+    before = count_articles(app)
+    # JSON may escape a lone surrogate, which no database can store as text.
+    raw = json.dumps(GOOD).replace("Rate limiting", "Rate \\ud800 limiting")
+    response = send(client, token, raw)
+    assert response.status_code == 422
+    assert [error["field"] for error in response.json["errors"]] == ["title"]
+    tags = json.dumps({**GOOD, "tags": ["ok"]}).replace('"ok"', '"\\udfff"')
+    assert send(client, token, tags).status_code == 422
+    assert count_articles(app) == before
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_bodies_that_are_not_json_are_415(client, token, content_type):
+    response = send(client, token, json.dumps(GOOD), content_type)
+    assert response.status_code == 415 and response.json["error"]
+
+
+def limited_app(tmp_path, template_databases, **config: object):  # noqa: ANN001, ANN201
+    from .conftest import _make_app
+
+    return _make_app(tmp_path, template_databases["demo"], RATELIMIT_ENABLED=True, **config)
+
+
+def test_creating_drafts_is_rate_limited_per_token(tmp_path, template_databases):
+    app = limited_app(tmp_path, template_databases, API_DRAFT_RATE_LIMIT="2 per minute")
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["token", "create", AUTHOR]).stdout.strip()
+    second = runner.invoke(args=["token", "create", AUTHOR]).stdout.strip()
+    client = app.test_client()
+    for n in range(2):
+        assert post(client, first, {**GOOD, "title": f"Draft {n}"}).status_code == 201
+    before = count_articles(app)
+    response = post(client, first, {**GOOD, "title": "One too many"})
+    assert response.status_code == 429
+    assert response.json["error"] and response.json["errors"][0]["field"] == ""
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    assert count_articles(app) == before
+    # The limit belongs to the token, not to the address both tokens come from.
+    assert post(client, second, {**GOOD, "title": "Another pipeline"}).status_code == 201
+
+
+def test_the_default_creation_limit_is_per_minute_and_per_day():
+    windows = sorted(limit.get_expiry() for limit in parse_many(DRAFT_RATE_LIMIT))
+    assert windows == [60, 86_400]
+
+
+def test_status_is_rate_limited_per_token(tmp_path, template_databases):
+    app = limited_app(tmp_path, template_databases, API_STATUS_RATE_LIMIT="3 per minute")
+    secret = app.test_cli_runner().invoke(args=["token", "create", AUTHOR]).stdout.strip()
+    client = app.test_client()
+    draft = post(client, secret, GOOD).json
+    auth = {"Authorization": f"Bearer {secret}"}
+    codes = [client.get(f"/api/drafts/{draft['id']}", headers=auth).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    response = client.get(f"/api/drafts/{draft['id']}", headers=auth)
+    assert response.status_code == 429 and response.json["errors"]
+    assert int(response.headers["Retry-After"]) > 0
