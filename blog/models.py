@@ -24,6 +24,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
+    inspect,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -67,6 +69,7 @@ class Status(StrEnum):
     SCHEDULED = "scheduled"
     PUBLISHED = "published"
     REJECTED = "rejected"
+    TAKEN_DOWN = "taken_down"  # unpublished by an admin; its URL answers 410 until re-approved
 
 
 class User(UserMixin, db.Model):
@@ -174,6 +177,12 @@ class Article(db.Model):
     )
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Of the published text's words, the percentage kept from the AI's original (None: no AI
+    # original to compare with). Decides the machine-readable disclosure: see provenance.py.
+    ai_share: Mapped[int | None] = mapped_column(Integer)
+    # Set when an admin takes the article down (its URL then answers 410), cleared on re-approval.
+    taken_down_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    taken_down_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # Bumped by every save and decision; an edit or a decision names the version it started from.
@@ -205,8 +214,17 @@ class Article(db.Model):
         return self.published_at <= (now or utcnow())
 
 
+class SealedRevisionError(RuntimeError):
+    """Something tried to change the text of a revision that was submitted or approved."""
+
+
 class Revision(db.Model):
-    """One saved version of an article. Never edited after it is written, but for autosaves."""
+    """One saved version of an article.
+
+    Only an autosave that nobody has submitted yet is ever rewritten (it folds one editing
+    session's keystrokes). Once a revision is submitted or approved it is sealed: its text is
+    what the review history and the public label point at, and a mapper event refuses any change.
+    """
 
     __tablename__ = "revisions"
     __table_args__ = (UniqueConstraint("article_id", "number"),)
@@ -230,6 +248,12 @@ class Revision(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # An autosave keeps updating its own revision until the editing session ends.
     editing_session: Mapped[str | None] = mapped_column(String(64))
+    # SHA-256 of source_text(): what an approval records and what readers can check.
+    digest: Mapped[str] = mapped_column(String(64), default="")
+    # When the revision was first submitted or approved; from then on its text never changes.
+    sealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The review queue's flags for this text (a JSON list), computed once; None: not yet.
+    check_flags: Mapped[str | None] = mapped_column(Text)
 
     article: Mapped[Article] = relationship(back_populates="revisions", foreign_keys=[article_id])
     created_by: Mapped[User] = relationship(lazy="joined")
@@ -238,6 +262,39 @@ class Revision(db.Model):
     def tag_names(self) -> list[str]:
         """Return the revision's tags as a list."""
         return [t.strip() for t in self.tags.split(",") if t.strip()]
+
+    @property
+    def sealed(self) -> bool:
+        """Say whether the text is frozen (submitted or approved at some point)."""
+        return self.sealed_at is not None
+
+
+# What a sealed revision must keep: everything but the cached check flags.
+SEALED_COLUMNS = (
+    "article_id", "number", "title", "summary", "category_name", "tags", "body", "ai_generated",
+    "ai_model", "kind", "note", "created_by_id", "created_at", "editing_session", "digest",
+    "sealed_at",
+)  # fmt: skip
+
+
+@event.listens_for(Revision, "before_update")
+def _refuse_changes_to_sealed_revisions(
+    _mapper: object, _connection: object, target: Revision
+) -> None:
+    """Stop any flush that would rewrite a revision sealed before this unit of work began."""
+    state = inspect(target)
+    sealed_history = state.attrs.sealed_at.history
+    was_sealed = any(
+        value is not None for value in (*sealed_history.deleted, *sealed_history.unchanged)
+    )
+    if not was_sealed:
+        return
+    changed = [name for name in SEALED_COLUMNS if state.attrs[name].history.has_changes()]
+    if changed:
+        raise SealedRevisionError(
+            f"revision {target.number} of article {target.article_id} is sealed; "
+            f"refused a change to {', '.join(changed)}"
+        )
 
 
 class ReviewEvent(db.Model):
@@ -251,10 +308,12 @@ class ReviewEvent(db.Model):
     )
     revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
     actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    # submit, withdraw, approve, schedule, request_changes, reject, comment
+    # submit, withdraw, approve, schedule, request_changes, reject, take_down, comment
     action: Mapped[str] = mapped_column(String(24))
     comment: Mapped[str] = mapped_column(Text, default="")
     publish_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The decided revision's digest at the moment of the decision (submit, approve, schedule...).
+    digest: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     actor: Mapped[User] = relationship(lazy="joined")
