@@ -1,7 +1,17 @@
-"""Sign-in and sign-out: hashed passwords, session renewal, rate limits and a safe `next`."""
+"""Sign-in and sign-out: hashed passwords, one record per sign-in, rate limits and a safe `next`.
+
+Every sign-in is a SignIn row whose random token is part of the identity Flask-Login keeps in the
+session and in the "remember me" cookie (User.get_id). Signing out deletes the row, so a copy of
+either cookie, kept anywhere, signs nobody in afterwards. Rotating the user's session token (sign
+out everywhere, deactivation, a new password) deletes all of them.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import (
@@ -9,26 +19,46 @@ from flask import (
     Flask,
     abort,
     flash,
+    g,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import OperationalError
+from werkzeug.security import check_password_hash
 from werkzeug.wrappers import Response
 
 from .audit import record
 from .extensions import db, limiter, login_manager
-from .models import User
+from .models import SignIn, User, utcnow
+from .sqlite import READ_ONLY_METHODS
 
 bp = Blueprint("auth", __name__)
 
-# Failed sign-ins: per account (stops guessing one password from many addresses) and per address
-# (stops spraying many accounts). Short windows, so an attacker cannot lock a real user out long.
+# Failed sign-ins: per account *from one address* (a stranger elsewhere cannot lock the owner out)
+# and per address (stops spraying many accounts). Only failures count; the windows are short.
 ACCOUNT_LIMIT = "5 per 5 minutes"
 ADDRESS_LIMIT = "20 per 5 minutes"
+
+# A sign-in's "last seen" is written at most this often: a write on every page view is too many.
+TOUCH_INTERVAL = timedelta(minutes=5)
+# A sign-in unused for longer than this is deleted at the owner's next sign-in (no cookie lasts
+# that long: Flask-Login's remember cookie is good for 365 days).
+STALE_AFTER = timedelta(days=400)
+
+# Checked when there is no such account (or it is deactivated), so that answer takes as long as
+# a wrong password: otherwise the time tells a stranger who has an account. Its password was
+# random and thrown away. It must use set_password's parameters (werkzeug's scrypt 32768:8:1);
+# a test compares them.
+DUMMY_PASSWORD_HASH = (
+    "scrypt:32768:8:1$5HiySuB9zvOlMhua$c2ebe215d0e152e731f52e5544c086e356e5700e3fd515fb7a0b0a2ebe"
+    "9991cb69eb70cc9544573c478200efc8be143b533f2678d11e871c32440f233b24ccd0"
+)
 
 
 def init_app(app: Flask) -> None:
@@ -41,14 +71,94 @@ def init_app(app: Flask) -> None:
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    """Load the signed-in user; a stale session token or a deactivated account gets nobody."""
-    ident, _, token = user_id.partition(":")
-    if not ident.isdigit() or not token:
+    """Load the signed-in user; a stale session token, an ended sign-in or a deactivated account
+    gets nobody (the same check serves the session and the remember cookie)."""
+    ident, _, rest = user_id.partition(":")
+    session_token, _, sign_in_token = rest.partition(":")
+    if not ident.isdigit() or not session_token or not sign_in_token:
         return None
     user = db.session.get(User, int(ident))
-    if user is None or not user.active or user.session_token != token:
+    if user is None or not user.active:
         return None
+    if not hmac.compare_digest(user.session_token.encode(), session_token.encode()):
+        return None
+    sign_in = db.session.scalar(
+        select(SignIn).filter_by(token_hash=SignIn.hash_token(sign_in_token), user_id=user.id)
+    )
+    if sign_in is None:
+        return None
+    user.sign_in_token = sign_in_token
+    _touch(sign_in)
     return user
+
+
+def _touch(sign_in: SignIn) -> None:
+    """Note when a sign-in was last used, at most every TOUCH_INTERVAL, and never at any cost."""
+    now = utcnow()
+    if now - sign_in.last_seen_at < TOUCH_INTERVAL:
+        return
+    if request.method not in READ_ONLY_METHODS or g.get("may_write", False):
+        # This request's transaction began with BEGIN IMMEDIATE: write through it (kept if the
+        # view commits; a lost "last seen" costs nothing).
+        sign_in.last_seen_at = now
+        return
+    # A page view reads in a deferred transaction that must not turn into a writer (see
+    # sqlite.py): write on a short connection of its own instead.
+    try:
+        with db.engine.begin() as connection:
+            connection.execute(
+                update(SignIn).where(SignIn.id == sign_in.id).values(last_seen_at=now)
+            )
+    except OperationalError:
+        pass  # the database is busy: the next page view tries again
+
+
+def start_sign_in(user: User, remember: bool) -> SignIn:
+    """Sign `user` in with a new session and a new SignIn record (the caller commits)."""
+    now = utcnow()
+    db.session.execute(
+        delete(SignIn).where(SignIn.user_id == user.id, SignIn.last_seen_at < now - STALE_AFTER)
+    )
+    token = secrets.token_hex(16)
+    sign_in = SignIn(
+        user_id=user.id,
+        token_hash=SignIn.hash_token(token),
+        created_at=now,
+        last_seen_at=now,
+        user_agent=request.user_agent.string[:200],
+        remote_addr=(request.remote_addr or "")[:64],
+        remember=remember,
+    )
+    db.session.add(sign_in)
+    session.clear()  # a new session at sign-in: nothing planted before survives
+    user.sign_in_token = token
+    login_user(user, remember=remember)
+    return sign_in
+
+
+def current_sign_in() -> SignIn | None:
+    """Return the SignIn record of this browser's sign-in, if someone is signed in."""
+    token = current_user.sign_in_token if current_user.is_authenticated else None
+    if not token:
+        return None
+    return db.session.scalar(select(SignIn).filter_by(token_hash=SignIn.hash_token(token)))
+
+
+def end_other_sign_ins(user: User) -> int:
+    """End every sign-in of `user` but this browser's; return how many ended (caller commits)."""
+    keep = current_sign_in()
+    query = delete(SignIn).where(SignIn.user_id == user.id)
+    if keep is not None:
+        query = query.where(SignIn.id != keep.id)
+    return db.session.execute(query).rowcount
+
+
+def forget_this_browser() -> None:
+    """Empty this browser's session and drop its remember cookie (after the sign-in ended)."""
+    session.clear()
+    # After session.clear(): logout_user leaves the marker (_remember = "clear") that makes
+    # Flask-Login delete the remember cookie in the response. Clearing after it wiped the marker.
+    logout_user()
 
 
 def safe_next(target: str | None) -> str:
@@ -65,7 +175,10 @@ def safe_next(target: str | None) -> str:
 
 
 def _account_key() -> str:
-    return "login-account:" + request.form.get("email", "").strip().lower()
+    """Key the per-account limit by account and address, bounded in length whatever is typed."""
+    email = request.form.get("email", "").strip().lower()
+    digest = hashlib.sha256(email.encode()).hexdigest()[:32]
+    return f"login-account:{digest}:{get_remote_address()[:64]}"
 
 
 def _failed_only(response: Response) -> bool:
@@ -87,9 +200,13 @@ def login() -> Response | str:
         email = request.form.get("email", "").strip().lower()
         password = request.form.get("password", "")
         user = db.session.scalar(select(User).filter_by(email=email)) if email else None
-        if user is not None and user.active and user.check_password(password):
-            session.clear()  # a new session at sign-in: nothing planted before survives
-            login_user(user, remember=bool(request.form.get("remember")))
+        if user is not None and user.active:
+            accepted = user.check_password(password)
+        else:
+            check_password_hash(DUMMY_PASSWORD_HASH, password)  # the same work, the same time
+            accepted = False
+        if user is not None and accepted:
+            start_sign_in(user, remember=bool(request.form.get("remember")))
             record("sign_in", user, f"{user.email} signed in")
             db.session.commit()
             return redirect(next_url)
@@ -101,10 +218,14 @@ def login() -> Response | str:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Sign out (POST only, with CSRF, so a link on another site cannot do it)."""
+    """Sign out (POST only, with CSRF): end this sign-in, its session and its remember cookie."""
     if current_user.is_authenticated:
-        logout_user()
-    session.clear()
+        sign_in = current_sign_in()
+        if sign_in is not None:
+            db.session.delete(sign_in)
+        record("sign_out", current_user, f"{current_user.email} signed out")
+        db.session.commit()
+    forget_this_browser()
     flash("You are signed out.", "info")
     return redirect(url_for("public.index"))
 

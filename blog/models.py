@@ -9,6 +9,7 @@ therefore never changes the public page until the new revision is approved.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -84,6 +85,8 @@ class User(UserMixin, db.Model):
     # Part of the session cookie's identity: rotating it signs the user out everywhere.
     session_token: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_hex(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The raw token of the sign-in this object was loaded for (blog.auth sets it; not a column).
+    sign_in_token = None
 
     @property
     def is_admin(self) -> bool:
@@ -95,8 +98,8 @@ class User(UserMixin, db.Model):
         return self.active
 
     def get_id(self) -> str:
-        """Identify the user in the session as id plus session token."""
-        return f"{self.id}:{self.session_token}"
+        """Identify the user in the session and remember cookie: id, session and sign-in token."""
+        return f"{self.id}:{self.session_token}:{self.sign_in_token or ''}"
 
     def set_password(self, password: str) -> None:
         """Hash and store a new password (Werkzeug's scrypt)."""
@@ -107,8 +110,9 @@ class User(UserMixin, db.Model):
         return check_password_hash(self.password_hash, password)
 
     def rotate_session_token(self) -> None:
-        """End every session this user has open."""
+        """End every session this user has open, and forget their sign-ins."""
         self.session_token = secrets.token_hex(16)
+        db.session.execute(SignIn.__table__.delete().where(SignIn.user_id == self.id))
 
 
 class Category(db.Model):
@@ -365,3 +369,29 @@ class AuditEntry(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     actor: Mapped[User | None] = relationship(lazy="joined")
+
+
+class SignIn(db.Model):
+    """One sign-in: a browser's session and its "remember me" cookie. Signing out deletes it.
+
+    Its token is part of the identity both cookies carry (User.get_id), so once the row is gone a
+    kept copy of either cookie signs nobody in. Only a SHA-256 of the token is stored.
+    """
+
+    __tablename__ = "sign_ins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Updated at most every few minutes (see blog.auth), so a page view rarely writes.
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What the account page shows, so a person can recognise a sign-in that is not theirs.
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    remote_addr: Mapped[str] = mapped_column(String(64), default="")
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        """Return the digest a sign-in token is stored and looked up by."""
+        return hashlib.sha256(token.encode()).hexdigest()

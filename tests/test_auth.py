@@ -117,3 +117,83 @@ def test_failed_sign_ins_are_rate_limited_per_address(limited_client):
     for n in range(20):
         login(limited_client, f"nobody{n}@example.com", password="wrong")
     assert login(limited_client, "someone-else@example.com", password="x").status_code == 429
+
+
+def _post_login(client, email: str, password: str, address: str, **form: str):  # noqa: ANN202
+    """Sign in from a given client address."""
+    return client.post(
+        "/login",
+        data={"email": email, "password": password, **form},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_sign_out_ends_the_remember_cookie_even_a_copied_one(app, client):
+    login(client, AUTHOR, remember="1")
+    copied = client.get_cookie("remember_token").value
+    client.post("/logout")
+    # The browser is told to drop the cookie...
+    assert client.get_cookie("remember_token") is None
+    assert client.get("/studio/").status_code == 302
+    # ...and a copy kept by someone else no longer signs anybody in.
+    thief = app.test_client()
+    thief.set_cookie("remember_token", copied)
+    assert thief.get("/studio/").status_code == 302
+
+
+def test_sign_out_ends_a_copied_session_cookie(app, client):
+    login(client, AUTHOR)
+    copied = client.get_cookie("session").value
+    client.post("/logout")
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/studio/").status_code == 302
+
+
+def test_failures_from_one_address_do_not_lock_the_owner_out_elsewhere(limited_client):
+    for _ in range(5):
+        assert _post_login(limited_client, AUTHOR, "wrong", "203.0.113.7").status_code == 200
+    assert _post_login(limited_client, AUTHOR, "wrong", "203.0.113.7").status_code == 429
+    # The owner, somewhere else, still gets in.
+    assert _post_login(limited_client, AUTHOR, PASSWORD, "198.51.100.20").status_code == 302
+
+
+@pytest.fixture
+def scrypt_calls(monkeypatch):
+    """Count the scrypt derivations (the expensive part of a password check)."""
+    import hashlib
+
+    calls = []
+    real = hashlib.scrypt
+
+    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting)
+    return calls
+
+
+@pytest.mark.parametrize("email", ["nobody@example.com", "", "inactive"])
+def test_unknown_or_inactive_accounts_cost_one_password_check(
+    app, client, runner, scrypt_calls, email
+):
+    """An unknown e-mail must take as long as a wrong password, or it tells who has an account."""
+    if email == "inactive":
+        assert runner.invoke(args=["user", "deactivate", ADMIN]).exit_code == 0
+        email = ADMIN
+    login(client, AUTHOR, password="wrong")
+    assert len(scrypt_calls) == 1  # the baseline: a wrong password for a real account
+    scrypt_calls.clear()
+    response = login(client, email, password="wrong")
+    assert response.status_code == 200
+    assert len(scrypt_calls) == 1
+
+
+def test_the_dummy_hash_costs_what_a_real_one_does():
+    from werkzeug.security import generate_password_hash
+
+    from blog.auth import DUMMY_PASSWORD_HASH
+
+    method = generate_password_hash("x", method="scrypt").split("$")[0]
+    assert DUMMY_PASSWORD_HASH.split("$")[0] == method
