@@ -27,6 +27,7 @@ from .articles import MAX_TAGS, TITLE_MAX, Draft, create_article
 from .audit import record
 from .extensions import csrf, db, limiter
 from .models import ApiToken, Article, IdempotentResponse, ReviewEvent, Status, User, utcnow
+from .params import SQLITE_INT_MAX
 from .sqlite import writes
 from .templating import absolute_url
 from .workflow import ACTION_LABELS, enter_review
@@ -306,7 +307,8 @@ def _replay(token: ApiToken, key: str, request_hash: str) -> Response | None:
     return response
 
 
-@bp.get("/drafts/<int:article_id>")
+# Bounded: a larger id cannot be bound by SQLite (an OverflowError, a 500), so it never matches.
+@bp.get(f"/drafts/<int(max={SQLITE_INT_MAX}):article_id>")
 @limiter.limit(_status_rate_limit, key_func=_rate_limit_key)
 @writes
 def get_draft(article_id: int) -> Response:

@@ -28,6 +28,7 @@ from .models import (
     User,
     utcnow,
 )
+from .params import MAX_PAGE, clamped_int
 from .workflow import TransitionError, allowed_actions, history, transition
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -310,7 +311,8 @@ def tokens() -> Response | str:
 @bp.get("/audit")
 def audit() -> str:
     """Show the audit log, newest first: decisions, sign-ins, token use, account changes."""
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    # Clamped: SQLite cannot bind an offset past 2**63 (an OverflowError, once a 500).
+    page = clamped_int(request.args.get("page"), 1, 1, MAX_PAGE)
     action = request.args.get("action", "")
     query = select(AuditEntry).order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
     if action:

@@ -38,6 +38,7 @@ from sqlalchemy.sql.selectable import Join
 from .content import plain_text
 from .extensions import db
 from .models import Article, ArticleTag, Category, Tag, utcnow
+from .params import MAX_PAGE, clamped_int
 
 PAGE_SIZE = 20
 MAX_QUERY_CHARS = 200
@@ -187,17 +188,14 @@ def parse_filters(args: dict[str, str]) -> Filters:
     q = args.get("q", "").replace("\x00", "")[:MAX_QUERY_CHARS]
     category_slug = args.get("category", "").strip()[:80]
     tag_slug = args.get("tag", "").strip()[:80]
-    try:
-        page = int(args.get("page", "1"))
-    except ValueError:
-        page = 1
+    page = clamped_int(args.get("page"), 1, 1, MAX_PAGE)  # find_articles clamps to the last page
     provenance = args.get("provenance", "")
     filters = Filters(
         q=q,
         category_slug=category_slug,
         tag_slug=tag_slug,
         provenance=provenance if provenance in PROVENANCES else "",
-        page=max(1, page),
+        page=page,
     )
     if category_slug:
         filters.category = db.session.scalar(select(Category).filter_by(slug=category_slug))

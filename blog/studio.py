@@ -41,6 +41,7 @@ from .diff import changed_fields, diff_texts
 from .extensions import db
 from .htmx import render_page
 from .models import Article, Category, Revision, Status, Tag, utcnow
+from .params import SQLITE_INT_MAX, bounded_int
 from .workflow import (
     TransitionError,
     after_edit,
@@ -437,8 +438,13 @@ def compare(article_id: int) -> str:
     newest = latest_revision(article)
     if newest is None:
         abort(404)
-    new_number = request.args.get("b", type=int) or newest.number
-    old_number = request.args.get("a", type=int) or max(1, new_number - 1)
+    # A number that is not one is the default; one no revision can have (0, -1, 10**22) is a 404.
+    new_number = bounded_int(request.args.get("b"), newest.number, 1, SQLITE_INT_MAX)
+    if new_number is None:
+        abort(404)
+    old_number = bounded_int(request.args.get("a"), max(1, new_number - 1), 1, SQLITE_INT_MAX)
+    if old_number is None:
+        abort(404)
     old = revision_by_number(article, old_number)
     new = revision_by_number(article, new_number)
     if old is None or new is None:
