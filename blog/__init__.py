@@ -6,9 +6,11 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
+from flask import Config, Flask, Response, current_app, request
+from flask.globals import request_ctx
+from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .extensions import csrf, db, limiter, login_manager, migrate
@@ -82,6 +84,9 @@ def _configure(app: Flask, test_config: dict[str, Any] | None) -> None:
     """Layer the configuration: defaults, instance/config.py, environment, then test overrides."""
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
+    # Flask's default says "not Secure": drop it so that an explicit setting (even False) can be
+    # told apart from no setting, which follows SITE_URL's scheme below.
+    app.config.pop("SESSION_COOKIE_SECURE", None)
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{instance / 'blog.sqlite3'}",
         SITE_TITLE="Tech Blog",
@@ -90,7 +95,11 @@ def _configure(app: Flask, test_config: dict[str, Any] | None) -> None:
             "AI-assisted deep dives into backend engineering, databases, security, DevOps, "
             "and machine learning — written from real production experience."
         ),
-        SITE_URL=None,  # e.g. "https://blog.example.com"; canonical links use the request host
+        # e.g. "https://blog.example.com": absolute links use it, other hosts are refused, and
+        # https makes the cookies Secure. Unset, links follow the request's host (development).
+        SITE_URL=None,
+        TRUSTED_HOSTS=None,  # names served besides SITE_URL's host, e.g. "www.example.com"
+        STRICT_TRANSPORT_SECURITY="max-age=31536000; includeSubDomains",  # on HTTPS requests
         RATELIMIT_STORAGE_URI="memory://",
         RATELIMIT_HEADERS_ENABLED=True,
         SESSION_COOKIE_HTTPONLY=True,
@@ -107,13 +116,36 @@ def _configure(app: Flask, test_config: dict[str, Any] | None) -> None:
             app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
         if os.environ.get("DATABASE_URL"):
             app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
-        for name in ("RATELIMIT_STORAGE_URI", "SITE_URL", "PROXY_FIX_X_FOR"):
+        for name in ("RATELIMIT_STORAGE_URI", "SITE_URL", "PROXY_FIX_X_FOR", "TRUSTED_HOSTS"):
             if os.environ.get(name):
                 app.config[name] = os.environ[name]
     else:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    _configure_site(app.config)
+
+
+def _configure_site(config: Config) -> None:
+    """Derive cookie security and the trusted hosts from SITE_URL, keeping explicit settings."""
+    site_url = config.get("SITE_URL") or ""
+    site = urlsplit(site_url)
+    if site_url and (site.scheme not in ("http", "https") or not site.hostname):
+        raise ValueError(f"SITE_URL must look like https://blog.example.com, not {site_url!r}")
+    https = site.scheme == "https"
+    # A site served over HTTPS must never send its session over plain HTTP.
+    config.setdefault("SESSION_COOKIE_SECURE", https)
+    config.setdefault("REMEMBER_COOKIE_SECURE", https)
+    # With SITE_URL set, a request for any other host is a 400 (Flask checks TRUSTED_HOSTS
+    # before routing), so a forged Host header can never reach a page, a link or a cache.
+    extra = config.get("TRUSTED_HOSTS") or []
+    if isinstance(extra, str):
+        extra = extra.split(",")
+    hosts = [site.hostname] if site.hostname else []
+    for name in (str(n).strip().lower() for n in extra):
+        if name and name not in hosts:
+            hosts.append(name)
+    config["TRUSTED_HOSTS"] = hosts or None
 
 
 def _instance_secret(path: Path) -> str:
@@ -128,6 +160,11 @@ def _instance_secret(path: Path) -> str:
 def _security_headers(response: Response) -> Response:
     """Send the security headers on every response."""
     headers = response.headers
+    # Only on HTTPS (directly, or through a trusted proxy's X-Forwarded-Proto): browsers ignore
+    # it on plain HTTP, and sending it there would pin a development host to HTTPS.
+    hsts = current_app.config.get("STRICT_TRANSPORT_SECURITY")
+    if hsts and request.is_secure:
+        headers.setdefault("Strict-Transport-Security", hsts)
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
@@ -136,6 +173,22 @@ def _security_headers(response: Response) -> Response:
     if request.path.startswith(("/studio", "/review", "/login", "/api")):
         headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+def _refuse_host() -> HTTPException:
+    """Answer a request for a host this site does not serve, building links on the site's own."""
+    # Flask refused the Host before it could make a URL adapter, and the layout needs one for
+    # its links: bind one to the site's own name (never to the refused one).
+    config = current_app.config
+    site = urlsplit(config.get("SITE_URL") or "")
+    request_ctx.url_adapter = current_app.url_map.bind(
+        site.netloc or config["TRUSTED_HOSTS"][0],
+        script_name=request.root_path or "/",
+        url_scheme=site.scheme or request.scheme,
+    )
+    # Werkzeug's description repeats the forged name; say what to do instead.
+    where = f" Use {config['SITE_URL']}" if config.get("SITE_URL") else ""
+    return BadRequest(f"This site does not answer to that host name.{where}")
 
 
 def _register_error_pages(app: Flask) -> None:
@@ -147,6 +200,8 @@ def _register_error_pages(app: Flask) -> None:
     def handle(error: HTTPException) -> Response | HTTPException:
         if error.code is None or error.code < 400:
             return error
+        if isinstance(error, SecurityError) and request_ctx.url_adapter is None:
+            error = _refuse_host()
         if request.path.startswith("/api/"):
             response = jsonify(error=error.name, message=error.description)
             response.status_code = error.code
@@ -164,6 +219,13 @@ def _register_error_pages(app: Flask) -> None:
         return response
 
     app.register_error_handler(HTTPException, handle)
+
+    @app.before_request
+    def answer_health_checks_on_any_host() -> Response | None:
+        """Let a load balancer's health check in whatever Host it sends (often an IP address)."""
+        if isinstance(request.routing_exception, SecurityError) and request.path == "/healthz":
+            return app.make_response(app.view_functions["public.healthz"]())
+        return None
 
     @app.errorhandler(500)
     def internal_error(error: Exception) -> tuple[str, int]:

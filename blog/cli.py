@@ -12,6 +12,7 @@ from flask_migrate import upgrade
 from sqlalchemy import select
 
 from .audit import record
+from .deploy import check_deploy
 from .extensions import db
 from .models import Role, User
 
@@ -21,6 +22,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(init_db)
     app.cli.add_command(user_group)
     app.cli.add_command(backup)
+    app.cli.add_command(check_deploy)
     app.cli.add_command(token_group)
     app.cli.add_command(import_command)
     app.cli.add_command(rerender)

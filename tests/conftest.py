@@ -30,6 +30,8 @@ def _config(database: Path, **extra: object) -> dict[str, object]:
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
         "SITE_URL": "http://blog.test",
+        # The test client's default host and the browser tests' server, besides SITE_URL's.
+        "TRUSTED_HOSTS": ["localhost", "127.0.0.1"],
     }
     config.update(extra)
     return config

@@ -1,0 +1,293 @@
+"""`flask check-deploy`: what in the configuration is unsafe for a public site, and the fix."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from flask.helpers import get_debug_flag
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+# Keys people copy from tutorials and examples; a guessed key lets anyone forge a session.
+WELL_KNOWN_KEYS = {"dev", "secret", "changeme", "change-me", "test-secret", "your-secret-key"}
+MIN_KEY_LENGTH = 32
+LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
+ENCRYPTED_SSLMODES = {"require", "verify-ca", "verify-full"}
+NEW_KEY = "python -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+class Severity(Enum):
+    """How much a finding matters: only UNSAFE findings fail the check."""
+
+    UNSAFE = "UNSAFE"  # fix before going live
+    WARNING = "WARNING"  # depends on how the site is run: read it and decide
+    NOTE = "NOTE"  # worth knowing; nothing to fix on its own
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: what is wrong and how to fix it."""
+
+    severity: Severity
+    what: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.severity.value:<7} {self.what}. fix: {self.fix}"
+
+
+def deployment_problems(app: Flask) -> list[Problem]:
+    """Check the configuration the way a public site needs it; the worst findings first."""
+    checks: list[Callable[[Flask], list[Problem]]] = [
+        _secret_key,
+        _https,
+        _hosts,
+        _debugging,
+        _rate_limits,
+        _database,
+        _proxy,
+    ]
+    problems = [problem for check in checks for problem in check(app)]
+    order = list(Severity)
+    return sorted(problems, key=lambda p: order.index(p.severity))
+
+
+def _secret_key(app: Flask) -> list[Problem]:
+    key = str(app.config.get("SECRET_KEY") or "")
+    generated = Path(app.instance_path) / "secret_key"
+    if generated.is_file() and generated.read_text().strip() == key:
+        # Strong, but each server that generates its own signs sessions no other server accepts.
+        return [
+            Problem(
+                Severity.WARNING,
+                "SECRET_KEY was generated into instance/secret_key: fine on one machine, but "
+                "every server of the site must share one key or sign-ins break between them",
+                f"set the same SECRET_KEY on every server (make one with {NEW_KEY})",
+            )
+        ]
+    if len(key) < MIN_KEY_LENGTH or key.lower() in WELL_KNOWN_KEYS:
+        return [
+            Problem(
+                Severity.UNSAFE,
+                f"SECRET_KEY is too short or well known (under {MIN_KEY_LENGTH} characters): "
+                "whoever guesses it can sign in as anyone",
+                f"set SECRET_KEY to a long random value ({NEW_KEY}), or unset it on a "
+                "single server to have one generated into instance/",
+            )
+        ]
+    return []
+
+
+def _https(app: Flask) -> list[Problem]:
+    config = app.config
+    problems = []
+    site_url = config.get("SITE_URL") or ""
+    behind_proxy = bool(config.get("PROXY_FIX_X_FOR"))
+    proxy_hint = " (behind a proxy that ends TLS too: SITE_URL is what makes cookies Secure)"
+    if not site_url:
+        problems.append(
+            Problem(
+                Severity.UNSAFE,
+                "SITE_URL is not set: the feed, sitemap, canonical links and API links take "
+                "their host from the request's Host header, which a client can forge",
+                "set SITE_URL=https://your.host" + (proxy_hint if behind_proxy else ""),
+            )
+        )
+    elif urlsplit(site_url).scheme != "https":
+        problems.append(
+            Problem(
+                Severity.UNSAFE,
+                f"SITE_URL {site_url} is not https: passwords and sessions travel in plain text "
+                "and no Strict-Transport-Security is sent",
+                "serve the site over HTTPS and set SITE_URL=https://…" + proxy_hint,
+            )
+        )
+    plain = [
+        name for name in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE") if not config.get(name)
+    ]
+    if plain:
+        problems.append(
+            Problem(
+                Severity.UNSAFE,
+                f"the sign-in cookies may travel over plain HTTP ({', '.join(plain)} off)",
+                "set SITE_URL to an https:// address (it turns them on), or set them to True",
+            )
+        )
+    unscripted = [
+        name
+        for name in ("SESSION_COOKIE_HTTPONLY", "REMEMBER_COOKIE_HTTPONLY")
+        if not config.get(name)
+    ]
+    if unscripted:
+        problems.append(
+            Problem(
+                Severity.UNSAFE,
+                f"scripts can read the sign-in cookies ({', '.join(unscripted)} off)",
+                "remove the setting that turns them off",
+            )
+        )
+    if site_url.startswith("https:") and not config.get("STRICT_TRANSPORT_SECURITY"):
+        problems.append(
+            Problem(
+                Severity.WARNING,
+                "STRICT_TRANSPORT_SECURITY is off: a first visit over http can be intercepted",
+                "remove the setting to send the default (max-age=31536000; includeSubDomains)",
+            )
+        )
+    return problems
+
+
+def _hosts(app: Flask) -> list[Problem]:
+    if app.config.get("TRUSTED_HOSTS"):
+        return []
+    return [
+        Problem(
+            Severity.UNSAFE,
+            "any Host header is served (no trusted hosts): forged host names reach the pages "
+            "and every link built from the request",
+            "set SITE_URL (its host becomes the one served) and list any other names the site "
+            "answers to in TRUSTED_HOSTS (comma-separated)",
+        )
+    ]
+
+
+def _debugging(app: Flask) -> list[Problem]:
+    config = app.config
+    problems = []
+    # The flask command sets DEBUG from FLASK_DEBUG, which is what `flask run` would use too.
+    if config.get("DEBUG") or get_debug_flag():
+        problems.append(
+            Problem(
+                Severity.UNSAFE,
+                "DEBUG is on: an error page lets a visitor run code on the server",
+                "unset FLASK_DEBUG and DEBUG (use `make dev` only on your own machine)",
+            )
+        )
+    if not config.get("WTF_CSRF_ENABLED", True):
+        problems.append(
+            Problem(
+                Severity.UNSAFE,
+                "CSRF protection is off (WTF_CSRF_ENABLED): other sites can post forms as a "
+                "signed-in user",
+                "remove WTF_CSRF_ENABLED from the configuration",
+            )
+        )
+    if config.get("LOGIN_DISABLED"):
+        problems.append(
+            Problem(
+                Severity.UNSAFE,
+                "LOGIN_DISABLED is on: the studio and the review queue are open to anyone",
+                "remove LOGIN_DISABLED from the configuration",
+            )
+        )
+    if config.get("TESTING"):
+        problems.append(
+            Problem(
+                Severity.WARNING,
+                "TESTING is on: errors propagate instead of showing the error page",
+                "remove TESTING from the configuration",
+            )
+        )
+    return problems
+
+
+def _rate_limits(app: Flask) -> list[Problem]:
+    config = app.config
+    if not config.get("RATELIMIT_ENABLED", True):
+        return [
+            Problem(
+                Severity.UNSAFE,
+                "rate limits are off (RATELIMIT_ENABLED): passwords and tokens can be guessed "
+                "at full speed",
+                "remove RATELIMIT_ENABLED from the configuration",
+            )
+        ]
+    storage = str(config.get("RATELIMIT_STORAGE_URI") or "memory://")
+    if not storage.startswith("memory://"):
+        return []
+    # gunicorn reads WEB_CONCURRENCY for its worker count; only "1" makes per-process counts right.
+    if os.environ.get("WEB_CONCURRENCY", "").strip() == "1":
+        return [
+            Problem(
+                Severity.NOTE,
+                "rate limits are counted in this one process (RATELIMIT_STORAGE_URI=memory://)",
+                "use redis:// or memcached:// once there is more than one worker or server",
+            )
+        ]
+    return [
+        Problem(
+            Severity.UNSAFE,
+            "RATELIMIT_STORAGE_URI is memory://: each worker process and server counts on its "
+            "own, so with N gunicorn workers every limit is N times looser",
+            "set RATELIMIT_STORAGE_URI=redis://host:6379/0 (shared by every worker and server), "
+            "or run a single worker and say so with WEB_CONCURRENCY=1",
+        )
+    ]
+
+
+def _database(app: Flask) -> list[Problem]:
+    raw = str(app.config.get("SQLALCHEMY_DATABASE_URI") or "")
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        return [Problem(Severity.UNSAFE, "the database URL does not parse", "fix DATABASE_URL")]
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return [
+            Problem(
+                Severity.NOTE,
+                "SQLite serves one machine: several workers are fine, several servers are not, "
+                "and the file must be on a local disk (a network filesystem corrupts it)",
+                "for more than one server move to PostgreSQL with `flask copy-db --to URL`; "
+                "back up with `flask backup PATH`",
+            )
+        ]
+    if backend == "postgresql":
+        host = url.host or str(url.query.get("host") or "")
+        sslmode = str(url.query.get("sslmode") or "")
+        remote = host.lower() not in LOCAL_HOSTS and not host.startswith("/")
+        if remote and sslmode not in ENCRYPTED_SSLMODES:
+            return [
+                Problem(
+                    Severity.WARNING,
+                    f"the connection to PostgreSQL on {host} may be unencrypted (sslmode="
+                    f"{sslmode or 'prefer'} falls back to plain text, password included)",
+                    "add ?sslmode=verify-full (or require) to DATABASE_URL",
+                )
+            ]
+    return []
+
+
+def _proxy(app: Flask) -> list[Problem]:
+    if app.config.get("PROXY_FIX_X_FOR"):
+        return []
+    return [
+        Problem(
+            Severity.NOTE,
+            "PROXY_FIX_X_FOR is not set: X-Forwarded-For and X-Forwarded-Proto are ignored",
+            "behind a reverse proxy set PROXY_FIX_X_FOR=1 (the number of proxies) so rate limits "
+            "see each client and HTTPS is recognised; never set it without one",
+        )
+    ]
+
+
+@click.command("check-deploy")
+@with_appcontext
+def check_deploy() -> None:
+    """List what in this configuration is unsafe for a public site; exit 1 when anything is."""
+    problems = deployment_problems(current_app)
+    for problem in problems:
+        click.echo(str(problem))
+    unsafe = sum(problem.severity is Severity.UNSAFE for problem in problems)
+    if unsafe:
+        click.echo(f"{unsafe} unsafe for a public site: fix them before going live.")
+        raise SystemExit(1)
+    click.echo("Nothing unsafe found in this configuration.")

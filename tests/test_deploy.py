@@ -1,0 +1,235 @@
+"""Production defaults: HTTPS cookies and HSTS, trusted hosts, and `flask check-deploy`."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from blog.deploy import Severity, deployment_problems
+from blog.extensions import db
+
+from .conftest import AUTHOR, _make_app, login, parse
+
+HSTS = "max-age=31536000; includeSubDomains"
+
+# What a production configuration looks like with every finding fixed.
+SAFE = {
+    "TESTING": False,
+    "SECRET_KEY": "x" * 64,
+    "SITE_URL": "https://blog.example.com",
+    "TRUSTED_HOSTS": None,
+    "WTF_CSRF_ENABLED": True,
+    "RATELIMIT_ENABLED": True,
+}
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, template_databases: dict[str, Path]) -> Iterator[Callable[..., Flask]]:
+    """Build the demo app with configuration overrides; dispose of every engine afterwards."""
+    made: list[Flask] = []
+
+    def make(**extra: object) -> Flask:
+        folder = tmp_path / f"app{len(made)}"
+        folder.mkdir()
+        made.append(_make_app(folder, template_databases["demo"], **extra))
+        return made[-1]
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.engine.dispose()
+
+
+# HTTPS: Secure cookies and HSTS
+
+
+def test_https_site_url_makes_cookies_secure_and_sends_hsts(make_app):
+    app = make_app(SITE_URL="https://blog.example.com")
+    client = app.test_client()
+    response = login(client, AUTHOR, remember="y", base_url="https://blog.example.com")
+    assert response.status_code == 302
+    cookies = response.headers.getlist("Set-Cookie")
+    session = next(c for c in cookies if c.startswith("session="))
+    remember = next(c for c in cookies if c.startswith("remember_token="))
+    assert "Secure" in session and "Secure" in remember
+    page = client.get("/", base_url="https://blog.example.com")
+    assert page.headers["Strict-Transport-Security"] == HSTS
+
+
+def test_no_hsts_on_plain_http(make_app):
+    app = make_app(SITE_URL="https://blog.example.com")
+    response = app.test_client().get("/", base_url="http://blog.example.com")
+    assert "Strict-Transport-Security" not in response.headers
+
+
+def test_explicit_cookie_settings_win_over_the_https_default(make_app):
+    app = make_app(SITE_URL="https://blog.example.com", SESSION_COOKIE_SECURE=False)
+    assert app.config["SESSION_COOKIE_SECURE"] is False
+    assert app.config["REMEMBER_COOKIE_SECURE"] is True
+
+
+def test_plain_http_site_keeps_cookies_usable(client):
+    response = login(client, AUTHOR)
+    session = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("session="))
+    assert "Secure" not in session
+
+
+def test_hsts_behind_a_trusted_proxy_that_says_https(make_app):
+    app = make_app(SITE_URL="https://blog.example.com", PROXY_FIX_X_FOR=1)
+    client = app.test_client()
+    secure = client.get(
+        "/", base_url="http://blog.example.com", headers={"X-Forwarded-Proto": "https"}
+    )
+    assert secure.headers["Strict-Transport-Security"] == HSTS
+    plain = client.get("/", base_url="http://blog.example.com")
+    assert "Strict-Transport-Security" not in plain.headers
+
+
+def test_forwarded_proto_is_ignored_without_a_trusted_proxy(make_app):
+    app = make_app(SITE_URL="https://blog.example.com")
+    response = app.test_client().get(
+        "/", base_url="http://blog.example.com", headers={"X-Forwarded-Proto": "https"}
+    )
+    assert "Strict-Transport-Security" not in response.headers
+
+
+# Hosts: absolute URLs from SITE_URL, other hosts refused
+
+
+@pytest.mark.parametrize("path", ["/", "/sitemap.xml", "/feed.xml", "/robots.txt", "/login"])
+def test_a_forged_host_is_a_400_page_in_the_layout(make_app, path):
+    app = make_app(SITE_URL="https://blog.example.com", TRUSTED_HOSTS=None)
+    response = app.test_client().get(path, base_url="https://evil.example")
+    assert response.status_code == 400
+    body = response.get_data(as_text=True)
+    assert "evil.example" not in body
+    soup = parse(response)
+    assert soup.select_one("header.site-header") is not None  # the site's layout, not a bare 500
+
+
+def test_a_forged_host_header_behind_a_proxy_is_refused(make_app):
+    app = make_app(SITE_URL="https://blog.example.com", TRUSTED_HOSTS=None, PROXY_FIX_X_FOR=1)
+    client = app.test_client()
+    forged = client.get(
+        "/sitemap.xml", base_url="https://blog.example.com", headers={"X-Forwarded-Host": "evil"}
+    )
+    assert forged.status_code == 400 and b"evil" not in forged.data
+
+
+def test_site_url_host_and_extra_trusted_hosts_are_served(make_app):
+    app = make_app(SITE_URL="https://blog.example.com", TRUSTED_HOSTS="www.example.com, old.test")
+    client = app.test_client()
+    assert client.get("/", base_url="https://blog.example.com").status_code == 200
+    assert client.get("/", base_url="https://blog.example.com:8443").status_code == 200
+    for host in ("www.example.com", "old.test"):
+        response = client.get("/sitemap.xml", base_url=f"https://{host}")
+        assert response.status_code == 200
+        # An extra name is served, but every absolute URL still names the site itself.
+        root = ET.fromstring(response.data)
+        locs = [el.text for el in root.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
+        assert locs and all(loc.startswith("https://blog.example.com/") for loc in locs)
+        canonical = parse(client.get("/", base_url=f"https://{host}")).select_one(
+            "link[rel=canonical]"
+        )
+        assert canonical["href"].startswith("https://blog.example.com/")
+    assert client.get("/", base_url="https://evil.example").status_code == 400
+
+
+def test_healthz_answers_a_load_balancer_that_uses_the_ip(make_app):
+    app = make_app(SITE_URL="https://blog.example.com", TRUSTED_HOSTS=None)
+    response = app.test_client().get("/healthz", base_url="http://10.0.0.7:8000")
+    assert response.status_code == 200 and response.json["database"] == "ok"
+
+
+def test_without_site_url_links_follow_the_request_host(make_app):
+    app = make_app(SITE_URL=None, TRUSTED_HOSTS=None)
+    response = app.test_client().get("/robots.txt", base_url="http://dev.local:5000")
+    assert "Sitemap: http://dev.local:5000/sitemap.xml" in response.get_data(as_text=True)
+
+
+# check-deploy
+
+
+def test_check_deploy_passes_a_safe_configuration(make_app):
+    app = make_app(**SAFE)
+    app.config["RATELIMIT_STORAGE_URI"] = "redis://cache.internal:6379/0"
+    result = app.test_cli_runner().invoke(args=["check-deploy"])
+    assert result.exit_code == 0, result.output
+    assert "UNSAFE" not in result.output
+
+
+def test_check_deploy_lists_what_is_unsafe_and_exits_non_zero(make_app, monkeypatch):
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.setenv("FLASK_DEBUG", "1")  # the flask command sets DEBUG from it
+    app = make_app(
+        TESTING=False,
+        SECRET_KEY="dev",
+        SITE_URL=None,
+        TRUSTED_HOSTS=None,
+        WTF_CSRF_ENABLED=False,
+        RATELIMIT_ENABLED=True,
+    )
+    result = app.test_cli_runner().invoke(args=["check-deploy"])
+    assert result.exit_code == 1
+    unsafe = [line for line in result.output.splitlines() if line.startswith("UNSAFE")]
+    text = "\n".join(unsafe)
+    for word in ("SECRET_KEY", "SITE_URL", "cookie", "Host", "RATELIMIT_STORAGE_URI", "DEBUG"):
+        assert word in text, word
+    # Every finding says how to fix it.
+    assert all("fix:" in line for line in unsafe)
+
+
+def test_check_deploy_flags_an_http_site_url_and_insecure_cookies(make_app):
+    app = make_app(**{**SAFE, "SITE_URL": "http://blog.example.com"})
+    app.config["RATELIMIT_STORAGE_URI"] = "redis://cache.internal:6379/0"
+    findings = _findings(app)
+    assert any(p.what.startswith("SITE_URL") for p in findings[Severity.UNSAFE])
+    assert any("cookie" in p.what for p in findings[Severity.UNSAFE])
+
+
+def test_check_deploy_warns_about_a_generated_key_on_several_servers(make_app):
+    app = make_app(**{**SAFE, "SECRET_KEY": None})
+    app.config["RATELIMIT_STORAGE_URI"] = "redis://cache.internal:6379/0"
+    findings = _findings(app)
+    assert not findings[Severity.UNSAFE]
+    assert any("instance/" in p.what for p in findings[Severity.WARNING])
+
+
+def test_check_deploy_memory_rate_limits_are_fine_with_one_worker(make_app, monkeypatch):
+    app = make_app(**SAFE)
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    assert any("RATELIMIT" in p.what for p in _findings(app)[Severity.UNSAFE])
+    monkeypatch.setenv("WEB_CONCURRENCY", "1")
+    assert not _findings(app)[Severity.UNSAFE]
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("postgresql+psycopg://blog:pw@db.example.net/blog", True),
+        ("postgresql+psycopg://blog:pw@db.example.net/blog?sslmode=verify-full", False),
+        ("postgresql+psycopg://blog@localhost/blog", False),
+        ("postgresql+psycopg:///blog?host=/run/postgresql", False),
+    ],
+)
+def test_check_deploy_warns_about_postgres_without_tls(make_app, url, warned):
+    app = make_app(**SAFE)
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    warnings = _findings(app)[Severity.WARNING]
+    assert any("sslmode" in p.fix for p in warnings) is warned
+
+
+def test_check_deploy_says_sqlite_is_single_machine(make_app):
+    app = make_app(**SAFE)
+    notes = _findings(app)[Severity.NOTE]
+    assert any("SQLite" in p.what for p in notes)
+
+
+def _findings(app: Flask) -> dict[Severity, list]:
+    with app.app_context():
+        problems = deployment_problems(app)
+    return {s: [p for p in problems if p.severity is s] for s in Severity}
