@@ -65,7 +65,7 @@ def create_app(
 
         configure_sqlite(db.engine)
 
-    from . import api, auth, cli, public, review, studio, templating
+    from . import account, api, auth, cli, public, review, studio, templating
 
     templating.init_app(app)
     auth.init_app(app)
@@ -74,6 +74,7 @@ def create_app(
     app.register_blueprint(studio.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(review.bp)
+    app.register_blueprint(account.bp)
     cli.init_app(app)
     _register_error_pages(app)
     app.after_request(_security_headers)
