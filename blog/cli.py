@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -98,69 +99,6 @@ def user_deactivate(email: str) -> None:
     click.echo(f"Deactivated {user.email}.")
 
 
-def _account(email: str) -> User:
-    """Find an account by e-mail or stop with a clear message."""
-    user = db.session.scalar(select(User).filter_by(email=email.strip().lower()))
-    if user is None:
-        raise click.ClickException(f"no account for {email}")
-    return user
-
-
-@user_group.command("set-password")
-@click.argument("email")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-def user_set_password(email: str, password: str) -> None:
-    """Set an account's password; its sessions end everywhere."""
-    from .account import password_problem
-
-    user = _account(email)
-    problem = password_problem(password, password)
-    if problem:
-        raise click.BadParameter(problem, param_hint="--password")
-    user.set_password(password)
-    user.rotate_session_token()  # whoever knew the old password is signed out now
-    record("password_set", None, f"password of {user.email} set from the command line")
-    db.session.commit()
-    state = "" if user.active else " (the account is deactivated: reactivate it to sign in)"
-    click.echo(f"Set the password of {user.email}; its sessions have ended{state}.")
-
-
-def _duration(seconds: int) -> str:
-    """Say a lifetime the way a person would: "24 hours", "15 minutes"."""
-    for unit, size in (("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit}{'' if count == 1 else 's'}"
-    return f"{seconds} seconds"
-
-
-@user_group.command("reset-link")
-@click.argument("email")
-def user_reset_link(email: str) -> None:
-    """Print a one-time link that lets the person choose a new password (no mail server)."""
-    from .account import DEFAULT_RESET_MAX_AGE, reset_link
-
-    user = _account(email)
-    if not user.active:
-        raise click.ClickException(f"{user.email} is deactivated; reactivate the account first")
-    link, absolute = reset_link(user)
-    record("reset_link_created", None, f"reset link for {user.email} from the command line")
-    db.session.commit()
-    click.echo(link)
-    seconds = int(current_app.config.get("PASSWORD_RESET_MAX_AGE", DEFAULT_RESET_MAX_AGE))
-    click.echo(
-        f"Give this link to {user.email} only. It works once, for {_duration(seconds)}, and "
-        "stops working when the password changes.",
-        err=True,
-    )
-    if not absolute:
-        click.echo(
-            "The link is relative to the site's address: put https://your-site in front of it "
-            "(set SITE_URL to print a full link).",
-            err=True,
-        )
-
-
 @click.group("token", cls=AppGroup)
 def token_group() -> None:
     """Manage API tokens."""
@@ -244,22 +182,58 @@ def rerender() -> None:
 @with_appcontext
 @click.argument("path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 def backup(path: Path) -> None:
-    """Copy the live database consistently (SQLite's online backup API), then check the copy."""
+    """Copy the live database consistently while the site runs, then check the copy.
+
+    Restore: stop the site, put the copy in place of the database file, delete the database's
+    stale -wal and -shm files, start the site.
+    """
     url = db.engine.url
-    if url.get_backend_name() != "sqlite" or not url.database:
-        raise click.ClickException("backup handles SQLite databases; use your server's tools")
-    if path.exists():
-        raise click.ClickException(f"{path} exists already; choose a new file")
-    source = sqlite3.connect(url.database, timeout=30)
+    if url.get_backend_name() != "sqlite":
+        raise click.ClickException(
+            f"backup copies SQLite databases; this site uses {url.get_backend_name()}. Use its own "
+            'tools, e.g. pg_dump --format=custom --file=blog.dump "$DATABASE_URL" (drop the '
+            "+psycopg from the URL), restored with pg_restore --clean --dbname=URL blog.dump"
+        )
+    if not url.database or url.database == ":memory:":
+        raise click.ClickException("the database is in memory: there is no file to back up")
+    try:
+        # Created empty and readable by its owner only before a byte is written: the copy holds
+        # password hashes and token digests.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        raise click.ClickException(f"{path} exists already; choose a new file") from None
+    except OSError as error:
+        raise click.ClickException(f"cannot create {path}: {error.strerror}") from None
+    try:
+        summary = _copy_sqlite(Path(url.database), path)
+    except BaseException:
+        path.unlink(missing_ok=True)  # a partial or broken copy must not pass for a backup
+        raise
+    click.echo(f"Backed up {url.database} to {path} ({summary}; integrity ok).")
+    current_app.logger.info("backup written to %s", path)
+
+
+def _copy_sqlite(database: Path, path: Path) -> str:
+    """Copy the database into the empty file at path in one step; check it; describe it."""
+    source = sqlite3.connect(database, timeout=30)
     target = sqlite3.connect(path)
     try:
-        with target:
-            source.backup(target, pages=1024)
+        # One step (pages=-1) copies everything inside a single read transaction. In steps, every
+        # write by another connection restarts the copy, so on a busy site it never finished.
+        # WAL lets the site keep writing meanwhile; the copy is the moment the step began.
+        source.backup(target, pages=-1)
         result = target.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            raise click.ClickException(f"the copy failed its integrity check: {result}")
+        counts = [
+            f"{target.execute(f'SELECT count(*) FROM {table}').fetchone()[0]} {table}"
+            for table in ("articles", "revisions", "users")
+            if target.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).fetchone()
+        ]
     finally:
         target.close()
         source.close()
-    if result != "ok":
-        raise click.ClickException(f"the copy failed its integrity check: {result}")
-    click.echo(f"Backed up {url.database} to {path} (integrity ok).")
-    current_app.logger.info("backup written to %s", path)
+    size = path.stat().st_size
+    return ", ".join([f"{size / 1_048_576:.1f} MB", *counts])
