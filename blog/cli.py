@@ -99,6 +99,69 @@ def user_deactivate(email: str) -> None:
     click.echo(f"Deactivated {user.email}.")
 
 
+def _account(email: str) -> User:
+    """Find an account by e-mail or stop with a clear message."""
+    user = db.session.scalar(select(User).filter_by(email=email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"no account for {email}")
+    return user
+
+
+@user_group.command("set-password")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def user_set_password(email: str, password: str) -> None:
+    """Set an account's password; its sessions end everywhere."""
+    from .account import password_problem
+
+    user = _account(email)
+    problem = password_problem(password, password)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--password")
+    user.set_password(password)
+    user.rotate_session_token()  # whoever knew the old password is signed out now
+    record("password_set", None, f"password of {user.email} set from the command line")
+    db.session.commit()
+    state = "" if user.active else " (the account is deactivated: reactivate it to sign in)"
+    click.echo(f"Set the password of {user.email}; its sessions have ended{state}.")
+
+
+def _duration(seconds: int) -> str:
+    """Say a lifetime the way a person would: "24 hours", "15 minutes"."""
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} seconds"
+
+
+@user_group.command("reset-link")
+@click.argument("email")
+def user_reset_link(email: str) -> None:
+    """Print a one-time link that lets the person choose a new password (no mail server)."""
+    from .account import DEFAULT_RESET_MAX_AGE, reset_link
+
+    user = _account(email)
+    if not user.active:
+        raise click.ClickException(f"{user.email} is deactivated; reactivate the account first")
+    link, absolute = reset_link(user)
+    record("reset_link_created", None, f"reset link for {user.email} from the command line")
+    db.session.commit()
+    click.echo(link)
+    seconds = int(current_app.config.get("PASSWORD_RESET_MAX_AGE", DEFAULT_RESET_MAX_AGE))
+    click.echo(
+        f"Give this link to {user.email} only. It works once, for {_duration(seconds)}, and "
+        "stops working when the password changes.",
+        err=True,
+    )
+    if not absolute:
+        click.echo(
+            "The link is relative to the site's address: put https://your-site in front of it "
+            "(set SITE_URL to print a full link).",
+            err=True,
+        )
+
+
 @click.group("token", cls=AppGroup)
 def token_group() -> None:
     """Manage API tokens."""
