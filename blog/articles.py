@@ -1,17 +1,24 @@
 """Writing articles: revisions, tags, categories, and copying an approved revision to the public.
 
 Views, the API, the importer and the demo loader all go through these functions, so there is one
-way a revision is written and one way the public snapshot changes.
+way a revision is written and one way the public snapshot changes. Nothing here commits: the view
+or command that called decides when the unit of work ends.
+
+Two promises hold here for every caller. A revision that was submitted or approved is sealed and
+never written again (models.Revision refuses it at flush time as a last line of defence). And an
+article that began as an AI draft stays labelled AI-generated, whatever a later edit says.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from .content import render, slugify
+from .diff import word_counts
 from .extensions import db
 from .models import Article, ArticleTag, Category, Revision, Tag, User, utcnow
 from .search import index_article
@@ -153,18 +160,12 @@ def add_revision(
     revision = Revision(
         article_id=article.id,
         number=number,
-        title=draft.title.strip(),
-        summary=draft.summary.strip(),
-        category_name=" ".join(draft.category.split()),
-        tags=", ".join(split_tags(draft.tags)),
-        body=draft.body,
-        ai_generated=draft.ai_generated,
-        ai_model=draft.ai_model.strip()[:120] or None,
         kind=kind,
         note=note,
         created_by=actor,
         editing_session=editing_session,
     )
+    _fill(revision, _keep_ai_label(article, draft))
     db.session.add(revision)
     db.session.flush()
     if draft.slug and article.published_revision_id is None:
@@ -174,6 +175,120 @@ def add_revision(
     article.updated_at = utcnow()
     article.version += 1
     return revision
+
+
+def _fill(revision: Revision, draft: Draft) -> None:
+    """Put a draft's fields on a revision, normalised as they are stored, with their digest."""
+    revision.title = draft.title.strip()
+    revision.summary = draft.summary.strip()
+    revision.category_name = " ".join(draft.category.split())
+    revision.tags = ", ".join(split_tags(draft.tags))
+    revision.body = draft.body
+    revision.ai_generated = draft.ai_generated
+    revision.ai_model = draft.ai_model.strip()[:120] or None
+    revision.digest = text_digest(source_text(revision))
+
+
+def _keep_ai_label(article: Article, draft: Draft) -> Draft:
+    """Keep the AI label (and model) on every edit of an article that began as an AI draft."""
+    if article.id is None:
+        return draft
+    original = ai_original(article)
+    if original is None:
+        return draft
+    return replace(
+        draft, ai_generated=True, ai_model=draft.ai_model.strip() or original.ai_model or ""
+    )
+
+
+def source_text(revision: Revision) -> str:
+    """Return a revision as one plain-text document: what its digest seals and readers can fetch.
+
+    A header of the fields readers see (one line each, whitespace collapsed), a blank line, then
+    the Markdown body exactly as stored. Changing this format changes every digest: don't.
+    """
+    header = (
+        ("Title", revision.title),
+        ("Summary", revision.summary),
+        ("Category", revision.category_name),
+        ("Tags", revision.tags),
+    )
+    lines = [f"{name}: {' '.join((value or '').split())}" for name, value in header]
+    return "\n".join(lines) + "\n\n" + (revision.body or "")
+
+
+def text_digest(text: str) -> str:
+    """Return the SHA-256 of a revision's source text, as hex (what `sha256sum` prints)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal(revision: Revision) -> None:
+    """Freeze a revision's text: it is being submitted or approved, so it must never change."""
+    if revision.sealed_at is None:
+        revision.sealed_at = utcnow()
+
+
+def conflicting_revision(
+    article: Article, base_number: int, editing_session: str
+) -> Revision | None:
+    """Find a revision saved after `base_number` by anyone but this editing session."""
+    return db.session.scalar(
+        select(Revision)
+        .where(
+            Revision.article_id == article.id,
+            Revision.number > base_number,
+            or_(
+                Revision.editing_session.is_(None),
+                Revision.editing_session != editing_session,
+            ),
+        )
+        .order_by(Revision.number.desc())
+        .limit(1)
+    )
+
+
+def save_draft(
+    article: Article, draft: Draft, actor: User, *, editing_session: str, autosave: bool
+) -> bool:
+    """Save the editor's text as a revision; say whether anything changed.
+
+    One editing session's autosaves fold into one revision, but only while nobody has submitted
+    or approved it: a sealed revision is never rewritten, so the next keystroke starts a new one.
+    The caller has already checked for conflicts (conflicting_revision) and commits.
+    """
+    if draft.slug and article.published_revision_id is None:
+        article.slug = unique_slug(draft.slug, article.id)
+    latest = latest_revision(article)
+    kept = _keep_ai_label(article, draft)
+    if same_text(latest, kept):
+        if latest is not None and latest.kind == "autosave" and not autosave and not latest.sealed:
+            latest.kind = "edit"  # the explicit save confirms what autosave already kept
+        return False
+    foldable = (
+        latest is not None
+        and latest.kind == "autosave"
+        and not latest.sealed
+        and latest.editing_session == editing_session
+        and latest.created_by_id == actor.id
+    )
+    if foldable:
+        _fill(latest, kept)
+        latest.kind = "autosave" if autosave else "edit"
+        latest.created_at = utcnow()
+        latest.check_flags = None  # the text changed: the queue's flags must be computed again
+        if article.published_revision_id is None:
+            copy_to_public(article, latest)
+        article.updated_at = utcnow()
+        article.version += 1
+    else:
+        add_revision(
+            article,
+            kept,
+            actor,
+            kind="autosave" if autosave else "edit",
+            editing_session=editing_session,
+        )
+    return True
 
 
 def same_text(revision: Revision | None, draft: Draft) -> bool:
@@ -264,8 +379,12 @@ def publish(
     publish_at: datetime | None = None,
 ) -> None:
     """Make a revision the public text, visible from `publish_at` (now when not given)."""
+    seal(revision)
     copy_to_public(article, revision)
+    article.ai_share = ai_share(article, revision)
     now = utcnow()
+    article.taken_down_at = None
+    article.taken_down_reason = ""
     article.published_revision_id = revision.id
     # A re-approved article keeps its original date; a scheduled one takes the scheduled moment.
     if publish_at is not None or article.published_at is None:
@@ -276,3 +395,15 @@ def publish(
     article.version += 1
     db.session.flush()
     index_article(article)
+
+
+def ai_share(article: Article, revision: Revision) -> int | None:
+    """Return the percentage of a revision's words kept from the AI's original, or None."""
+    original = ai_original(article)
+    if original is None:
+        return None
+    words = len(revision.body.split())
+    if not words:
+        return 0
+    added, _removed, _total = word_counts(original.body, revision.body)
+    return round(100 * max(0, words - added) / words)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from urllib.parse import quote
 
 from flask import (
@@ -18,7 +19,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import func, select, text
 
-from .articles import ai_original
+from .articles import ai_original, source_text
 from .content import headings, table_of_contents
 from .diff import REVISION_FIELDS, changed_fields, diff_texts
 from .extensions import db
@@ -32,7 +33,7 @@ from .search import (
     parse_filters,
     public_articles,
 )
-from .templating import absolute_url
+from .templating import absolute_url, long_date
 
 bp = Blueprint("public", __name__)
 
@@ -68,12 +69,20 @@ def _reviewers() -> list[str]:
     return list(db.session.scalars(select(User.name).where(reviewed).order_by(User.id)))
 
 
+def _public_article(slug: str) -> Article:
+    """Find a published article; 410 when an admin took it down, 404 for anything unpublished."""
+    found = db.session.scalar(select(Article).filter_by(slug=slug))
+    if found is not None and found.taken_down_at is not None and not found.is_public():
+        abort(410, description=f"It was taken down on {long_date(found.taken_down_at)}.")
+    if found is None or not found.is_public():
+        abort(404)
+    return found
+
+
 @bp.get("/articles/<slug>")
 def article(slug: str) -> str:
     """Show one published article (a 404 to anyone who may not see it)."""
-    found = db.session.scalar(select(Article).filter_by(slug=slug))
-    if found is None or not found.is_public():
-        abort(404)
+    found = _public_article(slug)
     older = db.session.scalar(
         public_articles()
         .where(Article.published_at < found.published_at)
@@ -89,6 +98,7 @@ def article(slug: str) -> str:
     return render_template(
         "public/article.html",
         article=found,
+        published=db.session.get(Revision, found.published_revision_id),
         toc=table_of_contents(headings(found.body)),
         older=older,
         newer=newer,
@@ -134,8 +144,8 @@ def _related(article: Article, limit: int = 3) -> list[Article]:
 @bp.get("/articles/<slug>/changes")
 def changes(slug: str) -> str:
     """Show readers what the reviewer changed between the AI's draft and the published text."""
-    found = db.session.scalar(select(Article).filter_by(slug=slug))
-    if found is None or not found.is_public() or not found.ai_generated:
+    found = _public_article(slug)
+    if not found.ai_generated:
         abort(404)
     original = ai_original(found)
     published = db.session.get(Revision, found.published_revision_id)
@@ -149,6 +159,25 @@ def changes(slug: str) -> str:
         body_diff=diff_texts(original.body, published.body),
         field_changes=changed_fields(original, published, REVISION_FIELDS[:2]),
     )
+
+
+@bp.get("/articles/<slug>/source.txt")
+def source(slug: str) -> Response:
+    """Serve the approved text exactly as sealed: its SHA-256 is the digest the approval recorded.
+
+    Anyone can check a page against its review: `curl -s URL | sha256sum` prints the digest shown
+    on /changes and in the article's JSON-LD.
+    """
+    found = _public_article(slug)
+    published = db.session.get(Revision, found.published_revision_id)
+    if published is None:
+        abort(404)
+    response = make_response(source_text(published))
+    response.mimetype = "text/plain"
+    # RFC 9530: the digest of the representation, base64 of the SHA-256 bytes between colons.
+    encoded = base64.b64encode(bytes.fromhex(published.digest)).decode()
+    response.headers["Repr-Digest"] = f"sha-256=:{encoded}:"
+    return response
 
 
 @bp.get("/categories/<slug>")

@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, or_, select
 
 from .api import create_token
-from .articles import ai_original, latest_revision, latest_revisions
+from .articles import ai_original, ai_share, latest_revision, latest_revisions
 from .audit import record
 from .auth import admin_required
 from .checks import quick_flags, run_checks
@@ -29,7 +29,7 @@ from .models import (
     utcnow,
 )
 from .params import MAX_PAGE, clamped_int
-from .workflow import TransitionError, allowed_actions, history, transition
+from .workflow import TransitionError, allowed_actions, history, take_down, transition
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 
@@ -131,6 +131,7 @@ def draft(article_id: int) -> str:
         "review/draft.html",
         article=article,
         revision=revision,
+        ai_share=ai_share(article, revision) if original else None,
         rendered=render(revision.body),
         original=original,
         original_diff=diff_texts(original.body, revision.body) if original else None,
@@ -180,17 +181,14 @@ def decide(article_id: int) -> Response:
             flash("Give the date and time to publish at, e.g. 2026-12-01 09:00 (UTC).", "error")
             return back
     try:
-        expected = int(request.form.get("version", ""))
-    except ValueError:
-        expected = None
-    try:
         transition(
             article,
             action,
             current_user,
             comment=comment,
             publish_at=publish_at,
-            expected_version=expected,
+            expected_version=_form_number("version"),
+            revision_number=_form_number("revision"),
         )
     except TransitionError as error:
         flash(str(error), "error")
@@ -205,6 +203,26 @@ def decide(article_id: int) -> Response:
     }
     flash(messages[action], "info")
     return redirect(url_for("review.queue"))
+
+
+def _form_number(name: str) -> int | None:
+    """Read a hidden number the review page sent back (None when missing or not a number)."""
+    value = request.form.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 12 else None
+
+
+@bp.post("/<int:article_id>/take-down", endpoint="take_down")
+def unpublish(article_id: int) -> Response:
+    """Unpublish an article with a reason; it answers 410 until it is approved again."""
+    article = _article_or_404(article_id)
+    try:
+        take_down(article, current_user, request.form.get("reason", "")[:2000])
+    except TransitionError as error:
+        flash(str(error), "error")
+        return redirect(url_for("review.draft", article_id=article.id))
+    db.session.commit()
+    flash("Taken down. Its address now answers “gone”; re-approve it to bring it back.", "info")
+    return redirect(url_for("review.draft", article_id=article.id))
 
 
 def _parse_publish_at(value: str) -> datetime | None:

@@ -8,6 +8,7 @@ resolve it), and restoring an old revision writes a new one.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     make_response,
     redirect,
@@ -28,17 +30,18 @@ from sqlalchemy import or_, select
 from .articles import (
     Draft,
     add_revision,
-    copy_to_public,
+    ai_original,
+    conflicting_revision,
     create_article,
     draft_from,
     latest_revision,
     latest_revisions,
-    same_text,
+    save_draft,
     split_tags,
 )
 from .content import render
 from .diff import changed_fields, diff_texts
-from .extensions import db
+from .extensions import db, limiter
 from .htmx import render_page
 from .models import Article, Category, Revision, Status, Tag, utcnow
 from .params import SQLITE_INT_MAX, bounded_int
@@ -160,6 +163,7 @@ def _editor_context(article: Article | None, **extra: Any) -> dict[str, Any]:
         "tag_names": db.session.scalars(select(Tag.name).order_by(Tag.name)).all(),
         "actions": allowed_actions(current_user, article) if article else [],
         "events": history(article) if article else [],
+        "ai_locked": article is not None and ai_original(article) is not None,
         "errors": {},
     }
     context.update(extra)
@@ -258,7 +262,7 @@ def save(article_id: int) -> Response:
         return _render_editor(
             article, _values_from_form(form), form.base_revision, 422, errors=problems
         )
-    newer = _conflicting_revision(article, form)
+    newer = conflicting_revision(article, form.base_revision, form.editing_session)
     if newer is not None:
         return _conflict(article, form, newer)
     saved = _write(article, form, autosave=False)
@@ -278,7 +282,20 @@ def _after_save(article: Article, message: str) -> Response:
     return redirect(url_for("studio.edit", article_id=article.id))
 
 
+def _per_person() -> str:
+    """Key the studio's rate limits by account (the address when nobody is signed in)."""
+    if current_user.is_authenticated:
+        return f"person:{current_user.id}"
+    return f"address:{request.remote_addr}"
+
+
+def _limit(name: str, default: str) -> Callable[[], str]:
+    """Read a rate limit from the configuration when a request is checked."""
+    return lambda: current_app.config.get(name, default)
+
+
 @bp.post("/<int:article_id>/autosave")
+@limiter.limit(_limit("AUTOSAVE_RATE_LIMIT", "30 per minute"), key_func=_per_person)
 def autosave(article_id: int) -> Response:
     """Save the editor's text quietly (htmx); folds into one revision per editing session."""
     article = _article_or_404(article_id)
@@ -287,7 +304,7 @@ def autosave(article_id: int) -> Response:
     if problems:
         message = "Not autosaved: " + " ".join(problems.values())
         return make_response(render_template("studio/_autosave.html", message=message, ok=False))
-    newer = _conflicting_revision(article, form)
+    newer = conflicting_revision(article, form.base_revision, form.editing_session)
     if newer is not None:
         message = (
             f"Not autosaved: {newer.created_by.name} saved a newer version. "
@@ -302,70 +319,18 @@ def autosave(article_id: int) -> Response:
     return make_response(render_template("studio/_autosave.html", message=message, ok=True))
 
 
-def _conflicting_revision(article: Article, form: EditorForm) -> Revision | None:
-    """Find a revision saved after the one this edit started from, by another editing session."""
-    return db.session.scalar(
-        select(Revision)
-        .where(
-            Revision.article_id == article.id,
-            Revision.number > form.base_revision,
-            or_(
-                Revision.editing_session.is_(None),
-                Revision.editing_session != form.editing_session,
-            ),
-        )
-        .order_by(Revision.number.desc())
-        .limit(1)
-    )
-
-
 def _write(article: Article, form: EditorForm, *, autosave: bool) -> bool:
-    """Write the form as a revision (folding this session's autosave); say whether it changed."""
-    if form.draft.slug and article.published_revision_id is None:
-        article.slug = form.draft.slug
-    latest = latest_revision(article)
-    if same_text(latest, form.draft):
-        if latest is not None and latest.kind == "autosave" and not autosave:
-            latest.kind = "edit"  # the explicit save confirms what autosave already kept
-        return False
-    own_autosave = (
-        latest is not None
-        and latest.kind == "autosave"
-        and latest.editing_session == form.editing_session
-        and latest.created_by_id == current_user.id
+    """Save the form through the domain layer; an edit of a published article reopens it."""
+    saved = save_draft(
+        article,
+        form.draft,
+        current_user,
+        editing_session=form.editing_session,
+        autosave=autosave,
     )
-    if own_autosave:
-        _overwrite_autosave(article, latest, form, autosave=autosave)
-    else:
-        add_revision(
-            article,
-            form.draft,
-            current_user,
-            kind="autosave" if autosave else "edit",
-            editing_session=form.editing_session,
-        )
-    after_edit(article)
-    return True
-
-
-def _overwrite_autosave(
-    article: Article, revision: Revision, form: EditorForm, *, autosave: bool
-) -> None:
-    """Update this session's autosave revision in place (the only revision ever updated)."""
-    draft = form.draft
-    revision.title = draft.title
-    revision.summary = draft.summary
-    revision.category_name = " ".join(draft.category.split())
-    revision.tags = ", ".join(draft.tags)
-    revision.body = draft.body
-    revision.ai_generated = draft.ai_generated
-    revision.ai_model = draft.ai_model or None
-    revision.kind = "autosave" if autosave else "edit"
-    revision.created_at = utcnow()
-    if article.published_revision_id is None:
-        copy_to_public(article, revision)
-    article.updated_at = utcnow()
-    article.version += 1
+    if saved:
+        after_edit(article)
+    return saved
 
 
 def _conflict(article: Article, form: EditorForm, newer: Revision) -> Response:
@@ -394,6 +359,7 @@ def _conflict(article: Article, form: EditorForm, newer: Revision) -> Response:
 
 
 @bp.post("/preview")
+@limiter.limit(_limit("PREVIEW_RATE_LIMIT", "60 per minute"), key_func=_per_person)
 def preview() -> Response:
     """Render the editor's Markdown exactly as the public page will (htmx, debounced)."""
     body = request.form.get("body", "")[:MAX_BODY_CHARS]

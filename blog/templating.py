@@ -45,6 +45,24 @@ def provenance(article: Article, with_date: bool = False) -> str:
     return f"Written by {article.author.name}"
 
 
+# The ai-disclosure proposals' vocabulary (WHATWG html#9479, WICG proposals#261). "autonomous"
+# (no human in the loop) never applies here: every article is approved by a named person.
+AI_ASSISTED_BELOW = 50  # percent of the published words kept from the AI's original
+
+
+def ai_disclosure(article: Article) -> str:
+    """Say how much AI made the published text, in the proposals' terms (none ... ai-generated).
+
+    An AI draft a person rewrote until less than half of its words remain is "ai-assisted";
+    one whose share was never measured (articles published before it was) stays "ai-generated".
+    """
+    if not article.ai_generated:
+        return "none"
+    if article.ai_share is not None and article.ai_share < AI_ASSISTED_BELOW:
+        return "ai-assisted"
+    return "ai-generated"
+
+
 STATUS_LABELS = {
     Status.DRAFT: "Draft",
     Status.IN_REVIEW: "In review",
@@ -52,6 +70,7 @@ STATUS_LABELS = {
     Status.SCHEDULED: "Scheduled",
     Status.PUBLISHED: "Published",
     Status.REJECTED: "Rejected",
+    Status.TAKEN_DOWN: "Taken down",
 }
 
 
@@ -72,6 +91,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(
         absolute_url=absolute_url,
         provenance=provenance,
+        ai_disclosure=ai_disclosure,
         status_labels=STATUS_LABELS,
         status_label=status_label,
     )

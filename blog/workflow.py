@@ -8,6 +8,13 @@
 Editing a published or scheduled article writes a new revision and puts the article back to
 draft; the approved revision stays public until an admin approves the new one.
 
+Submitting seals the revision (articles.seal): from then on its text never changes, so a decision
+is always about the text the reviewer read, and each decision records that text's digest. An
+approval names the revision the reviewer saw; if a newer one was saved since, it is refused.
+
+An admin can take a published article down (with a reason): it leaves the site, its URL answers
+410, and it comes back only through review (submit, then approve).
+
 Every move is a conditional UPDATE (`... WHERE id = ? AND status IN (...)`) so that when two
 people decide at once exactly one wins; the loser gets a TransitionError saying what happened.
 """
@@ -19,15 +26,20 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from .articles import latest_revision, publish
+from .articles import latest_revision, publish, seal
 from .audit import record
 from .extensions import db
 from .models import Article, ReviewEvent, Revision, Status, User, utcnow
+from .search import index_article
 
 # action: (states it may start from, state it leads to, who may do it)
 AUTHOR, ADMIN = "author", "admin"
 TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
-    "submit": (frozenset({Status.DRAFT, Status.CHANGES_REQUESTED}), Status.IN_REVIEW, AUTHOR),
+    "submit": (
+        frozenset({Status.DRAFT, Status.CHANGES_REQUESTED, Status.TAKEN_DOWN}),
+        Status.IN_REVIEW,
+        AUTHOR,
+    ),
     "withdraw": (frozenset({Status.IN_REVIEW}), Status.DRAFT, AUTHOR),
     "approve": (frozenset({Status.IN_REVIEW}), Status.PUBLISHED, ADMIN),
     "schedule": (frozenset({Status.IN_REVIEW}), Status.SCHEDULED, ADMIN),
@@ -35,7 +47,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
     "reject": (frozenset({Status.IN_REVIEW}), Status.REJECTED, ADMIN),
 }
 # Editing moves these states back to draft (the others keep their state while being edited).
-EDIT_RESETS = frozenset({Status.PUBLISHED, Status.SCHEDULED, Status.REJECTED})
+EDIT_RESETS = frozenset({Status.PUBLISHED, Status.SCHEDULED, Status.REJECTED, Status.TAKEN_DOWN})
 COMMENT_REQUIRED = frozenset({"request_changes", "reject"})
 
 ACTION_LABELS = {
@@ -45,6 +57,7 @@ ACTION_LABELS = {
     "schedule": "Approved and scheduled",
     "request_changes": "Requested changes",
     "reject": "Rejected",
+    "take_down": "Took the article down",
     "comment": "Commented",
 }
 
@@ -85,8 +98,13 @@ def transition(
     comment: str = "",
     publish_at: datetime | None = None,
     expected_version: int | None = None,
+    revision_number: int | None = None,
 ) -> Decision:
-    """Move an article with `action`, record it as a ReviewEvent, and commit; one winner."""
+    """Move an article with `action`, record it as a ReviewEvent, and commit; one winner.
+
+    `revision_number` is the revision the person deciding has read: when a newer one was saved
+    since, nothing happens and they are told, so nobody approves text they have not seen.
+    """
     if action not in TRANSITIONS:
         raise TransitionError(f"Unknown action “{action}”.")
     sources, target, who = TRANSITIONS[action]
@@ -107,6 +125,11 @@ def transition(
         raise TransitionError("The article has no saved text yet.")
     if action == "submit" and not revision.body.strip():
         raise TransitionError("Write the article before submitting it.")
+    if revision_number is not None and revision.number != revision_number:
+        raise TransitionError(
+            f"Not done: the text changed since you opened it (revision {revision_number}); "
+            f"{revision.created_by.name} saved revision {revision.number}. Read it, then decide."
+        )
 
     # The conditional update is the lock: only one request can move the article out of `sources`.
     conditions = [Article.id == article.id, Article.status.in_(sources)]
@@ -126,6 +149,8 @@ def transition(
 
     if action in ("approve", "schedule"):
         publish(article, revision, actor, publish_at=publish_at if action == "schedule" else None)
+    elif action == "submit":
+        seal(revision)
     event = ReviewEvent(
         article_id=article.id,
         revision_id=revision.id,
@@ -133,6 +158,7 @@ def transition(
         action=action,
         comment=comment,
         publish_at=publish_at,
+        digest=revision.digest if action != "withdraw" else None,
     )
     db.session.add(event)
     record(action, actor, f"{ACTION_LABELS[action]}: {article.slug} (revision {revision.number})")
@@ -167,6 +193,7 @@ def enter_review(
 ) -> None:
     """Put a newly arrived draft (API, import, demo) in the review queue, recording it."""
     article.status = Status.IN_REVIEW
+    seal(revision)
     db.session.add(
         ReviewEvent(
             article_id=article.id,
@@ -175,8 +202,53 @@ def enter_review(
             action="submit",
             comment=comment,
             created_at=at or utcnow(),
+            digest=revision.digest,
         )
     )
+
+
+def take_down(article: Article, actor: User, reason: str) -> ReviewEvent:
+    """Unpublish an article with a reason (audited); its URL answers 410 until it is re-approved.
+
+    Like every decision it is a conditional UPDATE, so it cannot cross an approval in flight.
+    Does not commit: the caller does, with the search index change made here.
+    """
+    if not actor.is_admin:
+        raise TransitionError("Only an admin can take an article down.")
+    reason = reason.strip()
+    if not reason:
+        raise TransitionError("Say why the article is taken down: it goes into the audit log.")
+    now = utcnow()
+    moved = db.session.execute(
+        update(Article)
+        .where(Article.id == article.id, Article.published_revision_id.is_not(None))
+        .values(
+            status=Status.TAKEN_DOWN,
+            published_at=None,
+            published_revision_id=None,
+            taken_down_at=now,
+            taken_down_reason=reason[:2000],
+            version=Article.version + 1,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved != 1:
+        db.session.rollback()
+        raise TransitionError("Not done: the article is not published (any more).")
+    db.session.refresh(article)
+    index_article(article)  # no published revision: this removes it from search
+    revision = latest_revision(article)
+    event = ReviewEvent(
+        article_id=article.id,
+        revision_id=revision.id if revision else None,
+        actor=actor,
+        action="take_down",
+        comment=reason,
+    )
+    db.session.add(event)
+    record("take_down", actor, f"{ACTION_LABELS['take_down']}: {article.slug}: {reason}")
+    return event
 
 
 def after_edit(article: Article) -> None:

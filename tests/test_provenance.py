@@ -33,7 +33,7 @@ def test_human_articles_say_who_wrote_them(client, make_article):
     assert soup.select_one(".post-header .provenance").get_text(strip=True) == (
         "Written by Maya Okafor"
     )
-    assert soup.select_one("meta[name=ai-disclosure]")["content"] == "Human-written by Maya Okafor"
+    assert soup.select_one("meta[name=ai-disclosure]")["content"] == "none"
     data = json.loads(soup.select_one("script[type='application/ld+json']").string)
     assert "creativeWorkStatus" not in data
     assert client.get("/articles/hand-written/changes").status_code == 404

@@ -95,6 +95,7 @@ def load_demo() -> int:
                 actor=reviewer,
                 action="approve",
                 created_at=published_at,
+                digest=original.digest,
             )
         )
         publish(article, original, reviewer, publish_at=published_at)
