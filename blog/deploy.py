@@ -246,7 +246,7 @@ def _database(app: Flask) -> list[Problem]:
                 Severity.NOTE,
                 "SQLite serves one machine: several workers are fine, several servers are not, "
                 "and the file must be on a local disk (a network filesystem corrupts it)",
-                "for more than one server move to PostgreSQL with `flask copy-db --to URL`; "
+                "for more than one server use PostgreSQL (DATABASE_URL=postgresql+psycopg://…); "
                 "back up with `flask backup PATH`",
             )
         ]
