@@ -237,3 +237,27 @@ def test_take_down_and_republish_through_review(app, client, admin_client, autho
 
 def test_take_down_is_for_admins_only(author_client):
     assert author_client.post("/review/1/take-down", data={"reason": "x"}).status_code == 403
+
+
+# -- cost: preview and autosave are limited per person ----------------------------------------
+
+
+def test_preview_and_autosave_are_rate_limited_per_person(tmp_path, template_databases):
+    from .conftest import _make_app, login
+
+    app = _make_app(
+        tmp_path,
+        template_databases["demo"],
+        RATELIMIT_ENABLED=True,
+        PREVIEW_RATE_LIMIT="3 per minute",
+        AUTOSAVE_RATE_LIMIT="2 per minute",
+    )
+    author, admin = app.test_client(), app.test_client()
+    login(author, AUTHOR)
+    login(admin, "dennis@example.com")
+    answers = [author.post("/studio/preview", data={"body": "Hi"}).status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]
+    assert admin.post("/studio/preview", data={"body": "Hi"}).status_code == 200  # per person
+    fields = editor_fields(author.get("/studio/1/edit"))
+    saves = [author.post("/studio/1/autosave", data=fields).status_code for _ in range(3)]
+    assert saves[-1] == 429
