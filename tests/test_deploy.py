@@ -145,6 +145,11 @@ def test_healthz_answers_a_load_balancer_that_uses_the_ip(make_app):
     assert response.status_code == 200 and response.json["database"] == "ok"
 
 
+def test_a_site_url_without_scheme_stops_the_start(make_app):
+    with pytest.raises(ValueError, match="SITE_URL must look like https://"):
+        make_app(SITE_URL="blog.example.com")
+
+
 def test_without_site_url_links_follow_the_request_host(make_app):
     app = make_app(SITE_URL=None, TRUSTED_HOSTS=None)
     response = app.test_client().get("/robots.txt", base_url="http://dev.local:5000")
