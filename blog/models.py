@@ -31,12 +31,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import clock
 from .extensions import db
 
 
 def utcnow() -> datetime:
-    """Return the current time as an aware UTC datetime."""
-    return datetime.now(UTC)
+    """Return the current time as an aware UTC datetime, from the one clock (blog.clock)."""
+    # Looked up at each call, so a column default or a module that imported utcnow still
+    # follows a clock fixed by a test.
+    return clock.now()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -1,10 +1,20 @@
-"""Fixtures: an app on a fresh copy of a migrated database per test, clients, and factories."""
+"""Fixtures: an app on a fresh copy of a migrated database per test, clients, and factories.
+
+The database is SQLite in a temporary folder unless TEST_DATABASE_URL names a PostgreSQL server
+(`make test-postgres` starts a throwaway one): then the migrated databases are built once per
+session as templates, and each test gets `CREATE DATABASE … TEMPLATE …`, dropped afterwards.
+TEST_REDIS_URL (also set by `make test-postgres`) puts the rate limits of the tests that turn
+them on into that Redis.
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
+import secrets
 import shutil
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +23,9 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
+from blog import clock as blog_clock
 from blog import create_app
 from blog.articles import Draft, create_article, publish
 from blog.extensions import db
@@ -21,12 +33,33 @@ from blog.models import Article, Role, Status, User
 
 PASSWORD = "correct horse battery staple"
 
+# Set by `make test-postgres`: a server database to create the test databases from.
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL") or None
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+ON_POSTGRES = POSTGRES_URL is not None
+# Tests of SQLite's own machinery (WAL, the online backup API, FTS5 files) run in `make test`.
+sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="SQLite-specific; runs in make test")
 
-def _config(database: Path, **extra: object) -> dict[str, object]:
+# A template is an SQLite file to copy, or the name of a PostgreSQL template database.
+Template = Path | str
+
+_RUN = secrets.token_hex(3)  # keeps this run's database names and Redis keys apart from others'
+_database_numbers = itertools.count()
+_databases_to_drop: list[str] = []
+
+
+def _database_url(database: Path | str) -> str:
+    """Return the SQLAlchemy URL of an SQLite file, or a URL given as is."""
+    return database if isinstance(database, str) else f"sqlite:///{database}"
+
+
+def _config(database: Path | str, **extra: object) -> dict[str, object]:
+    """The test configuration for an app on `database` (an SQLite file or a database URL)."""
+    url = _database_url(database)
     config: dict[str, object] = {
         "TESTING": True,
         "SECRET_KEY": "test-secret",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
+        "SQLALCHEMY_DATABASE_URI": url,
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
         "SITE_URL": "http://blog.test",
@@ -34,17 +67,78 @@ def _config(database: Path, **extra: object) -> dict[str, object]:
         "TRUSTED_HOSTS": ["localhost", "127.0.0.1"],
     }
     config.update(extra)
+    if REDIS_URL and config["RATELIMIT_ENABLED"] and "RATELIMIT_STORAGE_URI" not in extra:
+        # Exercise the shared storage that several servers use in production.
+        config["RATELIMIT_STORAGE_URI"] = REDIS_URL
     return config
 
 
+def _admin_connection():  # noqa: ANN202 - a psycopg connection
+    """Connect to the PostgreSQL server's own database, outside any transaction (for DDL)."""
+    import psycopg
+
+    assert POSTGRES_URL is not None
+    url = make_url(POSTGRES_URL).set(drivername="postgresql")
+    return psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+
+
+def _postgres_url(name: str) -> str:
+    assert POSTGRES_URL is not None
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _create_postgres_database(name: str, template: str | None = None) -> str:
+    """Create a database (a copy of `template` when given) and return its URL."""
+    statement = f'CREATE DATABASE "{name}"'
+    if template:
+        # file_copy: for a database this small, copying the files beats WAL-logging every block.
+        statement += f' TEMPLATE "{template}" STRATEGY file_copy'
+    with _admin_connection() as connection:
+        connection.execute(statement)
+    return _postgres_url(name)
+
+
+def _drop_postgres_databases(names: list[str]) -> None:
+    """Drop databases, ending any connection a test left open (FORCE: PostgreSQL 13+)."""
+    with _admin_connection() as connection:
+        for name in names:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def fresh_database(tmp_path: Path, template: Template) -> str:
+    """Copy a template database for one test and return the copy's URL."""
+    if isinstance(template, str):
+        name = f"test_{_RUN}_{next(_database_numbers)}"
+        _databases_to_drop.append(name)
+        return _create_postgres_database(name, template)
+    database = tmp_path / "blog.sqlite3"
+    shutil.copyfile(template, database)
+    return _database_url(database)
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """Drop the PostgreSQL databases a test created, once it is done with them."""
+    yield
+    if _databases_to_drop:
+        names = list(_databases_to_drop)
+        _databases_to_drop.clear()
+        _drop_postgres_databases(names)
+
+
 @pytest.fixture(scope="session")
-def template_databases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def template_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Template]]:
     """Build the schema through the real migrations once, empty and with the demo blog."""
     folder = tmp_path_factory.mktemp("templates")
-    built = {}
+    built: dict[str, Template] = {}
     for name, demo in (("empty", False), ("demo", True)):
-        database = folder / f"{name}.sqlite3"
-        app = create_app(_config(database), instance_path=str(folder / f"instance-{name}"))
+        if ON_POSTGRES:
+            template: Template = f"template_{_RUN}_{name}"
+            url = _create_postgres_database(template)
+        else:
+            template = folder / f"{name}.sqlite3"
+            url = _database_url(template)
+        app = create_app(_config(url), instance_path=str(folder / f"instance-{name}"))
         with app.app_context():
             upgrade()
             if demo:
@@ -54,15 +148,19 @@ def template_databases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
             for user in db.session.scalars(select(User)):
                 user.set_password(PASSWORD)
             db.session.commit()
+            db.session.remove()
+            # A template database must have no connection left, or copying it fails.
             db.engine.dispose()
-        built[name] = database
-    return built
+        built[name] = template
+    yield built
+    if ON_POSTGRES:
+        _drop_postgres_databases([str(t) for t in built.values()])
 
 
-def _make_app(tmp_path: Path, template: Path, **extra: object) -> Flask:
-    database = tmp_path / "blog.sqlite3"
-    shutil.copyfile(template, database)
-    return create_app(_config(database, **extra), instance_path=str(tmp_path / "instance"))
+def _make_app(tmp_path: Path, template: Template, **extra: object) -> Flask:
+    """Create the app on a fresh copy of a template database, with configuration overrides."""
+    url = fresh_database(tmp_path, template)
+    return create_app(_config(url, **extra), instance_path=str(tmp_path / "instance"))
 
 
 @pytest.fixture
@@ -151,7 +249,7 @@ def make_article(app: Flask) -> Callable[..., int]:
             )
             article.status = status
             if status in (Status.PUBLISHED, Status.SCHEDULED):
-                when = published_at or datetime.now(UTC) - timedelta(minutes=1)
+                when = published_at or blog_clock.now() - timedelta(minutes=1)
                 publish(article, revision, reviewer, publish_at=when)
             db.session.commit()
             return article.id
@@ -194,14 +292,9 @@ def admin_client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
-    """Fix "now" for publishing and visibility: call it with the moment to pretend it is."""
-    import blog.articles
-    import blog.models
-    import blog.search
-    import blog.workflow
+    """Fix "now" for every module (blog.clock): call it with the moment to pretend it is."""
 
     def set_now(moment: datetime) -> None:
-        for module in (blog.models, blog.search, blog.workflow, blog.articles):
-            monkeypatch.setattr(module, "utcnow", lambda: moment)
+        monkeypatch.setattr(blog_clock, "now", lambda: moment)
 
     return set_now

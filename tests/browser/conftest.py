@@ -7,7 +7,6 @@ Without any browser the tests are skipped, except under CI=true, where that is a
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from werkzeug.serving import make_server
 from blog import create_app
 from blog.extensions import db
 
-from ..conftest import _config
+from ..conftest import Template, _config, fresh_database
 
 BROWSER_ARGS = [
     "--no-sandbox",
@@ -42,11 +41,9 @@ def chromium_path() -> str | None:
 class LiveServer:
     """The app served by Werkzeug in a thread, on a fresh copy of the demo database."""
 
-    def __init__(self, folder: Path, template: Path) -> None:
-        database = folder / "blog.sqlite3"
-        shutil.copyfile(template, database)
+    def __init__(self, folder: Path, template: Template) -> None:
         self.app = create_app(
-            _config(database, SITE_URL=None, WTF_CSRF_ENABLED=True),
+            _config(fresh_database(folder, template), SITE_URL=None, WTF_CSRF_ENABLED=True),
             instance_path=str(folder / "instance"),
         )
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
@@ -66,7 +63,7 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path, template_databases: dict[str, Path]) -> Iterator[LiveServer]:
+def live_server(tmp_path: Path, template_databases: dict[str, Template]) -> Iterator[LiveServer]:
     with LiveServer(tmp_path, template_databases["demo"]) as server:
         yield server
 
