@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test install install-test lint bench highlight-css clean
+.PHONY: run test test-postgres install install-test lint bench highlight-css clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ run: install
 test: install-test
 	$(BIN)/ruff check blog tests bench app.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The same suite against a throwaway PostgreSQL and Redis started from the system's binaries
+## (Debian: apt-get install -y postgresql redis-server); both are removed afterwards.
+test-postgres: install-test
+	$(BIN)/python -m tests.services $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check blog tests bench app.py
