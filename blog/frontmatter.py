@@ -52,19 +52,110 @@ def parse(text: str) -> Document:
 
 
 def _yaml(source: str) -> dict[str, Any]:
+    # Compose and construct in two steps, as safe_load does, to check the node graph in between.
     try:
-        meta = yaml.safe_load(source)
+        loader = yaml.SafeLoader(source)
+    except yaml.reader.ReaderError as error:  # a control character YAML does not allow
+        line = source[: error.position].count("\n") + 2
+        raise FrontMatterError(f"YAML front matter: {error.reason}", line) from None
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            # PyYAML's composer recurses once per level: "[[[[…" would be a traceback.
+            line = _file_line(loader.get_mark())
+            raise FrontMatterError("YAML front matter: nested too deeply", line) from None
+        if node is None:
+            return {}
+        cycle = _cycle(node)
+        if cycle is not None:
+            # `tags: &a [*a]` is a list holding itself: no text, and it sends code into a loop.
+            raise FrontMatterError(
+                "YAML front matter: an alias refers to itself (a value that contains itself)",
+                _file_line(cycle.start_mark),
+            )
+        try:
+            meta = loader.construct_document(node)
+        except (ValueError, OverflowError) as error:
+            # A scalar that looks like a date or number but is none: 2025-02-30, 10**5000.
+            bad = _unconstructable(node)
+            where = bad.start_mark if bad is not None else node.start_mark
+            value = f" {bad.value!r}" if isinstance(bad, yaml.ScalarNode) else ""
+            raise FrontMatterError(
+                f"YAML front matter: cannot read the value{value[:80]}: {error}",
+                _file_line(where),
+            ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else None  # +1 for 1-based, +1 for the fence
         problem = getattr(error, "problem", None) or str(error)
-        raise FrontMatterError(f"YAML front matter: {problem}", line) from None
+        raise FrontMatterError(f"YAML front matter: {problem}", _file_line(mark)) from None
+    finally:
+        loader.dispose()
     return _mapping(meta)
+
+
+def _file_line(mark: yaml.Mark | None) -> int | None:
+    """Turn a YAML mark in the front matter into a file line (+1 for 1-based, +1 for the fence)."""
+    return mark.line + 2 if mark is not None else None
+
+
+def _cycle(root: yaml.Node) -> yaml.Node | None:
+    """Return a collection node that contains itself (through aliases), or None.
+
+    Iterative, and each node is finished once, so shared aliases (a "billion laughs" file) stay
+    linear and deep nesting cannot overflow the stack.
+    """
+    done: set[int] = set()
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            done.add(id(node))
+            continue
+        if not isinstance(node, yaml.CollectionNode) or id(node) in done:
+            continue
+        if id(node) in on_path:
+            return node
+        on_path.add(id(node))
+        stack.append((node, True))
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = list(node.value)
+        stack.extend((child, False) for child in reversed(children))
+    return None
+
+
+def _unconstructable(root: yaml.Node) -> yaml.Node | None:
+    """Find the first scalar that cannot be turned into a value, to name its line."""
+    probe = yaml.SafeLoader("")
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                probe.construct_object(node)
+            except (ValueError, OverflowError, yaml.YAMLError):
+                return node
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(part for pair in reversed(node.value) for part in reversed(pair))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+    return None
 
 
 def _toml(source: str, closing_line: int) -> dict[str, Any]:
     try:
         meta = tomllib.loads(source)
+    except RecursionError:
+        # tomllib recurses once per nested array or inline table and says nothing of where.
+        raise FrontMatterError("TOML front matter: nested too deeply", None) from None
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         position = _TOML_POSITION.search(message)

@@ -3,17 +3,23 @@
 Each file is its own transaction: a good file is committed at once and a bad one is rolled back
 and reported as `path:line: message`, so one broken file never stops or undoes the rest. The slug
 is the file's identity: importing the same file again adds a revision instead of a duplicate.
+
+Trees come from elsewhere (a clone, an archive), so the walk trusts nothing in them: links that
+lead out of the folder given are reported and not followed, files over IMPORT_MAX_FILE_BYTES
+(2 MB by default) and anything that is not a regular file are reported and not read.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,6 +45,9 @@ NO_ADMIN = (
     "`flask --app app user create EMAIL --name NAME --role admin`"
 )
 AI_MODEL_MAX = 120  # the column's length
+# A long article is 100 kB of Markdown; 2 MB is a mistake (a log, a data dump), never a post.
+MAX_FILE_BYTES = 2 * 1024 * 1024
+NOT_UTC = "cannot be converted to UTC (it falls outside the years 1 to 9999 there)"
 NOTE_MAX = 300
 
 # Jekyll posts are named 2025-04-20-my-post.md: the date, then the slug.
@@ -145,9 +154,29 @@ def import_paths(paths: list[Path], author: User | None = None) -> ImportReport:
             cause = getattr(error, "orig", None) or error
             report.errors.append(ImportFailure(path, None, f"database error: {cause}"))
             continue
+        except Exception as error:  # noqa: BLE001 - a bug met in one file must not stop the rest
+            db.session.rollback()
+            current_app.logger.exception("importing %s failed", path)
+            message = (
+                f"could not be imported: an unexpected error ({type(error).__name__}: {error}); "
+                "please report it with this file"
+            )
+            report.errors.append(ImportFailure(path, None, message[:500]))
+            continue
         claimed[entry.slug] = path
         getattr(report, bucket).append(entry)
     return report
+
+
+OUTSIDE = "outside the folder given, not followed"
+
+
+def _inside(link: Path, root: Path) -> bool:
+    """Say whether a link leads to somewhere inside root (a loop of links leads nowhere)."""
+    try:
+        return link.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # Python 3.11 raises RuntimeError for a symlink loop
+        return False
 
 
 def _markdown_files(paths: list[Path], report: ImportReport) -> Iterator[Path]:
@@ -168,18 +197,34 @@ def _markdown_files(paths: list[Path], report: ImportReport) -> Iterator[Path]:
 
     for path in paths:
         if path.is_dir():
-            for folder, dirs, files in os.walk(path):
+            root = path.resolve()
+            for folder, dirs, files in os.walk(path):  # never descends into linked folders
                 # Hidden folders (.git, .obsidian) hold no articles; Jekyll's _posts does.
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in dirs:
+                    link = Path(folder) / name
+                    if link.is_symlink() and not _inside(link, root):
+                        report.skipped.append(
+                            ImportedFile(link, "", reason=f"a link to a folder {OUTSIDE}")
+                        )
                 for name in sorted(files):
                     file = Path(folder) / name
                     if file.suffix.lower() not in MARKDOWN_SUFFIXES:
                         continue
                     if name.startswith(".") or (name.startswith("_") and file.stem != "_index"):
                         continue  # partials and editor files, not posts
+                    if file.is_symlink():
+                        # A link in a downloaded tree could read any file this account can; one
+                        # inside it would import its target a second time, under another slug.
+                        where = "in the folder given" if _inside(file, root) else OUTSIDE
+                        reason = f"a link to a file {where}"
+                        if where != OUTSIDE:
+                            reason += "; the file itself is imported under its own name"
+                        report.skipped.append(ImportedFile(file, "", reason=reason))
+                        continue
                     if wanted(file):
                         yield file
-        elif path.is_file():
+        elif path.is_file() or path.exists():  # a FIFO or a device is reported when read
             # A file named on the command line was asked for, even a _name.md (not an _index).
             if path.suffix.lower() in MARKDOWN_SUFFIXES:
                 if wanted(path):
@@ -303,11 +348,22 @@ def _display_name(path: Path) -> str:
 
 
 def _read(path: Path) -> str:
-    """Read a file as UTF-8 text."""
+    """Read a file as UTF-8 text, refusing what is not a regular file or is over the limit."""
+    limit = current_app.config.get("IMPORT_MAX_FILE_BYTES") or MAX_FILE_BYTES
     try:
-        data = path.read_bytes()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            # A FIFO would block the import forever, a device (/dev/zero) would never end.
+            raise _FileProblems([(None, "not a regular file; only Markdown files are read")])
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)  # the file may grow after stat(): read no more
     except OSError as error:
         raise _FileProblems([(None, f"cannot read the file: {error.strerror}")]) from None
+    if len(data) > limit:
+        size = max(info.st_size, len(data))
+        raise _FileProblems(
+            [(None, f"too large: {size:,} bytes, over the limit of {limit:,} per file")]
+        )
     try:
         # Universal newlines, as read_text would give: \r\n must not make a re-import "changed".
         return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
@@ -400,9 +456,13 @@ def _fields(path: Path, document: Document, lines: dict[str, int]) -> _Fields:
 
     published_at = name_date
     if meta.get("date") is not None:
-        published_at = _date(meta["date"])
-        if published_at is None:
-            wrong("date", "a date such as 2025-04-20 or 2025-04-20T09:30:00+02:00")
+        try:
+            published_at = _date(meta["date"])
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+            problem("date", NOT_UTC)
+        else:
+            if published_at is None:
+                wrong("date", "a date such as 2025-04-20 or 2025-04-20T09:30:00+02:00")
 
     slug = ""
     if meta.get("slug") is not None:
@@ -481,7 +541,10 @@ def _tags(value: object) -> list[str] | None:
 
 
 def _date(value: object) -> datetime | None:
-    """Read a front matter date as aware UTC (a naive time is UTC, a bare date is midnight)."""
+    """Read a front matter date as aware UTC (a naive time is UTC, a bare date is midnight).
+
+    Return None for what is not a date; raise OverflowError for one with no UTC equivalent.
+    """
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):
@@ -506,7 +569,10 @@ def _kind(value: object) -> str:
         return "a number"
     if isinstance(value, list):
         odd = next((item for item in value if _text(item) is None), None)
-        return "a list" if odd is None else f"a list holding {_kind(odd)}"
+        if odd is None:
+            return "a list"
+        # One level only: a list may hold itself, or lists nested a thousand deep.
+        return "a list holding a list" if isinstance(odd, list) else f"a list holding {_kind(odd)}"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, datetime | date):

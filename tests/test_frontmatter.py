@@ -41,3 +41,40 @@ def test_errors_name_the_file_line(text, line, words):
     with pytest.raises(FrontMatterError) as caught:
         parse(text)
     assert caught.value.line == line and words in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("---\ntitle: x\ntags: &a [*a]\n---\nBody", 3, "refers to itself"),
+        ("---\ntitle: x\nmeta: &m {self: *m}\n---\nBody", 3, "refers to itself"),
+        ("---\ntitle: x\ndate: 2025-02-30\n---\nBody", 3, "2025-02-30"),
+        ("---\ntitle: x\nn: " + "9" * 5000 + "\n---\nBody", 3, "YAML front matter"),
+        ("---\ntitle: x\ntags: " + "[" * 5000 + "]" * 5000 + "\n---\nBody", 3, "nested"),
+        # tomllib says nothing about where it gave up.
+        ("+++\ntitle = 'x'\ntags = " + "[" * 5000 + "]" * 5000 + "\n+++\nBody", None, "nested"),
+    ],
+    ids=[
+        "recursive-list",
+        "recursive-mapping",
+        "no-such-day",
+        "huge-int",
+        "deep-yaml",
+        "deep-toml",
+    ],
+)
+def test_hostile_front_matter_is_an_error_on_its_line(text, line, words):
+    with pytest.raises(FrontMatterError) as caught:
+        parse(text)
+    assert words in caught.value.message and caught.value.line == line
+
+
+def test_shared_aliases_are_not_cycles():
+    document = parse("---\ntitle: x\nbase: &b [a, b]\ntags: *b\nmore: [*b, *b]\n---\nBody")
+    assert document.meta["tags"] == ["a", "b"] and document.meta["more"] == [["a", "b"]] * 2
+
+
+def test_a_control_character_yaml_forbids_names_its_line():
+    with pytest.raises(FrontMatterError) as caught:
+        parse("---\ntitle: x\nsummary: a\x01b\n---\nBody")
+    assert caught.value.line == 3 and "special characters are not allowed" in caught.value.message

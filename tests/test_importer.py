@@ -463,3 +463,123 @@ def test_a_human_article_whose_new_text_is_ai_generated_goes_to_review(app, clie
     assert (
         public.select_one(".post-header .provenance").get_text(strip=True).startswith("Written by")
     )
+
+
+GOOD_FILE = "---\ntitle: Still here\n---\nThe other files import.\n"
+
+
+@pytest.mark.parametrize(
+    ("front", "line", "words"),
+    [
+        ("tags: &a [*a]", 3, "refers to itself"),
+        ("date: 0001-01-01T00:00:00+01:00", 3, "cannot be converted to UTC"),
+        ("date: 9999-12-31T23:30:00-01:00", 3, "cannot be converted to UTC"),
+        ("date: '0001-01-01T00:00:00+01:00'", 3, "cannot be converted to UTC"),
+        ("date: 2025-02-30", 3, "2025-02-30"),
+        ("tags: [[a, [b]]]", 3, "`tags` must be"),
+    ],
+    ids=["recursive-alias", "year-1", "year-9999", "year-1-text", "no-such-day", "nested-tags"],
+)
+def test_hostile_front_matter_is_that_files_error(app, tmp_path, front, line, words):
+    write(tmp_path, "bad.md", f"---\ntitle: Bad\n{front}\n---\nText.\n")
+    write(tmp_path, "good.md", GOOD_FILE)
+    report = run(app, tmp_path)
+    assert [e.slug for e in report.created] == ["good"]
+    [(name, at, message)] = errors(report)
+    assert name == "bad.md" and at == line and words in message, message
+
+
+def test_a_toml_date_that_cannot_be_utc_is_that_files_error(app, tmp_path):
+    write(tmp_path, "bad.md", "+++\ntitle = 'Bad'\ndate = 0001-01-01T00:00:00+01:00\n+++\nText.\n")
+    report = run(app, tmp_path)
+    [(name, at, message)] = errors(report)
+    assert name == "bad.md" and at == 3 and "cannot be converted to UTC" in message
+
+
+def test_an_unexpected_failure_is_that_files_error(app, tmp_path, monkeypatch):
+    import blog.importer
+
+    real = blog.importer._fields
+
+    def explode(path, document, lines):  # noqa: ANN001, ANN202
+        if path.name == "bad.md":
+            raise ZeroDivisionError("a bug in the importer")
+        return real(path, document, lines)
+
+    monkeypatch.setattr(blog.importer, "_fields", explode)
+    write(tmp_path, "bad.md", "---\ntitle: Bad\n---\nText.\n")
+    write(tmp_path, "good.md", GOOD_FILE)
+    report = run(app, tmp_path)
+    assert [e.slug for e in report.created] == ["good"]
+    [(name, at, message)] = errors(report)
+    assert name == "bad.md" and at is None
+    assert message.startswith("could not be imported: an unexpected error (ZeroDivisionError")
+
+
+def test_links_out_of_the_tree_are_skipped_not_followed(app, tmp_path):
+    outside = tmp_path / "outside"
+    secret = write(outside, "secret.md", "---\ntitle: Secret\n---\nPrivate notes.\n")
+    tree = tmp_path / "tree"
+    write(tree, "good.md", GOOD_FILE)
+    (tree / "leak.md").symlink_to(secret)
+    (tree / "folder").symlink_to(outside, target_is_directory=True)
+    inside = write(tree, "sub/inside.md", "---\ntitle: Inside\n---\nText.\n")
+    (tree / "alias.md").symlink_to(inside)  # within the tree: imported once, as itself
+    report = run(app, tree)
+    assert sorted(e.slug for e in report.created) == ["good", "inside"]
+    skipped = {e.path.name: e.reason for e in report.skipped}
+    assert set(skipped) == {"leak.md", "folder", "alias.md"}
+    assert "its own name" in skipped["alias.md"]
+    assert "outside" in skipped["leak.md"] and "not followed" in skipped["leak.md"]
+    assert "not followed" in skipped["folder"]
+    assert not report.errors
+    with app.app_context():
+        assert db.session.scalar(select(Article).filter_by(title="Secret")) is None
+    # Named on the command line, a link is what the user asked for.
+    assert [e.slug for e in run(app, tree / "leak.md").created] == ["leak"]
+
+
+def test_a_file_over_the_size_limit_is_reported_and_the_rest_import(app, tmp_path):
+    app.config["IMPORT_MAX_FILE_BYTES"] = 1000
+    write(tmp_path, "big.md", "---\ntitle: Big\n---\n" + "word " * 400)
+    write(tmp_path, "good.md", GOOD_FILE)
+    report = run(app, tmp_path)
+    assert [e.slug for e in report.created] == ["good"]
+    [(name, at, message)] = errors(report)
+    assert name == "big.md" and at is None and "too large" in message and "1,000" in message
+
+
+def test_the_default_size_limit_is_two_megabytes(app, tmp_path):
+    from blog.importer import MAX_FILE_BYTES
+
+    assert MAX_FILE_BYTES == 2 * 1024 * 1024
+    write(tmp_path, "big.md", "---\ntitle: Big\n---\n" + "x" * MAX_FILE_BYTES)
+    [(name, _, message)] = errors(run(app, tmp_path))
+    assert name == "big.md" and "too large" in message
+
+
+def test_a_file_that_is_not_regular_is_not_read(app, tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.md")  # reading it would wait forever
+    write(tmp_path, "good.md", GOOD_FILE)
+    report = run(app, tmp_path)
+    assert [e.slug for e in report.created] == ["good"]
+    [(name, _, message)] = errors(report)
+    assert name == "pipe.md" and "not a regular file" in message
+
+
+def test_the_command_reports_a_hostile_file_without_a_traceback(app, runner, tmp_path):
+    write(tmp_path, "loop.md", "---\ntitle: Loop\ntags: &a [*a]\n---\nText.\n")
+    write(tmp_path, "old.md", "---\ntitle: Old\ndate: 0001-01-01T00:00:00+01:00\n---\nText.\n")
+    write(tmp_path, "good.md", GOOD_FILE)
+    result = runner.invoke(args=["import", str(tmp_path)])
+    assert (
+        result.exit_code == 1
+        and result.exception is None
+        or isinstance(result.exception, SystemExit)
+    )
+    assert "Traceback" not in result.output
+    assert f"{tmp_path / 'loop.md'}:3: " in result.output
+    assert f"{tmp_path / 'old.md'}:3: " in result.output
+    assert "1 created, 0 updated, 0 skipped, 2 errors" in result.output
