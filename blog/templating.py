@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -24,6 +25,23 @@ def long_date(value: datetime | None) -> str:
 def iso(value: datetime | None) -> str:
     """Format a datetime as RFC 3339 (Atom, sitemaps, <time datetime>)."""
     return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else ""
+
+
+# What XML 1.0 cannot hold even escaped: C0 controls but tab and newlines, U+FFFE, U+FFFF and
+# lone surrogates. One of them in a title makes every feed reader reject the whole feed.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value: object) -> str:
+    """Drop the characters XML cannot hold from text bound for a feed or sitemap."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    if not _NOT_XML.search(text):
+        return text
+    cleaned = _NOT_XML.sub("", text)
+    # Markup (already escaped HTML such as body_html) stays Markup, so it is not escaped twice.
+    return type(text)(cleaned) if hasattr(text, "__html__") else cleaned
 
 
 def absolute_url(endpoint: str, **values: Any) -> str:
@@ -95,5 +113,6 @@ def init_app(app: Flask) -> None:
         status_labels=STATUS_LABELS,
         status_label=status_label,
     )
+    app.jinja_env.filters["xml_text"] = xml_text
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
