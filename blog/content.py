@@ -17,18 +17,24 @@ from functools import lru_cache
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
-from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 from mdit_py_plugins.tasklists import tasklists_plugin
 from pygments import highlight as pygments_highlight
 from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 WORDS_PER_MINUTE = 200
+# The longest body accepted (studio and API): markdown-it-py costs ~10-40 µs of CPU per character
+# on the worst inputs (runs of "[" or "![", thousands of headings), so this keeps one render
+# around a second. See tests/test_cost.py and `make bench BENCH_ARGS=--worst`.
+MAX_BODY_CHARS = 50_000
 HEADING_ID_PREFIX = "sec-"
 TOC_MIN_HEADINGS = 4
+HEADING_LEVELS = (2, 4)  # the levels that get an id and a permalink
 
 _WORD = re.compile(r"\S+")
 _LANG_NAME = re.compile(r"[\w+#.-]+")
@@ -64,6 +70,18 @@ def reading_minutes(markdown: str) -> int:
     return max(1, math.ceil(len(_WORD.findall(markdown)) / WORDS_PER_MINUTE))
 
 
+_FORMATTER = HtmlFormatter(nowrap=True)
+
+
+@lru_cache(maxsize=256)
+def _lexer(name: str) -> Lexer | None:
+    """Find a lexer by name once: the lookup scans every lexer (~0.5 ms a fence otherwise)."""
+    try:
+        return get_lexer_by_name(name)
+    except ClassNotFound:
+        return None
+
+
 def _highlight(code: str, lang: str, _attrs: str) -> str:
     """Highlight a fenced block with Pygments, escaping the info string ourselves.
 
@@ -72,15 +90,12 @@ def _highlight(code: str, lang: str, _attrs: str) -> str:
     code = code.replace("\b", "")  # never let a backspace hide in code meant for copy-paste
     match = _LANG_NAME.match(lang.strip())
     name = match.group(0) if match else ""
-    try:
-        lexer = get_lexer_by_name(name) if name else None
-    except ClassNotFound:
-        lexer = None
+    lexer = _lexer(name) if name else None
     label = html.escape(name, quote=True)
     if lexer is None:
         body = html.escape(code)
     else:
-        body = pygments_highlight(code, lexer, HtmlFormatter(nowrap=True))
+        body = pygments_highlight(code, lexer, _FORMATTER)
     lang_attr = f' data-lang="{label}"' if label else ""
     # tabindex: a code block that scrolls sideways must be reachable by keyboard.
     return f'<pre class="highlight" tabindex="0"{lang_attr}><code>{body}</code></pre>\n'
@@ -90,6 +105,52 @@ def _heading_slug(text: str) -> str:
     return HEADING_ID_PREFIX + (slugify(text) or "section")
 
 
+def _heading_anchors(state: StateCore) -> None:
+    """Give h2-h4 unique prefixed ids and a permalink, in linear time.
+
+    Does what mdit_py_plugins' anchors plugin did (same ids: `sec-x`, then `sec-x-1`, `sec-x-2`;
+    same permalink markup), but its unique_slug() retried every suffix from 1 for each heading,
+    so a body of 8,000 identical headings took seconds. Here each slug remembers the next suffix
+    to try: the set of taken ids only grows, so the suffixes below it stay taken.
+    """
+    taken: set[str] = set()
+    next_suffix: dict[str, int] = {}
+    tokens = state.tokens
+    for index, token in enumerate(tokens):
+        if (
+            token.type != "heading_open"
+            or not HEADING_LEVELS[0] <= int(token.tag[1]) <= HEADING_LEVELS[1]
+        ):
+            continue
+        inline = tokens[index + 1]
+        children = inline.children if inline.children is not None else []
+        title = "".join(
+            child.content for child in children if child.type in ("text", "code_inline")
+        )
+        base = _heading_slug(title)
+        slug, suffix = base, next_suffix.get(base, 0)
+        if suffix:
+            slug = f"{base}-{suffix}"
+        while slug in taken:
+            suffix += 1
+            slug = f"{base}-{suffix}"
+        next_suffix[base] = suffix + 1
+        taken.add(slug)
+        token.attrSet("id", slug)
+        link_open = Token("link_open", "a", 1)
+        link_open.attrSet("class", "header-anchor")
+        link_open.attrSet("href", f"#{slug}")
+        children.extend(
+            [
+                Token("text", "", 0, content=" "),
+                link_open,
+                Token("html_block", "", 0, content="#"),
+                Token("link_close", "a", -1),
+            ]
+        )
+        inline.children = children
+
+
 @lru_cache(maxsize=1)
 def markdown_parser() -> MarkdownIt:
     """Build the one configured parser (cached: building it is not free)."""
@@ -97,8 +158,7 @@ def markdown_parser() -> MarkdownIt:
     md.enable(["table", "strikethrough"])
     md.use(footnote_plugin)
     md.use(tasklists_plugin, enabled=False, label=True)
-    md.use(anchors_plugin, min_level=2, max_level=4, slug_func=_heading_slug, permalink=True,
-           permalinkSymbol="#", permalinkSpace=True)  # fmt: skip
+    md.core.ruler.push("heading_anchors", _heading_anchors)
     return md
 
 
