@@ -10,20 +10,27 @@ import ast
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import yaml
-from flask import current_app, request
-from sqlalchemy import literal_column, select
+from flask import current_app, g, has_request_context, request
+from sqlalchemy import select, update
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
 from .content import markdown_parser, plain_text, reading_minutes
 from .extensions import db
 from .models import Article, Category, Revision, Tag
-from .search import fts, is_public, matching_articles
+from .search import is_public, search_index
 
+# Bounds that keep the review page's checks to about a second on the worst body.
+MAX_PARSE_CHARS = 20_000  # the longest code block handed to a parser
+MAX_PARSE_TOTAL = 60_000  # all code blocks of one body together
+MAX_LINKS_CHECKED = 200  # distinct addresses into this site checked (each may be a query)
+QUEUE_CHECK_CHARS = 120_000  # Markdown parsed for missing queue flags in one request
+PENDING = "Not checked yet"
 NEAR_DUPLICATE = 0.5  # share of distinct words in common (Jaccard) that makes a near-duplicate
 MAX_QUERY_WORDS = 24
 _WORD = re.compile(r"[a-z0-9][a-z0-9+#.-]{3,}")
@@ -53,22 +60,23 @@ def _words(text: str) -> set[str]:
 
 
 def near_duplicates(revision: Revision, article_id: int | None) -> Check:
-    """Find published articles whose words overlap the draft's (FTS finds, Jaccard measures)."""
+    """Find published articles whose words overlap the draft's (the index finds, Jaccard rates)."""
     draft_words = _words(f"{revision.title} {revision.summary} {plain_text(revision.body)}")
     title_words = _words(f"{revision.title} {revision.summary} {revision.tags}")
     query_words = sorted(title_words)[:MAX_QUERY_WORDS]
     if not query_words:
         return Check("Near-duplicates", True, "Not enough words to compare.")
-    match = " OR ".join('"' + word.replace('"', '""') + '"' for word in query_words)
-    rows = db.session.execute(
-        matching_articles(match)
-        .with_only_columns(Article.id, Article.slug, Article.title, fts.c.body)
-        .where(Article.id != (article_id or 0))
-        .order_by(literal_column("rank"))
-        .limit(5)
-    ).all()
+    found = search_index().similar(query_words, article_id or 0, limit=5)
+    articles = {
+        article.id: article
+        for article in db.session.scalars(select(Article).where(Article.id.in_(found))).unique()
+    }
+    rows = [
+        (articles[found_id].slug, articles[found_id].title, plain_text(articles[found_id].body))
+        for found_id in found
+    ]
     scored = []
-    for _id, slug, title, body in rows:
+    for slug, title, body in rows:
         other = _words(f"{title} {body}")
         overlap = len(draft_words & other) / max(1, len(draft_words | other))
         if overlap >= NEAR_DUPLICATE / 2:
@@ -97,8 +105,12 @@ _PARSERS = {
 
 
 def code_blocks(revision: Revision) -> Check:
-    """Parse Python, JSON, YAML and TOML fences; report the ones that do not parse."""
-    findings, checked = [], 0
+    """Parse Python, JSON, YAML and TOML fences; report the ones that do not parse.
+
+    PyYAML and tomllib are pure Python (~6 µs a character): a block longer than MAX_PARSE_CHARS,
+    or past MAX_PARSE_TOTAL for the whole body, is skipped and counted, not parsed.
+    """
+    findings, checked, skipped, parsed_chars = [], 0, 0, 0
     for token in markdown_parser().parse(revision.body):
         if token.type != "fence":
             continue
@@ -106,6 +118,11 @@ def code_blocks(revision: Revision) -> Check:
         parser = _PARSERS.get(language)
         if parser is None:
             continue
+        size = len(token.content)
+        if size > MAX_PARSE_CHARS or parsed_chars + size > MAX_PARSE_TOTAL:
+            skipped += 1
+            continue
+        parsed_chars += size
         checked += 1
         try:
             parser(token.content)
@@ -113,9 +130,12 @@ def code_blocks(revision: Revision) -> Check:
             line = (token.map[0] + 1) if token.map else "?"
             message = str(error).splitlines()[0][:200]
             findings.append(Finding(f"{language} block at line {line}: {message}"))
+    note = f" {skipped} too long to check." if skipped else ""
     if findings:
-        return Check("Code blocks", False, f"{len(findings)} of {checked} do not parse.", findings)
-    return Check("Code blocks", True, f"{checked} checked (Python, JSON, YAML, TOML): all parse.")
+        summary = f"{len(findings)} of {checked} do not parse.{note}"
+        return Check("Code blocks", False, summary, findings)
+    summary = f"{checked} checked (Python, JSON, YAML, TOML): all parse.{note}"
+    return Check("Code blocks", True, summary)
 
 
 def internal_links(revision: Revision) -> Check:
@@ -123,18 +143,26 @@ def internal_links(revision: Revision) -> Check:
     adapter = current_app.url_map.bind(request.host if request else "localhost")
     site = urlsplit(current_app.config.get("SITE_URL") or "").netloc
     findings, checked = [], 0
-    for href in _links(revision.body):
+    # Each link may cost a query: check each address once, and at most MAX_LINKS_CHECKED.
+    hrefs = list(dict.fromkeys(_links(revision.body)))
+    for href in hrefs:
         parts = urlsplit(href)
         if parts.scheme or parts.netloc:
             if not site or parts.netloc != site:
                 continue  # another site: not ours to check
         elif not href.startswith("/"):
             continue  # #anchors and relative links
+        if checked == MAX_LINKS_CHECKED:
+            findings.append(Finding(f"Only the first {MAX_LINKS_CHECKED} addresses were checked."))
+            break
         checked += 1
         if not _resolves(adapter, parts.path, parts.query):
             findings.append(Finding(f"{href} would be a 404"))
+    broken = sum(1 for finding in findings if finding.text.endswith("would be a 404"))
+    if broken:
+        return Check("Links into this site", False, f"{broken} broken.", findings)
     if findings:
-        return Check("Links into this site", False, f"{len(findings)} broken.", findings)
+        return Check("Links into this site", True, f"{checked} checked: all resolve.", findings)
     return Check("Links into this site", True, f"{checked} checked: all resolve.")
 
 
@@ -204,3 +232,58 @@ def run_checks(revision: Revision, article_id: int | None) -> list[Check]:
 def quick_flags(revision: Revision) -> list[str]:
     """Return the cheap checks' problems as short flags, for the queue."""
     return [check.name for check in (code_blocks(revision), metadata(revision)) if not check.ok]
+
+
+def queue_flags(
+    revisions: list[Revision], compute: Callable[[Revision], list[str]] | None = None
+) -> dict[int, list[str]]:
+    """Return each revision's queue flags: stored ones as they are, missing ones computed once.
+
+    The queue lists up to 200 drafts, and parsing each body on every load cost seconds. A
+    revision's flags depend only on its text, so they are stored in `check_flags` the first time
+    they are needed (an autosave that rewrites an unsealed revision sets them back to None).
+    Storing happens after the parsing, in a short write transaction of its own: the page stays a
+    cheap read (no BEGIN IMMEDIATE while Markdown is parsed, so autosaves never wait on it), and
+    the update applies only if the text is still the one checked. At most QUEUE_CHECK_CHARS of
+    Markdown are parsed per request; the rest say PENDING and are checked on the next loads.
+    """
+    flags: dict[int, list[str]] = {}
+    computed: dict[int, tuple[list[str], Revision]] = {}
+    budget = QUEUE_CHECK_CHARS
+    for revision in revisions:
+        if revision.check_flags is not None:
+            flags[revision.id] = json.loads(revision.check_flags)
+        elif len(revision.body) <= budget or not computed:
+            budget -= len(revision.body)
+            flags[revision.id] = (compute or quick_flags)(revision)
+            computed[revision.id] = (flags[revision.id], revision)
+        else:
+            flags[revision.id] = [PENDING]
+    if computed:
+        _store_flags(computed)
+    return flags
+
+
+def _store_flags(computed: dict[int, tuple[list[str], Revision]]) -> None:
+    """Save computed flags on their own connection, where the text is still what was checked."""
+    previous = g.get("may_write", False) if has_request_context() else None
+    if has_request_context():
+        g.may_write = True  # this connection writes: BEGIN IMMEDIATE (blog/sqlite.py)
+    try:
+        with db.engine.begin() as connection:
+            for revision_id, (found, revision) in computed.items():
+                connection.execute(
+                    update(Revision)
+                    .where(
+                        Revision.id == revision_id,
+                        Revision.check_flags.is_(None),
+                        Revision.body == revision.body,
+                        Revision.summary == revision.summary,
+                        Revision.category_name == revision.category_name,
+                        Revision.tags == revision.tags,
+                    )
+                    .values(check_flags=json.dumps(found))
+                )
+    finally:
+        if has_request_context():
+            g.may_write = previous
