@@ -73,6 +73,9 @@ def queue() -> Response:
         )
     rows = db.session.execute(query.limit(200)).unique().all()
     newest = latest_revisions([article.id for article, _at in rows])  # one query, not 200
+    from .checks import queue_flags  # computed once per revision and stored: see its docstring
+
+    flags = queue_flags(list(newest.values()), quick_flags)
     now = utcnow()
     items = []
     for article, submitted_at in rows:

@@ -8,8 +8,10 @@ from typing import Any
 from urllib.parse import urljoin
 
 from flask import Flask, current_app, request, url_for
+from markupsafe import Markup, escape
 
 from .models import Article, Status
+from .search import Highlight, Results
 
 
 def short_date(value: datetime | None) -> str:
@@ -103,9 +105,34 @@ def status_label(article: Article) -> str:
     return label
 
 
+# The list's "how it was written" chips, by blog.search.PROVENANCES value.
+PROVENANCE_LABELS = {"ai": "AI-generated, reviewed", "human": "Human-written"}
+
+
+def count_label(results: Results) -> str:
+    """Say how many articles matched, as the count line shows it: "1,000+ articles"."""
+    number = f"{results.total:,}{'+' if results.total_capped else ''}"
+    plural = results.total != 1 or results.total_capped
+    return f"{number} article{'s' if plural else ''}"
+
+
+def highlighted(pieces: Highlight) -> Markup:
+    """Render search output with its matched words in <mark>, everything else escaped."""
+    return Markup("").join(
+        Markup("<mark>{}</mark>").format(text) if marked else escape(text)
+        for text, marked in pieces
+    )
+
+
 def init_app(app: Flask) -> None:
     """Register the filters and globals."""
-    app.jinja_env.filters.update(short_date=short_date, long_date=long_date, iso=iso)
+    app.jinja_env.filters.update(
+        short_date=short_date,
+        long_date=long_date,
+        iso=iso,
+        count_label=count_label,
+        highlighted=highlighted,
+    )
     app.jinja_env.globals.update(
         absolute_url=absolute_url,
         provenance=provenance,

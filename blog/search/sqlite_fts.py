@@ -1,0 +1,230 @@
+"""The SQLite backend: an FTS5 index over the published revisions, which it does not copy.
+
+`articles_fts` is an FTS5 *external content* table whose content is `revisions`: it stores only
+the index (terms and positions), and reads the text back from the revision when it needs it
+(highlighting, and un-indexing). That is safe because the indexed revision is sealed: its text
+never changes, so what FTS5 reads back is exactly what it indexed. `articles_fts_entries` says
+which revision of which article is indexed (one per published article); the FTS rowid is the
+revision id. SQLite 3.43's contentless-delete tables would do too, but Debian 12 ships 3.40.
+
+Every word a reader types is quoted (doubling any quote inside), so no input is FTS syntax:
+`multi-agent` is a phrase rather than a column filter, `NOT` is a word, and a lone `"` is
+nothing at all. Only the word still being typed gets a `*`, so that "kube" finds Kubernetes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Select,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
+
+from ..extensions import db
+from ..models import Article, Revision
+from .index import MARK_CLOSE, MARK_OPEN, Marked, Terms, parse_terms
+from .visibility import public_articles
+
+FTS_TABLE = "articles_fts"
+ENTRIES_TABLE = "articles_fts_entries"
+# Column weights for bm25(): title, summary, tags, body.
+WEIGHTS = (10.0, 4.0, 6.0, 1.0)
+SNIPPET_TOKENS = 16
+
+# Core views of the index tables, outside the models' metadata so Alembic never manages them
+# (migrations 0001 and 0007 create them).
+_metadata = MetaData()
+fts = Table(
+    FTS_TABLE,
+    _metadata,
+    Column("rowid", Integer, primary_key=True),  # the indexed revision's id
+    Column("title", Text),
+    Column("summary", Text),
+    Column("tags", Text),
+    Column("body", Text),
+)
+entries = Table(
+    ENTRIES_TABLE,
+    _metadata,
+    Column("revision_id", Integer, primary_key=True),
+    Column("article_id", Integer, nullable=False, unique=True),
+)
+_fts = literal_column(FTS_TABLE)
+
+
+def quote(word: str) -> str:
+    """Quote one word as an FTS5 string, doubling any quote inside."""
+    return '"' + word.replace('"', '""') + '"'
+
+
+def compile_terms(terms: Terms) -> str:
+    """Write terms as an FTS5 expression: every word quoted, `*` only on the one being typed."""
+    quoted = [quote(word) for word in terms.words]
+    if terms.prefix:
+        quoted[-1] += "*"
+    return " ".join(quoted)
+
+
+def build_match(query: str) -> str | None:
+    """Turn free text into a safe FTS5 MATCH expression, or None when nothing searchable is left."""
+    terms = parse_terms(query)
+    return None if terms is None else compile_terms(terms)
+
+
+def _in_title_or_tags(match: str) -> str:
+    """Restrict an expression to the title and tags columns."""
+    return f"{{title tags}} : ({match})"
+
+
+def _matches(match: str) -> Select:
+    """Select the ids of the articles whose indexed revision matches an FTS5 expression."""
+    return (
+        select(entries.c.article_id)
+        .select_from(fts)
+        .join(entries, entries.c.revision_id == fts.c.rowid)
+        .where(_fts.op("MATCH")(match))
+    )
+
+
+class SqliteIndex:
+    """The FTS5 implementation of blog.search.index.SearchIndex."""
+
+    def index_article(self, article: Article) -> None:
+        """Index the article's published revision in place of the one indexed before, if any."""
+        wanted = article.published_revision_id
+        current = db.session.scalar(
+            select(entries.c.revision_id).where(entries.c.article_id == article.id)
+        )
+        if current == wanted:
+            return  # sealed: the same revision is the same text
+        if current is not None:
+            self.remove(article.id)
+        if wanted is not None:
+            db.session.execute(insert(entries).values(revision_id=wanted, article_id=article.id))
+            db.session.execute(
+                insert(fts).from_select(
+                    ["rowid", "title", "summary", "tags", "body"],
+                    select(
+                        Revision.id, Revision.title, Revision.summary, Revision.tags, Revision.body
+                    ).where(Revision.id == wanted),
+                )
+            )
+
+    def remove(self, article_id: int) -> None:
+        """Un-index an article: FTS5 reads the sealed revision back to know which terms to drop."""
+        current = db.session.scalar(
+            select(entries.c.revision_id).where(entries.c.article_id == article_id)
+        )
+        if current is None:
+            return
+        db.session.execute(delete(fts).where(fts.c.rowid == current))
+        db.session.execute(delete(entries).where(entries.c.article_id == article_id))
+
+    def rebuild(self) -> int:
+        """Index every article's published revision again, in one statement."""
+        db.session.execute(text(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('delete-all')"))
+        db.session.execute(delete(entries))
+        db.session.execute(
+            insert(entries).from_select(
+                ["revision_id", "article_id"],
+                select(Article.published_revision_id, Article.id).where(
+                    Article.published_revision_id.is_not(None)
+                ),
+            )
+        )
+        db.session.execute(
+            insert(fts).from_select(
+                ["rowid", "title", "summary", "tags", "body"],
+                select(
+                    Revision.id, Revision.title, Revision.summary, Revision.tags, Revision.body
+                ).join(entries, entries.c.revision_id == Revision.id),
+            )
+        )
+        return db.session.scalar(select(func.count()).select_from(entries)) or 0
+
+    def matching(self, query: Select, terms: Terms) -> Select:
+        """Restrict articles to the matches; the FTS query is a list evaluated once."""
+        return query.where(Article.id.in_(_matches(compile_terms(terms))))
+
+    def ranked_ids(self, query: Select, terms: Terms, limit: int, offset: int) -> list[int]:
+        """Rank the matches with BM25 (title weighted highest), newest first among equals."""
+        ranked = (
+            query.with_only_columns(Article.id)
+            .join(entries, entries.c.article_id == Article.id)
+            .join(fts, fts.c.rowid == entries.c.revision_id)
+            .where(_fts.op("MATCH")(compile_terms(terms)))
+            .order_by(func.bm25(_fts, *WEIGHTS), Article.published_at.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(db.session.scalars(ranked))
+
+    def tiered_ids(self, query: Select, terms: Terms, limit: int, offset: int) -> list[int]:
+        """Page through title or tag matches, then the others, each newest first."""
+        match = compile_terms(terms)
+        tiers = (_in_title_or_tags(match), f"({match}) NOT {_in_title_or_tags(match)}")
+        found: list[int] = []
+        wanted = offset + limit
+        for tier in tiers:
+            page = (
+                query.with_only_columns(Article.id)
+                .join(entries, entries.c.article_id == Article.id)
+                .join(fts, fts.c.rowid == entries.c.revision_id)
+                .where(_fts.op("MATCH")(tier))
+                .order_by(fts.c.rowid.desc())
+                .limit(wanted - len(found))
+            )
+            found += db.session.scalars(page)
+            if len(found) >= wanted:
+                break
+        return found[offset:wanted]
+
+    def highlights(self, article_ids: list[int], terms: Terms) -> dict[int, Marked]:
+        """Run highlight() and snippet() for the shown articles only (they re-read the text)."""
+        if not article_ids:
+            return {}
+        rows = db.session.execute(
+            select(
+                entries.c.article_id,
+                func.highlight(_fts, 0, MARK_OPEN, MARK_CLOSE),
+                func.highlight(_fts, 1, MARK_OPEN, MARK_CLOSE),
+                func.snippet(_fts, 3, MARK_OPEN, MARK_CLOSE, "…", SNIPPET_TOKENS),
+            )
+            .select_from(fts)
+            .join(entries, entries.c.revision_id == fts.c.rowid)
+            .where(
+                _fts.op("MATCH")(compile_terms(terms)),
+                fts.c.rowid.in_(
+                    select(entries.c.revision_id).where(entries.c.article_id.in_(article_ids))
+                ),
+            )
+        )
+        return {
+            article_id: Marked(title, summary, snippet)
+            for article_id, title, summary, snippet in rows
+        }
+
+    def similar(self, words: list[str], exclude_id: int, limit: int) -> list[int]:
+        """Rank public articles by how many of the words they share (any of them may match)."""
+        if not words:
+            return []
+        match = " OR ".join(quote(word) for word in words)
+        ranked = (
+            public_articles()
+            .with_only_columns(Article.id)
+            .join(entries, entries.c.article_id == Article.id)
+            .join(fts, fts.c.rowid == entries.c.revision_id)
+            .where(_fts.op("MATCH")(match), Article.id != exclude_id)
+            .order_by(func.bm25(_fts, *WEIGHTS))
+            .limit(limit)
+        )
+        return list(db.session.scalars(ranked))
