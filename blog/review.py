@@ -91,7 +91,7 @@ def queue() -> Response:
                     now - (submitted_at.replace(tzinfo=UTC) if submitted_at else article.updated_at)
                 ),
                 "words": len(revision.body.split()),
-                "flags": quick_flags(revision),
+                "flags": flags[revision.id],
             }
         )
     return render_page("review/queue.html", "queue", items=items, q=q)
