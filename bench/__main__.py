@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import corpus
+from . import corpus, worst
 from .measure import (
     BenchFailure,
     Scenario,
@@ -74,6 +74,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--output", type=Path, default=RESULTS, help=f"report file (default {RESULTS.name})"
     )
     parser.add_argument("--no-save", action="store_true", help="print the report only")
+    parser.add_argument(
+        "--worst",
+        action="store_true",
+        help="time only the worst inputs at the body limit (no corpora; saved to worst.txt)",
+    )
     return parser.parse_args(argv)
 
 
@@ -107,6 +112,18 @@ def run_size(size: int, path: Path, settings: Settings, only: list[str]) -> Size
     return result
 
 
+def run_worst(args: argparse.Namespace) -> int:
+    """Time only the worst inputs (render and diff at the body limit), print and save them."""
+    report = "\n".join(worst.measure_worst()) + "\n"
+    sys.stdout.write(report)
+    if not args.no_save:
+        path = args.output.with_name("worst.txt")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(report, encoding="utf-8")
+        corpus.progress(f"saved to {path}")
+    return 0
+
+
 def _select(found: list[Scenario], only: list[str]) -> list[Scenario]:
     """Keep the scenarios named by --only (all when it is empty)."""
     if not only:
@@ -121,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         budget=args.budget, min_reps=args.min_reps, max_reps=args.max_reps, warmup=args.warmup
     )
     only = [word.strip() for word in args.only.split(",") if word.strip()]
+    if args.worst:
+        return run_worst(args)
     fingerprint = code_fingerprint()
     problems = corpus.check_sample()
     for problem in problems:
@@ -141,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     changed = code_fingerprint() != fingerprint
     report = render(settings, results[0].scenarios, results, elapsed, fingerprint, changed)
+    corpus.progress("timing the worst inputs at the body limit")
+    report += "\n" + "\n".join(worst.measure_worst()) + "\n"
     sys.stdout.write(report)
     if changed:
         corpus.progress("warning: the code changed during the run; the numbers may mix versions")

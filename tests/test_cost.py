@@ -1,0 +1,171 @@
+"""Cost: the worst inputs at the size limit must not hold a worker for more than a moment.
+
+Each test times CPU (not wall-clock, so a busy machine does not fail it) against a bound that is
+several times the real figure: these tests catch quadratic blow-ups (tens of seconds), not slow
+drift. `make bench BENCH_ARGS="--worst"` prints the real numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from bs4 import BeautifulSoup
+from sqlalchemy import select
+
+from bench.worst import WORST_DIFFS, WORST_MARKDOWN
+from blog import checks
+from blog.content import MAX_BODY_CHARS, headings, plain_text, render
+from blog.diff import MAX_ROWS, clear_cache, diff_texts, word_counts
+from blog.extensions import db
+from blog.models import Article, Revision, Status
+from blog.workflow import transition
+
+from .conftest import AUTHOR, parse
+
+BOUND = 5.0  # seconds of CPU; the real figures are well under a second or two
+
+
+def cpu_seconds(work: Callable[[], object]) -> float:
+    """Return the CPU time one call takes."""
+    started = time.process_time()
+    work()
+    return time.process_time() - started
+
+
+@pytest.fixture(autouse=True)
+def fresh_diff_cache() -> Iterator[None]:
+    """Time every diff from scratch."""
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.mark.parametrize("name", sorted(WORST_MARKDOWN))
+def test_rendering_the_worst_markdown_at_the_limit_is_bounded(name):
+    body = WORST_MARKDOWN[name]()
+    assert MAX_BODY_CHARS * 0.95 <= len(body) <= MAX_BODY_CHARS
+    assert cpu_seconds(lambda: render(body)) < BOUND
+
+
+def test_eight_thousand_identical_headings_keep_their_ids_and_render_fast():
+    body = "## Same\n\n" * 8_000
+    assert cpu_seconds(lambda: render(body)) < BOUND
+    found = headings(body)
+    assert [h.id for h in found[:3]] == ["sec-same", "sec-same-1", "sec-same-2"]
+    assert found[-1].id == "sec-same-7999" and len({h.id for h in found}) == 8_000
+
+
+def test_heading_ids_skip_suffixes_a_heading_already_took():
+    found = headings("## A\n\n## A-1\n\n## A\n\n## A\n\n## A-1\n")
+    assert [h.id for h in found] == ["sec-a", "sec-a-1", "sec-a-2", "sec-a-3", "sec-a-1-1"]
+
+
+def test_plain_text_of_the_worst_markdown_is_bounded():
+    body = WORST_MARKDOWN["identical headings"]()
+    assert cpu_seconds(lambda: plain_text(body)) < BOUND
+
+
+@pytest.mark.parametrize("name", sorted(WORST_DIFFS))
+def test_diffing_the_worst_pairs_is_bounded(name):
+    old, new = WORST_DIFFS[name]()
+    assert cpu_seconds(lambda: diff_texts(old, new)) < BOUND
+    assert cpu_seconds(lambda: diff_texts(old, new, context=None)) < BOUND
+    diff = diff_texts(old, new)
+    assert diff.changed and len(diff.rows) <= MAX_ROWS + 1
+    assert 0 < diff.share_changed <= 1
+
+
+def test_a_thousand_changed_lines_are_still_marked_word_by_word():
+    old, new = WORST_DIFFS["1,000 changed lines"]()
+    diff = diff_texts(old, new)
+    assert not diff.approximate
+    changed = [row for row in diff.rows if row.kind == "insert"]
+    assert len(changed) == 1_000 and all("<ins>" in row.html for row in changed)
+
+
+def _render_diff(app, diff) -> str:  # noqa: ANN001
+    with app.test_request_context():
+        return app.jinja_env.from_string(
+            '{% from "_diff.html" import render_diff %}{{ render_diff(diff) }}'
+        ).render(diff=diff)
+
+
+def test_a_diff_past_the_budget_marks_whole_lines_and_says_so(app, monkeypatch):
+    monkeypatch.setattr("blog.diff.WORK_BUDGET", 3_000)
+    old, new = WORST_DIFFS["1,000 changed lines"]()
+    diff = diff_texts(old, new)
+    assert diff.approximate
+    inserted = [row.html for row in diff.rows if row.kind == "insert"]
+    assert len(inserted) == 1_000 and inserted[-1].startswith("<ins>")  # the whole line
+    assert "too large to mark word by word" in _render_diff(app, diff)
+
+
+def test_a_diff_longer_than_the_row_limit_is_cut_and_says_so(app):
+    old, new = WORST_DIFFS["lines reversed"]()
+    diff = diff_texts(old, new, context=None)
+    assert len(diff.rows) == MAX_ROWS + 1 and diff.rows[-1].kind == "cut"
+    assert diff.rows[-1].skipped > 0
+    soup = BeautifulSoup(_render_diff(app, diff), "html.parser")
+    assert "not shown" in soup.select("tr.diff-skip")[-1].get_text()
+
+
+def test_word_counts_are_bounded_and_still_right_for_small_edits():
+    old, new = WORST_DIFFS["every line changed, few distinct words"]()
+    assert cpu_seconds(lambda: word_counts(old, new)) < BOUND
+    assert word_counts("one two three four", "one two 3 four five") == (2, 1, 5)
+
+
+def test_a_diff_is_cached_per_pair_of_texts():
+    old, new = WORST_DIFFS["1,000 changed lines"]()
+    first = diff_texts(old, new)
+    assert diff_texts(old, new) is first
+    assert cpu_seconds(lambda: diff_texts(old, new)) < 0.5  # two SHA-256s of the texts
+    assert diff_texts(old, new, context=None) is not first
+
+
+def test_the_review_checks_on_the_worst_markdown_are_bounded(app):
+    with app.test_request_context("/review/1"):
+        for name in ("many links", "yaml fence", "python fence", "footnotes"):
+            revision = Revision(
+                title="Worst", summary="s", category_name="c", tags="t", body=WORST_MARKDOWN[name]()
+            )
+            assert cpu_seconds(lambda r=revision: checks.run_checks(r, None)) < BOUND, name
+
+
+def test_code_blocks_too_long_to_parse_are_skipped_with_a_note(app):
+    long_yaml = "key: [a, {b: c}]\n" * (checks.MAX_PARSE_CHARS // 10)
+    body = f"```yaml\n{long_yaml}```\n\n```json\n{{}}\n```\n"
+    revision = Revision(title="t", summary="s", category_name="c", tags="t", body=body)
+    with app.test_request_context("/"):
+        check = checks.code_blocks(revision)
+    assert check.ok and check.summary.startswith("1 checked") and "1 too long" in check.summary
+
+
+def test_the_queue_computes_flags_once_per_revision(app, admin_client, make_article, monkeypatch):
+    body = "```python\ndef (:\n```\n"
+    article_id = make_article("Broken code", body=body, tags=["python"], status=Status.DRAFT)
+    with app.app_context():
+        author = db.session.scalar(select(Article).filter_by(id=article_id)).author
+        assert author.email == AUTHOR
+        transition(db.session.get(Article, article_id), "submit", author)
+        db.session.commit()
+    calls = []
+    real = checks.quick_flags
+
+    def counting(revision: Revision) -> list[str]:
+        calls.append(revision.id)
+        return real(revision)
+
+    monkeypatch.setattr("blog.review.quick_flags", counting)
+    for _ in range(2):
+        rows = parse(admin_client.get("/review/")).select("#queue tbody tr")
+        assert "Code blocks" in rows[0].get_text()
+    assert len(calls) == 1
+    with app.app_context():
+        revision = db.session.scalar(
+            select(Revision).filter_by(article_id=article_id).order_by(Revision.number.desc())
+        )
+        assert json.loads(revision.check_flags) == ["Code blocks"]
