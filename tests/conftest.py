@@ -127,6 +127,41 @@ def _drop_test_databases() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis for tests of shared state: TEST_REDIS_URL's, else a throwaway redis-server.
+
+    Without redis-server the test is skipped, except under CI=true, where that is a failure.
+    """
+    if REDIS_URL:
+        yield REDIS_URL
+        return
+    from .services import MissingServer, redis_server
+
+    try:
+        server = redis_server()
+        url = server.__enter__()
+    except MissingServer as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {error}")
+        pytest.skip(str(error))
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture(autouse=True)
+def _forget_rate_limits() -> Iterator[None]:
+    """Empty TEST_REDIS_URL's Redis after each test, so no test counts another's requests."""
+    yield
+    if REDIS_URL:
+        import redis
+
+        with redis.Redis.from_url(REDIS_URL) as client:
+            client.flushdb()
+
+
+@pytest.fixture(scope="session")
 def template_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Template]]:
     """Build the schema through the real migrations once, empty and with the demo blog."""
     folder = tmp_path_factory.mktemp("templates")
