@@ -196,6 +196,7 @@ def decide(article_id: int) -> Response:
     except TransitionError as error:
         flash(str(error), "error")
         return back
+    db.session.commit()
     messages = {
         "approve": "Approved and published.",
         "schedule": f"Approved; it will be published on {publish_at:%d %b %Y at %H:%M} UTC."

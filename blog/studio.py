@@ -273,6 +273,7 @@ def save(article_id: int) -> Response:
         except TransitionError as error:
             flash(str(error), "error")
             return redirect(url_for("studio.edit", article_id=article.id))
+        db.session.commit()
         return _after_save(article, "Saved and submitted for review.")
     return _after_save(article, "Saved." if saved else "No changes to save.")
 
@@ -378,6 +379,7 @@ def decide(article_id: int, action: str) -> Response:
     except TransitionError as error:
         flash(str(error), "error")
     else:
+        db.session.commit()
         flash("Submitted for review." if action == "submit" else "Submission withdrawn.", "info")
     return redirect(url_for("studio.edit", article_id=article.id))
 

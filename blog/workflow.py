@@ -26,6 +26,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from . import pagecache
 from .articles import latest_revision, publish, seal
 from .audit import record
 from .extensions import db
@@ -100,7 +101,10 @@ def transition(
     expected_version: int | None = None,
     revision_number: int | None = None,
 ) -> Decision:
-    """Move an article with `action`, record it as a ReviewEvent, and commit; one winner.
+    """Move an article with `action` and record it as a ReviewEvent; one winner.
+
+    Does not commit: the view or command that asked commits, so the decision and whatever else
+    its request changed land together (the conditional UPDATE's row lock is held until then).
 
     `revision_number` is the revision the person deciding has read: when a newer one was saved
     since, nothing happens and they are told, so nobody approves text they have not seen.
@@ -162,7 +166,6 @@ def transition(
     )
     db.session.add(event)
     record(action, actor, f"{ACTION_LABELS[action]}: {article.slug} (revision {revision.number})")
-    db.session.commit()
     return Decision(article, event)
 
 
@@ -238,6 +241,7 @@ def take_down(article: Article, actor: User, reason: str) -> ReviewEvent:
         raise TransitionError("Not done: the article is not published (any more).")
     db.session.refresh(article)
     index_article(article)  # no published revision: this removes it from search
+    pagecache.public_changed()  # readers' pages turn over when this commits
     revision = latest_revision(article)
     event = ReviewEvent(
         article_id=article.id,

@@ -68,6 +68,7 @@ def test_what_the_reviewer_changed(app, client):
         article.status = Status.IN_REVIEW
         db.session.commit()
         transition(article, "approve", admin)
+        db.session.commit()
         slug = article.slug
     page = parse(client.get(f"/articles/{slug}"))
     link = page.find("a", string="What the reviewer changed")
@@ -117,6 +118,7 @@ def hostile(app, client, runner) -> dict[str, int]:
         )
         db.session.commit()
         transition(article, "approve", admin)
+        db.session.commit()
         slug = article.slug
     return {"waiting": waiting, "published": published, "slug": slug}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select
@@ -58,6 +59,17 @@ def test_every_transition_is_allowed_or_refused(app, draft_id, action, state):
             assert db.session.get(Article, draft_id).status == state
 
 
+def test_a_decision_is_committed_by_its_caller_with_the_rest_of_its_work(app, draft_id):
+    """The domain layer decides; only views and commands commit (one unit of work per request)."""
+    with app.app_context():
+        author, _admin = _users()
+        article = _set_status(draft_id, Status.DRAFT)
+        transition(article, "submit", author)
+        db.session.rollback()
+        assert db.session.get(Article, draft_id).status == Status.DRAFT
+        assert db.session.scalars(select(ReviewEvent).filter_by(article_id=draft_id)).all() == []
+
+
 @pytest.mark.parametrize("action", ["approve", "schedule", "request_changes", "reject"])
 def test_authors_cannot_decide(app, draft_id, action):
     with app.app_context():
@@ -98,6 +110,7 @@ def test_two_admins_deciding_at_once_one_wins(app, draft_id, make_user):
             barrier.wait()
             try:
                 transition(article, action, actor, comment="No.", expected_version=version)
+                db.session.commit()
                 outcomes[email] = "won"
             except TransitionError as error:
                 outcomes[email] = str(error)
@@ -147,6 +160,7 @@ def test_scheduled_publishing_with_a_fixed_clock(app, client, draft_id, clock):
         _author, admin = _users()
         article = _set_status(draft_id, Status.IN_REVIEW)
         transition(article, "schedule", admin, publish_at=start + timedelta(hours=2))
+        db.session.commit()
         assert db.session.get(Article, draft_id).status == Status.SCHEDULED
     assert client.get("/articles/queue-me").status_code == 404
     assert "Queue me" not in client.get("/").get_data(as_text=True)
@@ -190,7 +204,11 @@ def test_editing_an_approved_article_needs_a_new_approval(app, client, author_cl
 )
 def test_admin_pages_are_403_for_authors_and_need_sign_in(client, author_client, path):
     assert author_client.get(path).status_code == 403
-    assert client.get(path).status_code == 302
+    response = client.get(path)
+    assert (response.status_code, response.headers["Location"]) == (
+        302,
+        f"/login?next={quote(path, safe='')}",
+    )
 
 
 def test_decisions_are_403_for_authors(author_client, draft_id):
@@ -205,6 +223,7 @@ def test_queue_lists_waiting_drafts_oldest_first(app, admin_client, make_article
         author, _admin = _users()
         for article_id in (first, second):
             transition(db.session.get(Article, article_id), "submit", author)
+        db.session.commit()
     soup = parse(admin_client.get("/review/"))
     rows = soup.select("#queue tbody tr")
     assert [r.select_one("a").get_text() for r in rows] == ["First in", "Second in"]
