@@ -13,7 +13,7 @@ from flask.globals import request_ctx
 from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .extensions import csrf, db, limiter, login_manager, migrate
+from .extensions import cache, compress, csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
@@ -59,6 +59,13 @@ def create_app(
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
+    from . import assets, pagecache
+
+    pagecache.configure(app)  # the cache backend: Redis, files in instance/, or none (tests)
+    cache.init_app(app)
+    compress.init_app(app)
+    pagecache.init_app(app)  # shared public pages, ETags, Cache-Control, compression
+    assets.init_app(app)  # content-hashed static URLs, cached for a year
 
     with app.app_context():
         from .sqlite import configure_sqlite
@@ -117,7 +124,15 @@ def _configure(app: Flask, test_config: dict[str, Any] | None) -> None:
             app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
         if os.environ.get("DATABASE_URL"):
             app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
-        for name in ("RATELIMIT_STORAGE_URI", "SITE_URL", "PROXY_FIX_X_FOR", "TRUSTED_HOSTS"):
+        for name in (
+            "RATELIMIT_STORAGE_URI",
+            "SITE_URL",
+            "PROXY_FIX_X_FOR",
+            "TRUSTED_HOSTS",
+            "CACHE_TYPE",
+            "CACHE_REDIS_URL",
+            "REDIS_URL",
+        ):
             if os.environ.get(name):
                 app.config[name] = os.environ[name]
     else:

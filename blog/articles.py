@@ -17,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import func, or_, select
 
+from . import pagecache
 from .content import render, slugify
 from .diff import word_counts
 from .extensions import db
@@ -395,6 +396,7 @@ def publish(
     article.version += 1
     db.session.flush()
     index_article(article)
+    pagecache.public_changed()  # readers' pages turn over when this commits
 
 
 def ai_share(article: Article, revision: Revision) -> int | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_caching import Cache
+from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -21,3 +23,8 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 # Storage comes from RATELIMIT_STORAGE_URI; memory:// is per process (see README, production).
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+# The shared page cache (blog/pagecache.py chooses the backend: Redis, else files in instance/).
+cache = Cache()
+# gzip/brotli/zstd for text responses; blog/pagecache.py calls it, so it can skip pages with a
+# CSRF token (BREACH) and compress after the page cache kept the uncompressed body.
+compress = Compress()

@@ -1,0 +1,61 @@
+"""Content-hashed static URLs, so browsers and CDNs may keep static files for a year.
+
+Every `url_for('static', filename=...)` gets `?v=<hash of the file's bytes>` from a manifest
+computed once at start-up; templates keep calling url_for as usual. A changed file gets a new
+URL, so the old one can be cached as immutable: a request whose `v` matches the file served
+says `max-age=31536000, immutable`, any other (no `v`, or a stale one after a deploy) says
+`no-cache`, so a new file is never pinned under an old URL.
+
+A query string rather than a renamed file keeps Flask's own static view, its ETags and
+its path checks; the caches that matter (browsers, CDNs, nginx) key on the whole URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+VERSION_ARG = "v"
+
+
+def static_manifest(folder: str | Path) -> dict[str, str]:
+    """Hash every file under the static folder: {"css/site.css": "1a2b3c4d5e6f", ...}."""
+    root = Path(folder)
+    manifest = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        manifest[path.relative_to(root).as_posix()] = digest
+    return manifest
+
+
+def init_app(app: Flask) -> None:
+    """Hash the static files once and version every static URL with its file's hash."""
+    manifest = static_manifest(app.static_folder) if app.static_folder else {}
+    app.extensions["static_manifest"] = manifest
+
+    @app.url_defaults
+    def version_static_urls(endpoint: str, values: dict[str, Any]) -> None:
+        """Add the file's hash to a static URL, so a new version is a new URL."""
+        if endpoint == "static" and VERSION_ARG not in values:
+            digest = manifest.get(values.get("filename", ""))
+            if digest:
+                values[VERSION_ARG] = digest
+
+    app.after_request(cache_static_files)
+
+
+def cache_static_files(response: Response) -> Response:
+    """Let caches keep a static file for a year when its URL names this very version."""
+    if request.endpoint != "static" or response.status_code not in (200, 304):
+        return response
+    manifest = current_app.extensions["static_manifest"]
+    wanted = manifest.get((request.view_args or {}).get("filename", ""))
+    if wanted and request.args.get(VERSION_ARG) == wanted:
+        response.headers["Cache-Control"] = IMMUTABLE
+    else:
+        response.headers["Cache-Control"] = "no-cache"
+    return response

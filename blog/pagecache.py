@@ -1,0 +1,369 @@
+"""The shared page cache: public pages rendered once, then served to every anonymous reader.
+
+The one place that decides whether a response may be shared, and that labels it for browsers,
+CDNs and proxies (Cache-Control, ETag, Vary) and compresses it.
+
+Keys. A page's key holds everything that changes the answer: the host and scheme (absolute
+links follow them without SITE_URL), the path and the raw query string, HX-Request and
+HX-History-Restore-Request (fragment or page), a fingerprint of this release (templates, code,
+static files and the SITE_* settings), and the *public state*: a generation token plus the next
+moment a scheduled article goes live.
+
+Invalidation by generation, not by deleting keys: one publish changes the list under every
+filter, the feed, the sitemap and the neighbours' links, and neither Redis nor files can delete
+"everything under a prefix" cheaply. Every change to what readers see (articles.publish,
+workflow.take_down, any flush that touches a public article, a category, a tag or a person's
+name, any bulk UPDATE of articles) marks the session; after the commit, a new random generation is written to the shared
+cache, so every server's next request misses. Random rather than a counter: if the entry is
+evicted, a fresh token can never bring old pages back. Bumping after the commit (not before)
+means no request can store the old database state under the new generation.
+
+Time. "Published" depends on the clock: a scheduled article goes live with no request changing
+anything. The key therefore carries the next scheduled publish time; once it has passed, the
+next request finds the following one, its key changes, and the list is rendered afresh.
+
+Who shares. Only GET/HEAD of the public endpoints below, for a visitor who is not signed in
+and has no flash message waiting; only 200 answers that set no cookie and embed no CSRF token.
+Everything else on those endpoints is `no-store`, and never read from or written to the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import datetime
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app, g, has_app_context, request, session
+from flask_login import current_user
+from sqlalchemy import event, func, inspect, select
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from . import models
+from .extensions import cache, compress, db
+from .models import Article, Category, Tag, User
+
+log = logging.getLogger(__name__)
+
+# The pages every anonymous reader gets alike (public.healthz is not: it must reach the database).
+SHARED_ENDPOINTS = frozenset(
+    {
+        "public.index",
+        "public.article",
+        "public.changes",
+        "public.source",
+        "public.feed",
+        "public.sitemap",
+        "public.robots",
+    }
+)
+# What the key varies on besides the URL, said the same way to browsers and proxies. Cookie:
+# a signed-in visitor gets another page (their name, the sign-out form) at the same URL.
+VARY = ("HX-Request", "HX-History-Restore-Request", "Cookie")
+# Headers kept with a page; the rest (security headers, cookies, HSTS) are made per request.
+STORED_HEADERS = ("Content-Type", "Repr-Digest", "Vary")
+# Columns of a public article that only record private editing: an author's autosaves of a new
+# draft change them, readers' pages do not show them, so they do not turn the cache over.
+BOOKKEEPING = frozenset({"version", "status", "updated_at"})
+
+GENERATION = "public:generation"
+NEXT_DUE = "public:next-due"
+STATE_TIMEOUT = 30 * 24 * 3600  # long, but not "never": FileSystemCache prunes those first
+PENDING = "pagecache.public_changed"
+
+
+def configure(app: Flask) -> None:
+    """Choose the cache backend from the configuration, before the cache is bound.
+
+    Redis when CACHE_REDIS_URL (or REDIS_URL) is set: shared by every server. Otherwise files in
+    the instance folder: shared by the workers of one machine (several servers need Redis, or
+    each would keep serving pages another one changed). Tests and the debugger get no cache
+    unless they ask for one (a template edit must show at once).
+    """
+    config = app.config
+    redis_url = config.get("CACHE_REDIS_URL") or config.get("REDIS_URL")
+    if redis_url:
+        config["CACHE_REDIS_URL"] = redis_url
+    if not config.get("CACHE_TYPE"):
+        if redis_url:
+            config["CACHE_TYPE"] = "RedisCache"
+        elif app.testing or app.debug:
+            config["CACHE_TYPE"] = "NullCache"
+        else:
+            config["CACHE_TYPE"] = "FileSystemCache"
+    config.setdefault("CACHE_DIR", str(Path(app.instance_path) / "page-cache"))
+    config.setdefault("CACHE_DEFAULT_TIMEOUT", 600)  # a bound on staleness no hook could see
+    config.setdefault("CACHE_THRESHOLD", 5000)  # files kept by FileSystemCache
+    config.setdefault("CACHE_KEY_PREFIX", "blog:")
+    config.setdefault("CACHE_NO_NULL_WARNING", True)  # "no cache" is a choice here, not a slip
+    config.setdefault("PAGE_CACHE_MAX_AGE", 60)  # seconds browsers and CDNs keep a public page
+    config.setdefault("PAGE_CACHE_STALE_WHILE_REVALIDATE", 600)
+    # Compression is called from here (after the page is stored), not as its own hook.
+    config.setdefault("COMPRESS_REGISTER", False)
+
+
+def init_app(app: Flask) -> None:
+    """Serve and store shared pages, label every public response, and compress text."""
+    app.extensions["pagecache"] = {
+        "enabled": app.config["CACHE_TYPE"] not in ("NullCache", "null"),
+        "release": release_fingerprint(app),
+    }
+    app.before_request(answer_from_cache)
+    app.after_request(compress_response)  # registered first, so it runs after the next one
+    app.after_request(store_and_label)
+
+
+def release_fingerprint(app: Flask) -> str:
+    """Hash what shapes every page besides the data: code, templates, static files, SITE_*.
+
+    Part of every key, so a deploy (or a changed SITE_TITLE) never serves pages rendered by the
+    previous release, while servers running the same release share their pages.
+    """
+    digest = hashlib.sha256()
+    package = Path(__file__).parent
+    folders = [package, Path(app.root_path, app.template_folder or "templates")]
+    if app.static_folder:
+        folders.append(Path(app.static_folder))
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".pyc"):
+            digest.update(path.as_posix().encode())
+            digest.update(path.read_bytes())
+    for name in ("SITE_URL", "SITE_TITLE", "SITE_EYEBROW", "SITE_TAGLINE"):
+        digest.update(f"{name}={app.config.get(name)!r}".encode())
+    return digest.hexdigest()[:16]
+
+
+# Deciding who shares
+
+
+def request_may_share() -> bool:
+    """Say whether this request may be answered from, and stored in, the shared cache."""
+    if request.method not in ("GET", "HEAD") or request.endpoint not in SHARED_ENDPOINTS:
+        return False
+    if "Authorization" in request.headers:
+        return False
+    remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+    if remember in request.cookies:
+        return False  # Flask-Login may sign this visitor in, or must delete the cookie
+    if current_user.is_authenticated:
+        return False
+    # A flash waiting is this visitor's own; "_remember" means Flask-Login will set a cookie.
+    return "_flashes" not in session and "_remember" not in session
+
+
+def response_may_share(response: Response) -> bool:
+    """Say whether a response is the same for every anonymous reader and may be stored."""
+    if response.status_code != 200 or response.is_streamed or response.direct_passthrough:
+        return False
+    if "Set-Cookie" in response.headers or embeds_csrf_token():
+        return False
+    if current_app.session_interface.should_set_cookie(current_app, session):
+        return False  # the session changed (a flash, a token): Flask is about to set a cookie
+    return not (response.cache_control.private or response.cache_control.no_store)
+
+
+def embeds_csrf_token() -> bool:
+    """Say whether this response holds a CSRF token (Flask-WTF keeps it in g once made)."""
+    return current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token") in g
+
+
+# Serving and storing
+
+
+def answer_from_cache() -> Response | None:
+    """Answer a shareable request with the stored page, before any view or query runs."""
+    g.page_shared = request_may_share()
+    if not g.page_shared or not current_app.extensions["pagecache"]["enabled"]:
+        return None
+    try:
+        key = page_key()
+        entry = cache.get(key)
+    except Exception:  # an unreachable Redis must cost speed, never the page
+        log.warning("page cache unavailable; rendering without it", exc_info=True)
+        return None
+    g.page_key = key
+    if entry is None:
+        return None
+    body, headers, etag = entry
+    g.page_hit = True
+    response = current_app.response_class(body, 200, headers)
+    response.set_etag(etag)
+    return response
+
+
+def store_and_label(response: Response) -> Response:
+    """Store a shareable page, and tell browsers and proxies how long they may keep it."""
+    if request.endpoint not in SHARED_ENDPOINTS:
+        return response
+    if not (g.get("page_shared") and response_may_share(response)):
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    hit = g.get("page_hit", False)
+    if not response.get_etag()[0]:
+        response.add_etag()  # a strong hash of the uncompressed body; compression suffixes it
+    key = g.get("page_key")
+    if key and not hit:
+        headers = [(k, v) for k, v in response.headers.items() if k in STORED_HEADERS]
+        try:
+            cache.set(key, (response.get_data(), headers, response.get_etag()[0]))
+        except Exception:
+            log.warning("page cache unavailable; page not stored", exc_info=True)
+    config = current_app.config
+    response.headers["Cache-Control"] = (
+        f"public, max-age={config['PAGE_CACHE_MAX_AGE']}, "
+        f"stale-while-revalidate={config['PAGE_CACHE_STALE_WHILE_REVALIDATE']}"
+    )
+    response.vary.update(VARY)
+    response.headers["X-Cache"] = "HIT" if hit else "MISS"
+    # Answers a client holding the uncompressed variant; compress_response answers the others.
+    response.make_conditional(request)
+    return response
+
+
+def compress_response(response: Response) -> Response:
+    """Compress text responses, except those holding a CSRF token.
+
+    Flask-Compress makes a strong ETag per encoding ("abc:gzip") and answers If-None-Match
+    after compressing. Pages with a CSRF token are signed-in pages that can reflect what a
+    visitor typed (search): compressing those would let an attacker guess the token by size
+    (BREACH), and they are few.
+    """
+    if embeds_csrf_token():
+        return response
+    compressible = response.mimetype in current_app.config["COMPRESS_MIMETYPES"]
+    if response.is_streamed and request.endpoint == "static" and compressible:
+        # Streamed, the file would be compressed chunk by chunk and left open (Flask-Compress
+        # drops the file's close), and without gzip. A static file is small: read it whole,
+        # closed with the response, and compress it as one body.
+        response.direct_passthrough = False
+        response.make_sequence()
+    return compress.after_request(response)
+
+
+# The key and the public state
+
+
+def page_key() -> str:
+    """Build the shared key of this request's page."""
+    parts = (
+        current_app.extensions["pagecache"]["release"],
+        public_state(),
+        request.host_url,
+        request.path,
+        request.query_string.decode("latin-1"),
+        request.headers.get("HX-Request", ""),
+        request.headers.get("HX-History-Restore-Request", ""),
+    )
+    return "page:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def public_state() -> str:
+    """Name the public content as of now: the generation and the next scheduled publish time.
+
+    The next-due record is tagged with the generation and the moment it was computed, so a
+    record written from a snapshot older than the last change, or by a server whose clock runs
+    ahead, is recomputed instead of trusted.
+    """
+    generation, due = cache.get_many(GENERATION, NEXT_DUE)
+    if generation is None:
+        generation = secrets.token_hex(8)
+        if not cache.add(GENERATION, generation, timeout=STATE_TIMEOUT):
+            generation = cache.get(GENERATION) or generation
+    now = models.utcnow()
+    if not _due_is_current(due, generation, now):
+        due = (generation, now, next_scheduled(now))
+        cache.set(NEXT_DUE, due, timeout=STATE_TIMEOUT)
+    moment = due[2]
+    return f"{generation}:{moment.isoformat() if moment else '-'}"
+
+
+def _due_is_current(due: Any, generation: str, now: datetime) -> bool:
+    if not isinstance(due, tuple) or len(due) != 3 or due[0] != generation:
+        return False
+    computed_at, moment = due[1], due[2]
+    return computed_at <= now and (moment is None or now < moment)
+
+
+def next_scheduled(now: datetime) -> datetime | None:
+    """Find when the next scheduled article goes live (the public-time index answers)."""
+    return db.session.scalar(
+        select(func.min(Article.published_at)).where(Article.published_at > now)
+    )
+
+
+# Invalidation
+
+
+def public_changed() -> None:
+    """Say that this unit of work changes what readers see: the cache turns over at commit."""
+    db.session.info[PENDING] = True
+
+
+def new_generation() -> None:
+    """Start a new public generation now: every server's next request renders afresh."""
+    cache.set(GENERATION, secrets.token_hex(8), timeout=STATE_TIMEOUT)
+
+
+def _changes_public(session: Session, obj: object) -> bool:
+    """Say whether flushing this object changes a page readers can see."""
+    if isinstance(obj, Category | Tag):
+        return obj not in session.dirty or session.is_modified(obj)
+    state = inspect(obj)
+    if isinstance(obj, User):
+        return state.deleted or obj in session.deleted or state.attrs.name.history.has_changes()
+    if isinstance(obj, Article) and not state.pending:
+        before = state.attrs.published_revision_id.history.deleted or ()
+        if obj.published_revision_id is None and all(value is None for value in before):
+            return False  # never public: a draft's autosaves leave the cache alone
+        if obj in session.deleted:
+            return True
+        return any(
+            attr.history.has_changes() for attr in state.attrs if attr.key not in BOOKKEEPING
+        )
+    return False
+
+
+@event.listens_for(db.session, "before_flush")
+def _watch_flush(session: Session, _context: Any, _instances: Any) -> None:
+    """Catch public changes made without articles.publish (a new category, a renamed person)."""
+    if session.info.get(PENDING):
+        return
+    for obj in chain(session.new, session.dirty, session.deleted):
+        if _changes_public(session, obj):
+            session.info[PENDING] = True
+            return
+
+
+@event.listens_for(db.session, "do_orm_execute")
+def _watch_bulk_changes(execute_state: ORMExecuteState) -> None:
+    """Catch UPDATE/DELETE statements on articles, categories and tags, which skip the flush.
+
+    Decisions are such conditional UPDATEs (one winner); a few of them (submit, reject) change
+    nothing readers see, but they are rare, and a spare turnover costs one render per page.
+    """
+    if not (execute_state.is_update or execute_state.is_delete):
+        return
+    mapper = execute_state.bind_mapper
+    if mapper is not None and issubclass(mapper.class_, Article | Category | Tag):
+        execute_state.session.info[PENDING] = True
+
+
+@event.listens_for(db.session, "after_commit")
+def _turn_over_after_commit(session: Session) -> None:
+    """Start a new generation once the change is committed (never before: see the module)."""
+    if not session.info.pop(PENDING, False) or not has_app_context():
+        return
+    if "pagecache" not in current_app.extensions:
+        return
+    try:
+        new_generation()
+    except Exception:  # the change is committed; a cache outage must not turn it into a 500
+        log.error("page cache: could not start a new generation", exc_info=True)
+
+
+@event.listens_for(db.session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(PENDING, None)
