@@ -28,15 +28,14 @@ from .articles import (
     add_revision,
     create_article,
     latest_revision,
-    publish,
     same_text,
     split_tags,
 )
 from .content import slugify
 from .extensions import db
 from .frontmatter import Document, FrontMatterError, parse
-from .models import Article, Revision, Role, Status, User, utcnow
-from .workflow import enter_review
+from .models import Article, Revision, Role, User
+from .workflow import back_to_draft, enter_review, publish_without_review
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 NO_ACCOUNT = "no account to own the article; create one with `flask --app app user create`"
@@ -287,7 +286,7 @@ def _create(fields: _Fields, owner: User, name: str) -> str:
         # Whatever `draft` says: an AI text is never public before an admin approves it.
         enter_review(article, revision, owner, f"Imported from {name}")
     elif fields.is_draft:
-        article.status = Status.DRAFT
+        back_to_draft(article)
     else:
         _publish(article, revision, owner, fields.date)
     return article.status
@@ -315,7 +314,7 @@ def _update(
         # The public text (if any) stays up until an admin approves this revision.
         enter_review(article, revision, owner, f"Imported from {name}")
     elif fields.is_draft:
-        article.status = Status.DRAFT
+        back_to_draft(article)
     else:
         _publish(article, revision, owner, None if article.published_at else fields.date)
     return "updated", ImportedFile(path, article.slug, status=article.status)
@@ -323,9 +322,7 @@ def _update(
 
 def _publish(article: Article, revision: Revision, owner: User, at: datetime | None) -> None:
     """Publish a human-written revision at `at` (now when None; kept when already published)."""
-    publish(article, revision, reviewer=owner, publish_at=at)
-    future = article.published_at is not None and article.published_at > utcnow()
-    article.status = Status.SCHEDULED if future else Status.PUBLISHED
+    publish_without_review(article, revision, owner, at)
 
 
 def _owner(email: str) -> User:

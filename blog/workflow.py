@@ -209,6 +209,44 @@ def enter_review(
     )
 
 
+def approve_as_of(article: Article, revision: Revision, reviewer: User, at: datetime) -> None:
+    """Record an approval made at `at` and publish from then (the demo's backdated articles).
+
+    transition() decides at the present moment; a seed blog needs decisions from its past.
+    """
+    db.session.add(
+        ReviewEvent(
+            article_id=article.id,
+            revision_id=revision.id,
+            actor=reviewer,
+            action="approve",
+            created_at=at,
+            digest=revision.digest,
+        )
+    )
+    publish(article, revision, reviewer, publish_at=at)
+    article.status = Status.PUBLISHED
+    article.reviewed_at = article.updated_at = at
+
+
+def publish_without_review(
+    article: Article, revision: Revision, actor: User, at: datetime | None = None
+) -> None:
+    """Publish a human-written imported revision at `at` (now when None), scheduled if ahead.
+
+    Only the import command does this: whoever runs it holds the server. AI-written files go
+    through enter_review instead.
+    """
+    publish(article, revision, reviewer=actor, publish_at=at)
+    future = article.published_at is not None and article.published_at > utcnow()
+    article.status = Status.SCHEDULED if future else Status.PUBLISHED
+
+
+def back_to_draft(article: Article) -> None:
+    """Make an article a draft again (an imported file that says `draft: true`)."""
+    article.status = Status.DRAFT
+
+
 def take_down(article: Article, actor: User, reason: str) -> ReviewEvent:
     """Unpublish an article with a reason (audited); its URL answers 410 until it is re-approved.
 

@@ -391,3 +391,23 @@ def test_queue_filter_treats_like_wildcards_as_text(app, admin_client, draft_id,
     assert "Queue me" in admin_client.get("/review/").get_data(as_text=True)
     soup = parse(admin_client.get("/review/", query_string={"q": q}))
     assert soup.select("#queue tbody tr") == []
+
+
+def test_only_the_workflow_sets_an_articles_status():
+    """Every status change goes through blog/workflow.py, where the states' rules live."""
+    import ast
+    from pathlib import Path
+
+    import blog
+
+    offenders = []
+    for path in Path(blog.__file__).parent.rglob("*.py"):
+        if path.name == "workflow.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            for target in targets:
+                sets_status = isinstance(target, ast.Attribute) and target.attr == "status"
+                if sets_status and "Status." in ast.unparse(node.value):
+                    offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []

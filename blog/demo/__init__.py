@@ -11,11 +11,11 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import func, select
 
-from ..articles import Draft, create_article, get_category, publish
+from ..articles import Draft, create_article, get_category
 from ..extensions import db
 from ..frontmatter import parse
-from ..models import Article, ReviewEvent, Role, Status, User
-from ..workflow import enter_review
+from ..models import Article, Role, User
+from ..workflow import approve_as_of, enter_review
 
 ARTICLES = Path(__file__).parent / "articles"
 # The seed page's chips, in its order.
@@ -86,21 +86,7 @@ def load_demo() -> int:
         published_at = _datetime(meta["date"])
         article.created_at = published_at
         enter_review(article, original, author, at=published_at)
-        # Approved on the seed's date: the approval is recorded by hand, backdated, since
-        # workflow.transition() decides at the present moment.
-        db.session.add(
-            ReviewEvent(
-                article_id=article.id,
-                revision_id=original.id,
-                actor=reviewer,
-                action="approve",
-                created_at=published_at,
-                digest=original.digest,
-            )
-        )
-        publish(article, original, reviewer, publish_at=published_at)
-        article.status = Status.PUBLISHED
-        article.reviewed_at = article.updated_at = published_at
+        approve_as_of(article, original, reviewer, published_at)  # on the seed's date
         count += 1
     db.session.commit()
     if not path.exists():
