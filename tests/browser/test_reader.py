@@ -84,13 +84,17 @@ def test_reload_and_shared_link_show_the_same_filter(page):
 
 def test_tag_link_filters_and_open_an_article(page):
     page.goto("/")
+    mark_page(page)
     page.locator(".card").first.get_by_role("link", name="NestJS", exact=True).click()
     expect(page.locator("#result-count")).to_have_text("1 article tagged NestJS")
     expect(page).to_have_url(re.compile(r"/\?tag=nestjs$"))
+    assert same_document(page)  # the list's plain links swap it in place
     page.locator(".card-title a").first.click()
     expect(page.locator("h1")).to_have_text(
         "Building Scalable Microservices with Node.js and NestJS"
     )
+    assert not same_document(page)  # a link out of the list loads the whole article page
+    expect(page).to_have_title(re.compile(r"^Building Scalable Microservices"))
     expect(page.locator(".prose pre.highlight").first).to_be_visible()
     expect(page.locator(".provenance")).to_contain_text("AI-generated · Reviewed by Dennis Atonya")
 
