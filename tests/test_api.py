@@ -189,7 +189,15 @@ def test_api_needs_no_csrf_token(tmp_path, template_databases):
     assert post(app.test_client(), secret, GOOD).status_code == 201
 
 
-def test_links_ignore_a_forged_host_header(app, client, token, admin_client):
+def test_links_ignore_a_forged_host_header(tmp_path, template_databases):
+    from .conftest import _make_app, login
+
+    # Even where a second host name is served (TRUSTED_HOSTS), links name SITE_URL's host.
+    hosts = ["evil.example", "localhost", "blog.test"]
+    app = _make_app(tmp_path, template_databases["demo"], TRUSTED_HOSTS=hosts)
+    token = app.test_cli_runner().invoke(args=["token", "create", AUTHOR]).stdout.strip()
+    client, admin_client = app.test_client(), app.test_client()
+    assert login(admin_client, ADMIN).status_code == 302
     forged = {"Host": "evil.example"}
     draft = post(client, token, GOOD, **forged).json
     assert draft["review_url"] == f"http://blog.test/review/{draft['id']}"
