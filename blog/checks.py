@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
-from .content import markdown_parser, plain_text, reading_minutes
+from .content import parse, plain_text, reading_minutes
 from .extensions import db
 from .models import Article, Category, Revision, Tag
 from .search import is_public, search_index
@@ -111,7 +111,7 @@ def code_blocks(revision: Revision) -> Check:
     or past MAX_PARSE_TOTAL for the whole body, is skipped and counted, not parsed.
     """
     findings, checked, skipped, parsed_chars = [], 0, 0, 0
-    for token in markdown_parser().parse(revision.body):
+    for token in parse(revision.body)[0]:
         if token.type != "fence":
             continue
         language = (token.info.split() or [""])[0].lower()
@@ -168,7 +168,7 @@ def internal_links(revision: Revision) -> Check:
 
 def _links(markdown: str) -> list[str]:
     links = []
-    for token in markdown_parser().parse(markdown):
+    for token in parse(markdown)[0]:
         for child in token.children or []:
             if child.type == "link_open" and child.attrGet("href"):
                 links.append(str(child.attrGet("href")))

@@ -212,9 +212,22 @@ def table_of_contents(headings: list[Heading]) -> list[Heading]:
     return [h for h in headings if h.level <= 3] if len(level_two) >= TOC_MIN_HEADINGS else []
 
 
+@lru_cache(maxsize=8)
+def parse(markdown: str) -> tuple[list[Token], dict]:
+    """Parse a body once for all who need it: the page, its headings, the review checks.
+
+    A page that renders a draft and checks it parsed the same body up to four times, and the
+    worst bodies at the size limit take a second or two to parse. The tokens and env are shared
+    between callers: read them, never change them.
+    """
+    env: dict = {}
+    tokens = markdown_parser().parse(markdown.replace("\x00", "\ufffd"), env)
+    return tokens, env
+
+
 def headings(markdown: str) -> list[Heading]:
     """Return a body's headings with their ids, parsing only (no highlighting, no HTML)."""
-    return _headings(markdown_parser().parse(markdown.replace("\x00", "\ufffd"), {}))
+    return _headings(parse(markdown)[0])
 
 
 def _headings(tokens: list[Token]) -> list[Heading]:
@@ -231,13 +244,16 @@ def _headings(tokens: list[Token]) -> list[Heading]:
     return found
 
 
+@lru_cache(maxsize=8)
 def render(markdown: str) -> Rendered:
-    """Render untrusted Markdown to sanitised HTML with its headings and reading time."""
-    markdown = markdown.replace("\x00", "\ufffd")
+    """Render untrusted Markdown to sanitised HTML with its headings and reading time.
+
+    Cached for the last few bodies (plain_text() and the review page render the same one again);
+    the result is shared, so read it, never change it.
+    """
     md = markdown_parser()
-    env: dict = {}
-    tokens = md.parse(markdown, env)
-    raw = md.renderer.render(tokens, md.options, env)
+    tokens, env = parse(markdown)
+    raw = md.renderer.render(tokens, md.options, dict(env))
     return Rendered(sanitize(raw), _headings(tokens), reading_minutes(markdown))
 
 

@@ -152,3 +152,28 @@ def test_slugify(text, slug):
 def test_excerpt_cuts_at_a_word():
     assert excerpt("one two three", 100) == "one two three"
     assert excerpt("alpha beta gamma delta", 12) == "alpha beta…"
+
+
+def test_heading_ids_and_permalinks_match_the_anchors_plugin_they_replace():
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.anchors import anchors_plugin
+
+    from blog.content import _heading_slug
+
+    body = "".join(
+        f"{'#' * level} {title}\n\n"
+        for level, title in [
+            (2, "Intro"), (3, "Intro"), (2, "Intro-1"), (4, "Intro"), (2, "`code` and *em*"),
+            (5, "Deep"), (1, "Top"), (2, "Intro 1"), (3, "日本語"), (2, "日本語"), (2, "Intro"),
+        ]
+    )  # fmt: skip
+    plugin = MarkdownIt("commonmark", {"html": False}).use(
+        anchors_plugin, min_level=2, max_level=4, slug_func=_heading_slug, permalink=True,
+        permalinkSymbol="#", permalinkSpace=True,
+    )  # fmt: skip
+    expected = BeautifulSoup(sanitize(plugin.render(body)), "html.parser")
+    found = BeautifulSoup(render(body).html, "html.parser")
+    assert [str(h) for h in found.select("h2, h3, h4, h5")] == [
+        str(h) for h in expected.select("h2, h3, h4, h5")
+    ]
+    assert [h.id for h in headings(body)][-1] == "sec-intro-3"
