@@ -467,9 +467,15 @@ def _insert(
         "INSERT INTO article_tags (article_id, tag_id, position) VALUES (?, ?, ?)",
         [(a.id, tag + 1, position) for a in chunk for position, tag in enumerate(a.tags)],
     )
+    # The index reads its text from the published revision (external content): what is indexed
+    # must be exactly that revision's columns, and the entry says which revision it is.
+    connection.executemany(
+        "INSERT INTO articles_fts_entries (revision_id, article_id) VALUES (?, ?)",
+        [(a.id, a.id) for a in chunk],
+    )
     connection.executemany(
         "INSERT INTO articles_fts (rowid, title, summary, tags, body) VALUES (?, ?, ?, ?, ?)",
-        [(a.id, a.title, a.summary, " ".join(names[t] for t in a.tags), a.plain) for a in chunk],
+        [(a.id, a.title, a.summary, ", ".join(names[t] for t in a.tags), a.body) for a in chunk],
     )
 
 

@@ -83,7 +83,7 @@ def test_backup_is_a_consistent_copy(app, runner, tmp_path):
     assert result.exit_code == 0, result.output
     copy = sqlite3.connect(target)
     assert copy.execute("select count(*) from articles").fetchone()[0] == 8
-    assert copy.execute("select count(*) from articles_fts").fetchone()[0] == 8
+    assert copy.execute("select count(*) from articles_fts_entries").fetchone()[0] == 8
     again = runner.invoke(args=["backup", str(target)])
     assert again.exit_code != 0 and "exists already" in again.output
 
@@ -108,7 +108,7 @@ def test_rerender_refreshes_html_and_the_index(app, runner):
 def sqlite_delete_fts():  # noqa: ANN201
     from sqlalchemy import delete
 
-    from blog.search import fts
+    from blog.search.sqlite_fts import fts
 
     return delete(fts)
 
