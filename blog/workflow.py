@@ -26,6 +26,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from . import pagecache
 from .articles import latest_revision, publish, seal
 from .audit import record
 from .extensions import db
@@ -278,6 +279,7 @@ def take_down(article: Article, actor: User, reason: str) -> ReviewEvent:
         raise TransitionError("Not done: the article is not published (any more).")
     db.session.refresh(article)
     index_article(article)  # no published revision: this removes it from search
+    pagecache.public_changed()  # readers' pages turn over when this commits
     revision = latest_revision(article)
     event = ReviewEvent(
         article_id=article.id,
