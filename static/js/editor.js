@@ -10,11 +10,11 @@
   let dirty = false;
   form.addEventListener("input", () => { dirty = true; });
   form.addEventListener("submit", () => { dirty = false; });
-  document.addEventListener("htmx:after:swap", (event) => {
+  // htmx:after:swap, spelled with the metaCharacter "-" that base.html configures. htmx 4 fires
+  // it on the element that sent the request: the form for an autosave (the preview's is the body).
+  document.addEventListener("htmx-after-swap", (event) => {
     const status = document.getElementById("autosave-status");
-    if (status && status.contains(event.target) || event.target === status) {
-      if (status.querySelector("[data-saved=yes]")) dirty = false;
-    }
+    if (event.target === form && status?.querySelector("[data-saved=yes]")) dirty = false;
   });
   window.addEventListener("beforeunload", (event) => {
     if (!dirty) return;
