@@ -14,3 +14,14 @@ document.addEventListener("keydown", (event) => {
     search.select();
   }
 });
+
+// A link in the list (a chip, a tag, "Clear the search") changes the address without the search
+// box, which sits outside the swapped list: keep the box saying what the address says, unless the
+// reader is typing in it (then the address follows the box). htmx spells its event names with the
+// configured metaCharacter ("-", see base.html), so htmx:after:history:update arrives as this.
+document.addEventListener("htmx-after-history-update", () => {
+  const search = document.getElementById("q");
+  if (search && document.activeElement !== search) {
+    search.value = new URLSearchParams(window.location.search).get("q") ?? "";
+  }
+});

@@ -48,6 +48,8 @@ def test_no_match_shows_the_empty_state_and_clearing_restores(page):
     page.get_by_role("link", name="Clear the search and filters").click()
     expect(page.locator("#result-count")).to_have_text(ALL_COUNT)
     expect(page).to_have_url(re.compile(r"/$"))
+    # The search box says what the address and the list say: nothing typed any more.
+    expect(page.locator("#q")).to_have_value("")
 
 
 def test_chips_filter_combine_with_text_and_back_restores(page):
