@@ -91,8 +91,7 @@ def _create_postgres_database(name: str, template: str | None = None) -> str:
     """Create a database (a copy of `template` when given) and return its URL."""
     statement = f'CREATE DATABASE "{name}"'
     if template:
-        # file_copy: for a database this small, copying the files beats WAL-logging every block.
-        statement += f' TEMPLATE "{template}" STRATEGY file_copy'
+        statement += f' TEMPLATE "{template}"'
     with _admin_connection() as connection:
         connection.execute(statement)
     return _postgres_url(name)
@@ -271,6 +270,7 @@ def make_article(app: Flask) -> Callable[..., int]:
         ai_generated: bool = True,
         author_email: str = "maya@example.com",
         reviewer_email: str = "dennis@example.com",
+        kind: str = "edit",  # "ai_original": revision 1 is an AI draft, as from the API
     ) -> int:
         with app.app_context():
             author = db.session.scalar(select(User).filter_by(email=author_email))
@@ -280,7 +280,7 @@ def make_article(app: Flask) -> Callable[..., int]:
             )
             model = "test-model" if ai_generated else None
             article, revision = create_article(
-                draft, author, ai_generated=ai_generated, ai_model=model
+                draft, author, ai_generated=ai_generated, ai_model=model, kind=kind
             )
             article.status = status
             if status in (Status.PUBLISHED, Status.SCHEDULED):
