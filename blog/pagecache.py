@@ -13,10 +13,10 @@ Invalidation by generation, not by deleting keys: one publish changes the list u
 filter, the feed, the sitemap and the neighbours' links, and neither Redis nor files can delete
 "everything under a prefix" cheaply. Every change to what readers see (articles.publish,
 workflow.take_down, any flush that touches a public article, a category, a tag or a person's
-name, any bulk UPDATE of articles) marks the session; after the commit, a new random generation is written to the shared
-cache, so every server's next request misses. Random rather than a counter: if the entry is
-evicted, a fresh token can never bring old pages back. Bumping after the commit (not before)
-means no request can store the old database state under the new generation.
+name, any bulk UPDATE of articles) marks the session; after the commit, a new random generation
+is written to the shared cache, so every server's next request misses. Random rather than a
+counter: if the entry is evicted, a fresh token can never bring old pages back. Bumping after the
+commit (not before) means no request can store the old database state under the new generation.
 
 Time. "Published" depends on the clock: a scheduled article goes live with no request changing
 anything. The key therefore carries the next scheduled publish time; once it has passed, the
@@ -32,6 +32,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
@@ -73,6 +75,7 @@ GENERATION = "public:generation"
 NEXT_DUE = "public:next-due"
 STATE_TIMEOUT = 30 * 24 * 3600  # long, but not "never": FileSystemCache prunes those first
 PENDING = "pagecache.public_changed"
+COMPRESSED_MEMO_BYTES = 32 * 2**20  # per process: about 3,000 compressed pages
 
 
 def configure(app: Flask) -> None:
@@ -103,6 +106,10 @@ def configure(app: Flask) -> None:
     config.setdefault("PAGE_CACHE_STALE_WHILE_REVALIDATE", 600)
     # Compression is called from here (after the page is stored), not as its own hook.
     config.setdefault("COMPRESS_REGISTER", False)
+    # Compressing a 50 kB page costs more than serving it from the cache: keep each compressed
+    # body, found by its ETag (a hash of the bytes), so a hit or a 304 compresses nothing.
+    config.setdefault("COMPRESS_CACHE_BACKEND", CompressedBodies)
+    config.setdefault("COMPRESS_CACHE_KEY", compressed_body_key)
 
 
 def init_app(app: Flask) -> None:
@@ -233,6 +240,8 @@ def compress_response(response: Response) -> Response:
     """
     if embeds_csrf_token():
         return response
+    etag, weak = response.get_etag()
+    g.compress_key = etag if etag and not weak and response.status_code == 200 else None
     compressible = response.mimetype in current_app.config["COMPRESS_MIMETYPES"]
     if response.is_streamed and request.endpoint == "static" and compressible:
         # Streamed, the file would be compressed chunk by chunk and left open (Flask-Compress
@@ -241,6 +250,46 @@ def compress_response(response: Response) -> Response:
         response.direct_passthrough = False
         response.make_sequence()
     return compress.after_request(response)
+
+
+def compressed_body_key(req: Any) -> str:
+    """Name the body being compressed by its strong ETag ("" when it has none: not kept)."""
+    return g.get("compress_key") or ""
+
+
+class CompressedBodies:
+    """Compressed bodies by "<encoding>;<ETag>", the least recently used dropped past a size.
+
+    Per process on purpose: compress(body) is a pure function of the ETag'd bytes, so there is
+    nothing here another worker or server needs; it only saves the CPU. A key without an ETag
+    ("gzip;") names no particular body and is never kept.
+    """
+
+    def __init__(self) -> None:
+        self.limit = COMPRESSED_MEMO_BYTES
+        self.bodies: OrderedDict[str, bytes] = OrderedDict()
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        """Return a kept body and mark it recently used."""
+        with self.lock:
+            body = self.bodies.get(key)
+            if body is not None:
+                self.bodies.move_to_end(key)
+            return body
+
+    def set(self, key: str, value: bytes) -> None:
+        """Keep a body, unless its key names none; drop the oldest past the limit."""
+        if key.endswith(";") or len(value) > self.limit:
+            return
+        with self.lock:
+            old = self.bodies.pop(key, None)
+            self.size += len(value) - (len(old) if old is not None else 0)
+            self.bodies[key] = value
+            while self.size > self.limit:
+                _, dropped = self.bodies.popitem(last=False)
+                self.size -= len(dropped)
 
 
 # The key and the public state
