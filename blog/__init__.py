@@ -14,6 +14,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .extensions import cache, compress, csrf, db, limiter, login_manager, migrate
+from .params import BoundedIntConverter
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
@@ -48,6 +49,8 @@ def create_app(
         static_folder=str(ROOT / "static"),
     )
     _configure(app, test_config)
+    # Before any route is added: an <int:...> past the database's range is a 404, not a 500.
+    app.url_map.converters["int"] = BoundedIntConverter
 
     if app.config.get("PROXY_FIX_X_FOR"):
         # Trust this many proxies' X-Forwarded-* headers, so rate limits see the client's address.

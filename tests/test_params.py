@@ -95,3 +95,15 @@ def test_an_api_draft_id_out_of_range_is_404(app, runner, client, article_id):
         f"/api/drafts/{article_id}", headers={"Authorization": f"Bearer {secret}"}
     )
     assert response.status_code == 404 and response.json["error"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/studio/99999999999999999999999/edit",
+        "/studio/99999999999999999999999/history",
+        "/review/99999999999999999999999",
+    ],
+)
+def test_every_integer_route_answers_404_past_the_database_range(admin_client, path):
+    assert admin_client.get(path).status_code == 404
