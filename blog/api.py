@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .articles import MAX_TAGS, TITLE_MAX, Draft, create_article
 from .audit import record
+from .content import MAX_BODY_CHARS
 from .extensions import csrf, db, limiter
 from .models import ApiToken, Article, IdempotentResponse, ReviewEvent, Status, User, utcnow
 from .params import SQLITE_INT_MAX
@@ -45,7 +46,7 @@ FIELD_LIMITS = {
     "category": 80,
     "ai_model": 120,
     "prompt": 20_000,
-    "body_markdown": 500_000,
+    "body_markdown": MAX_BODY_CHARS,
 }
 PUBLIC_STATUSES = {
     Status.DRAFT: "in_review",  # a withdrawn draft is still waiting, from the tool's side

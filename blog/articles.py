@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 
 from . import pagecache
-from .content import render, slugify
+from .content import MAX_BODY_CHARS, render, slugify
 from .diff import word_counts
 from .extensions import db
 from .models import Article, ArticleTag, Category, Revision, Tag, User, utcnow
@@ -51,6 +51,9 @@ class Draft:
             found["title"] = f"The title is longer than {TITLE_MAX} characters."
         if not self.body.strip():
             found["body"] = "The article has no text."
+        elif len(self.body) > MAX_BODY_CHARS:
+            # Rendering hostile Markdown costs up to ~40 µs a character: see content.py.
+            found["body"] = f"The body is longer than {MAX_BODY_CHARS:,} characters."
         if self.slug and slugify(self.slug) != self.slug:
             found["slug"] = "A slug may hold only lower-case letters, digits and hyphens."
         if len(self.tags) > MAX_TAGS:

@@ -171,3 +171,20 @@ def test_the_queue_computes_flags_once_per_revision(app, admin_client, make_arti
             select(Revision).filter_by(article_id=article_id).order_by(Revision.number.desc())
         )
         assert json.loads(revision.check_flags) == ["Code blocks"]
+
+
+def test_bodies_past_the_limit_are_refused_with_the_text_kept(app, author_client, runner):
+    too_long = "word " * (MAX_BODY_CHARS // 5) + "x"
+    response = author_client.post("/studio/new", data={"title": "Long", "body": too_long})
+    assert response.status_code == 422
+    assert f"longer than {MAX_BODY_CHARS:,} characters" in response.get_data(as_text=True)
+    assert too_long in response.get_data(as_text=True)  # nothing the author typed is lost
+
+    token = runner.invoke(args=["token", "create", "maya@example.com"]).stdout.split()[0]
+    answer = author_client.post(
+        "/api/drafts",
+        json={"title": "Long", "body_markdown": too_long},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 422
+    assert [e["field"] for e in answer.json["errors"]] == ["body_markdown"]
