@@ -22,6 +22,10 @@ Time. "Published" depends on the clock: a scheduled article goes live with no re
 anything. The key therefore carries the next scheduled publish time; once it has passed, the
 next request finds the following one, its key changes, and the list is rendered afresh.
 
+Validators. A strong ETag of the uncompressed body; Flask-Compress gives each encoding its own
+("abc:br"). No Last-Modified: a list loses articles (take-downs) and gains old-dated ones
+(scheduled, re-approved), so no date says "unchanged since" truthfully; the ETag does.
+
 Who shares. Only GET/HEAD of the public endpoints below, for a visitor who is not signed in
 and has no flash message waiting; only 200 answers that set no cookie and embed no CSRF token.
 Everything else on those endpoints is `no-store`, and never read from or written to the cache.
@@ -99,7 +103,9 @@ def configure(app: Flask) -> None:
             config["CACHE_TYPE"] = "FileSystemCache"
     config.setdefault("CACHE_DIR", str(Path(app.instance_path) / "page-cache"))
     config.setdefault("CACHE_DEFAULT_TIMEOUT", 600)  # a bound on staleness no hook could see
-    config.setdefault("CACHE_THRESHOLD", 5000)  # files kept by FileSystemCache
+    # Files kept by FileSystemCache (~35 kB each). Past it every store scans the folder to prune,
+    # so a small number keeps that scan short; live search makes many short-lived URLs.
+    config.setdefault("CACHE_THRESHOLD", 2000)
     config.setdefault("CACHE_KEY_PREFIX", "blog:")
     config.setdefault("CACHE_NO_NULL_WARNING", True)  # "no cache" is a choice here, not a slip
     config.setdefault("PAGE_CACHE_MAX_AGE", 60)  # seconds browsers and CDNs keep a public page
