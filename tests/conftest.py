@@ -46,6 +46,7 @@ Template = Path | str
 _RUN = secrets.token_hex(3)  # keeps this run's database names and Redis keys apart from others'
 _database_numbers = itertools.count()
 _databases_to_drop: list[str] = []
+_apps_made: list[Flask] = []  # by _make_app, for their connections to be closed after the test
 
 
 def _database_url(database: Path | str) -> str:
@@ -67,8 +68,10 @@ def _config(database: Path | str, **extra: object) -> dict[str, object]:
         "TRUSTED_HOSTS": ["localhost", "127.0.0.1"],
     }
     config.update(extra)
-    if REDIS_URL and config["RATELIMIT_ENABLED"] and "RATELIMIT_STORAGE_URI" not in extra:
-        # Exercise the shared storage that several servers use in production.
+    limited = config["RATELIMIT_ENABLED"] and "RATELIMIT_STORAGE_URI" not in extra
+    if REDIS_URL and limited and config["TESTING"]:
+        # Exercise the shared storage that several servers use in production (the deployment
+        # checks' production-like apps, TESTING=False, keep the real default instead).
         config["RATELIMIT_STORAGE_URI"] = REDIS_URL
     return config
 
@@ -117,8 +120,15 @@ def fresh_database(tmp_path: Path, template: Template) -> str:
 
 @pytest.fixture(autouse=True)
 def _drop_test_databases() -> Iterator[None]:
-    """Drop the PostgreSQL databases a test created, once it is done with them."""
+    """Close the apps' connections after each test, then drop the databases it created.
+
+    An open psycopg connection left for the garbage collector warns (an error here).
+    """
     yield
+    for app in _apps_made:
+        with app.app_context():
+            db.engine.dispose()
+    _apps_made.clear()
     if _databases_to_drop:
         names = list(_databases_to_drop)
         _databases_to_drop.clear()
@@ -194,7 +204,9 @@ def template_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
 def _make_app(tmp_path: Path, template: Template, **extra: object) -> Flask:
     """Create the app on a fresh copy of a template database, with configuration overrides."""
     url = fresh_database(tmp_path, template)
-    return create_app(_config(url, **extra), instance_path=str(tmp_path / "instance"))
+    app = create_app(_config(url, **extra), instance_path=str(tmp_path / "instance"))
+    _apps_made.append(app)
+    return app
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ from flask import Flask
 from blog import create_app
 from blog.extensions import db
 
-from .conftest import _config, parse
+from .conftest import _config, parse, sqlite_only
+
+pytestmark = sqlite_only  # PostgreSQL's backups are pg_dump's job (tests/test_cli.py)
 
 # The writer stops by itself after this long, so a backup that cannot finish fails the test
 # instead of hanging it.

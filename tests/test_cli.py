@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from sqlalchemy import select
 
 from blog.extensions import db
 from blog.models import User
+
+from .conftest import ON_POSTGRES, sqlite_only
 
 
 def test_init_db_is_safe_to_run_again(runner):
@@ -77,6 +80,7 @@ def test_user_create_refuses_bad_input(runner):
     assert unknown.exit_code != 0 and "no account" in unknown.output
 
 
+@sqlite_only
 def test_backup_is_a_consistent_copy(app, runner, tmp_path):
     target = tmp_path / "copy.sqlite3"
     result = runner.invoke(args=["backup", str(target)])
@@ -86,6 +90,13 @@ def test_backup_is_a_consistent_copy(app, runner, tmp_path):
     assert copy.execute("select count(*) from articles_fts_entries").fetchone()[0] == 8
     again = runner.invoke(args=["backup", str(target)])
     assert again.exit_code != 0 and "exists already" in again.output
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL only; runs in make test-postgres")
+def test_backup_on_postgresql_says_to_use_pg_dump(runner, tmp_path):
+    result = runner.invoke(args=["backup", str(tmp_path / "copy")])
+    assert result.exit_code != 0 and "pg_dump --format=custom" in result.output
+    assert not (tmp_path / "copy").exists()
 
 
 def test_rerender_refreshes_html_and_the_index(app, runner):
