@@ -249,7 +249,8 @@ def compress_response(response: Response) -> Response:
     etag, weak = response.get_etag()
     g.compress_key = etag if etag and not weak and response.status_code == 200 else None
     compressible = response.mimetype in current_app.config["COMPRESS_MIMETYPES"]
-    if response.is_streamed and request.endpoint == "static" and compressible:
+    whole_file = response.status_code == 200 and request.endpoint == "static"
+    if response.is_streamed and whole_file and compressible:
         # Streamed, the file would be compressed chunk by chunk and left open (Flask-Compress
         # drops the file's close), and without gzip. A static file is small: read it whole,
         # closed with the response, and compress it as one body.
@@ -393,16 +394,23 @@ def _watch_flush(session: Session, _context: Any, _instances: Any) -> None:
 
 
 @event.listens_for(db.session, "do_orm_execute")
-def _watch_bulk_changes(execute_state: ORMExecuteState) -> None:
-    """Catch UPDATE/DELETE statements on articles, categories and tags, which skip the flush.
+def _watch_statements(execute_state: ORMExecuteState) -> None:
+    """Catch statements that skip the flush: UPDATE/DELETE of articles, any write to categories
+    and tags (they are created with INSERT … ON CONFLICT DO NOTHING).
 
     Decisions are such conditional UPDATEs (one winner); a few of them (submit, reject) change
     nothing readers see, but they are rare, and a spare turnover costs one render per page.
     """
-    if not (execute_state.is_update or execute_state.is_delete):
-        return
     mapper = execute_state.bind_mapper
-    if mapper is not None and issubclass(mapper.class_, Article | Category | Tag):
+    if mapper is None or execute_state.is_select:
+        return
+    if issubclass(mapper.class_, Category | Tag):
+        written = execute_state.is_insert or execute_state.is_update or execute_state.is_delete
+    else:
+        written = issubclass(mapper.class_, Article) and (
+            execute_state.is_update or execute_state.is_delete
+        )
+    if written:
         execute_state.session.info[PENDING] = True
 
 
