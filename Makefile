@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test test-postgres install install-test lint bench highlight-css clean
+.PHONY: run dev test test-postgres install install-test lint bench highlight-css clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,17 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-## Serve the demo blog on http://$(HOST):$(PORT), creating instance/blog.sqlite3 on first run.
+## Serve the demo blog on http://$(HOST):$(PORT) with gunicorn (settings: blog/gunicorn_conf.py),
+## creating instance/blog.sqlite3 on first run. WEB_CONCURRENCY and GUNICORN_THREADS override.
 run: install
 	$(FLASK) init-db --demo
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	@echo "Serving on http://$(HOST):$(PORT) with gunicorn; Ctrl-C stops it (make dev: reloader and debugger)."
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c python:blog.gunicorn_conf app:app
+
+## The same site with Flask's development server: reloads on code changes, debugger on errors.
+dev: install
+	$(FLASK) init-db --demo
+	$(FLASK) run --debug --host $(HOST) --port $(PORT)
 
 ## Lint, then the whole suite: unit, HTTP and browser tests.
 test: install-test

@@ -1,0 +1,85 @@
+"""Gunicorn settings for `make run` and production: `gunicorn -c python:blog.gunicorn_conf app:app`.
+
+Every setting can be overridden on the command line (`--workers 1`) or through the environment:
+HOST and PORT (the address, as for `make run`), WEB_CONCURRENCY (workers), GUNICORN_THREADS
+(threads per worker) and GUNICORN_CMD_ARGS (any other gunicorn flag, e.g. "--access-logfile -").
+
+Why these values:
+- Threaded workers (gthread). A request spends part of its time in SQLite and in socket writes,
+  which release the GIL, and a worker keeps idle keep-alive connections without tying up a
+  thread, so a few threads per process serve a crowd of readers that sync workers would queue.
+- Workers from the CPU count, capped. Rendering is Python and holds the GIL, so processes are
+  what use the cores; beyond a few per core they only add memory and context switches, and on
+  SQLite every writer waits for the one write lock however many processes there are.
+- The app is loaded once in the master (preload) and the workers are forked from it: faster to
+  start, less memory. A connection opened before the fork must never be used by two processes
+  (SQLite's locks are per process, and a shared socket to PostgreSQL interleaves replies), so
+  each worker drops its inherited pool after the fork and opens its own connections.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+MAX_WORKERS = 8  # more processes add memory and lock waits, not throughput, on one machine
+
+
+def _usable_cores() -> int:
+    """Count the CPUs this process may run on (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _positive(name: str, default: int) -> int:
+    """Read a positive whole number from the environment, or the default when unset."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{name} must be at least 1, not {value!r}")
+    return number
+
+
+def _address(host: str, port: str) -> str:
+    """Join a host and port as gunicorn binds them (an IPv6 address goes in brackets)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+cores = _usable_cores()
+bind = [_address(os.environ.get("HOST") or "127.0.0.1", os.environ.get("PORT") or "5000")]
+workers = _positive("WEB_CONCURRENCY", min(2 * cores + 1, MAX_WORKERS))
+worker_class = "gthread"
+threads = _positive("GUNICORN_THREADS", 4)
+preload_app = True
+wsgi_app = "app:app"  # the default when the command line names no application
+keepalive = 5  # seconds an idle browser connection stays open for its next request
+timeout = 60  # a worker silent this long is restarted (a request may wait 10 s for SQLite's lock)
+graceful_timeout = 20
+# The heartbeat file in memory, not on a disk that may stall (containers' overlay filesystems).
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+accesslog = None  # off: one line per request costs throughput; GUNICORN_CMD_ARGS can turn it on
+errorlog = "-"
+loglevel = "info"
+proc_name = "tech-blog"
+# Gunicorn 25.1+ opens a control socket at one path per account ($HOME/.gunicorn/gunicorn.ctl):
+# a second server (the tests', the bench's) would take it over. Older versions ignore the name.
+control_socket_disable = True
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Give each worker its own database connections instead of the master's."""
+    app = server.app.wsgi()  # preloaded: the app the master created, now in this worker
+    extension = getattr(app, "extensions", {}).get("sqlalchemy")
+    if extension is None:  # another WSGI app served with these settings (the bench's floor)
+        return
+    with app.app_context():
+        for engine in extension.engines.values():
+            # close=False: the connections belong to the master; closing them here would close
+            # them under it. The worker simply forgets them and connects afresh.
+            engine.dispose(close=False)
