@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -201,19 +204,48 @@ def import_command(paths: tuple[Path, ...], author_email: str) -> None:
 
     Point it at Hugo's content/ or Jekyll's _posts/ (and _drafts/). AI-generated files go to
     the review queue; re-importing a file updates its article instead of duplicating it.
+    On a terminal a progress bar counts the files; otherwise each file gets a line.
     """
-    from .importer import import_paths
+    from .importer import ImportBlocked, ImportReport, import_paths
 
     author = None
     if author_email:
         author = db.session.scalar(select(User).filter_by(email=author_email.strip().lower()))
         if author is None:
             raise click.ClickException(f"no account for {author_email}")
-    report = import_paths(list(paths), author)
-    for entry in report.created:
-        click.echo(f"created  {entry}")
-    for entry in report.updated:
-        click.echo(f"updated  {entry}")
+    on_terminal = _on_terminal()
+
+    def note(message: str) -> None:
+        click.echo(f"note: {message}", err=True)
+
+    with ExitStack() as stack:
+        bars: list[Any] = []  # click's progress bar, made on the first call
+
+        def progress(done: int, total: int, report: ImportReport) -> None:
+            if not bars:  # the total is known once the folders are walked
+                bars.append(
+                    stack.enter_context(
+                        click.progressbar(
+                            length=total,
+                            label="Importing",
+                            show_pos=True,
+                            item_show_func=_import_counts,
+                        )
+                    )
+                )
+            bars[0].update(done - bars[0].pos, report)
+
+        try:
+            report = import_paths(
+                list(paths), author, progress=progress if on_terminal else None, notes=note
+            )
+        except ImportBlocked as blocked:
+            raise click.ClickException(str(blocked)) from None
+    if not on_terminal:  # a log or a pipe gets one line per file; a person gets the bar
+        for entry in report.created:
+            click.echo(f"created  {entry}")
+        for entry in report.updated:
+            click.echo(f"updated  {entry}")
     for entry in report.skipped:
         click.echo(f"skipped  {entry}")
     for error in report.errors:
@@ -221,6 +253,20 @@ def import_command(paths: tuple[Path, ...], author_email: str) -> None:
     click.echo(report.summary())
     if report.errors:
         raise SystemExit(1)
+
+
+def _on_terminal() -> bool:
+    """Say whether a person is watching (stdout is a terminal), not a log or a pipe."""
+    return sys.stdout.isatty()
+
+
+def _import_counts(report: object) -> str | None:
+    """Show the running counts beside the import's progress bar."""
+    from .importer import ImportReport
+
+    if not isinstance(report, ImportReport):
+        return None
+    return report.summary()
 
 
 @click.command("rerender")

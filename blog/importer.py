@@ -14,35 +14,52 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import pagecache
 from .articles import (
+    SLUG_MAX,
     Draft,
     add_revision,
     create_article,
+    get_category,
+    get_tag,
     latest_revision,
     same_text,
     split_tags,
 )
-from .content import slugify
+from .articles import _fill as _fill_revision  # the one way a revision's fields and digest are set
+from .content import render, slugify
 from .extensions import db
 from .frontmatter import Document, FrontMatterError, parse
-from .models import Article, Revision, Role, User
+from .models import Article, ArticleTag, ReviewEvent, Revision, Role, Status, User, utcnow
+from .search import search_index
 from .workflow import back_to_draft, enter_review, publish_without_review
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
-NO_ACCOUNT = "no account to own the article; create one with `flask --app app user create`"
-NO_ADMIN = (
-    "no admin account to own the article; create one with "
+NO_ACCOUNT = (
+    "no account to own the articles, so nothing was imported; create one with "
     "`flask --app app user create EMAIL --name NAME --role admin`"
 )
+NO_ADMIN_NOTE = (
+    "no admin account: only files whose `author` is an account's e-mail can be imported; "
+    "create an admin with `flask --app app user create EMAIL --name NAME --role admin`, "
+    "or name the owner with --author"
+)
+NO_ADMIN = "no owner: no `author` with an account here, and no admin (see the note above)"
+# One transaction per batch: a commit per file was most of the time of a large import, and a
+# batch of 200 keeps a writer's lock short (well under a second) for the site running beside it.
+BATCH_SIZE = 200
+# Below this many files a pool of workers costs more to start than it saves (measured: bench/).
+POOL_THRESHOLD = 64
 AI_MODEL_MAX = 120  # the column's length
 # A long article is 100 kB of Markdown; 2 MB is a mistake (a log, a data dump), never a post.
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -92,6 +109,7 @@ class ImportReport:
     updated: list[ImportedFile] = field(default_factory=list)
     skipped: list[ImportedFile] = field(default_factory=list)
     errors: list[ImportFailure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # said once, before any file was read
 
     def summary(self) -> str:
         """Return one line such as "3 created, 1 updated, 2 skipped, 1 error"."""
@@ -127,44 +145,385 @@ class _Fields:
     slug_line: int | None
 
 
-def import_paths(paths: list[Path], author: User | None = None) -> ImportReport:
-    """Import Markdown files and folders of them; commit file by file and report on each."""
+class ImportBlocked(Exception):
+    """A problem that stops every file (no account to own them): said once, before any is read."""
+
+
+@dataclass
+class _Prepared:
+    """A file read, checked and rendered outside the database (possibly in a worker process)."""
+
+    path: Path
+    fields: _Fields | None = None
+    html: str = ""
+    minutes: int = 1
+    problems: list[tuple[int | None, str]] = field(default_factory=list)
+
+
+Progress = Callable[[int, int, "ImportReport"], None]
+
+
+def import_paths(
+    paths: list[Path],
+    author: User | None = None,
+    *,
+    progress: Progress | None = None,
+    notes: Callable[[str], None] | None = None,
+) -> ImportReport:
+    """Import Markdown files and folders of them, BATCH_SIZE files per transaction.
+
+    A problem that affects every file is said once, before any file is read: ImportBlocked
+    when nothing could be imported, `notes` for what stops some files. `progress(done, total,
+    report)` is called before the first file and after each one.
+    """
     report = ImportReport()
     if author is not None and author not in db.session:
         # A rollback expires the author, so it must belong to this session to be reloaded.
         author = db.session.get(User, author.id)
         if author is None:
             raise ValueError("the author given is not in the database")
-    has_account = db.session.scalar(select(User.id).limit(1)) is not None
-    claimed: dict[str, Path] = {}  # slug -> the file that took it in this run
-    for path in _markdown_files([Path(p) for p in paths], report):
-        if not has_account:
-            report.errors.append(ImportFailure(path, None, NO_ACCOUNT))
-            continue
-        try:
-            bucket, entry = _import_file(path, author, claimed)
-            db.session.commit()
-        except _FileProblems as problems:
-            db.session.rollback()
-            report.errors.extend(ImportFailure(path, line, msg) for line, msg in problems.problems)
-            continue
-        except SQLAlchemyError as error:
-            db.session.rollback()
-            cause = getattr(error, "orig", None) or error
-            report.errors.append(ImportFailure(path, None, f"database error: {cause}"))
-            continue
-        except Exception as error:  # noqa: BLE001 - a bug met in one file must not stop the rest
-            db.session.rollback()
-            current_app.logger.exception("importing %s failed", path)
-            message = (
-                f"could not be imported: an unexpected error ({type(error).__name__}: {error}); "
-                "please report it with this file"
-            )
-            report.errors.append(ImportFailure(path, None, message[:500]))
-            continue
-        claimed[entry.slug] = path
-        getattr(report, bucket).append(entry)
+    for note in _preflight(author):
+        report.notes.append(note)
+        if notes is not None:
+            notes(note)
+    files = list(_markdown_files([Path(p) for p in paths], report))
+    if progress is not None:
+        progress(0, len(files), report)
+    run = _Run(author, report)
+    done = 0
+    for batch in _batches(_prepare_all(files), BATCH_SIZE):
+        run.import_batch(batch)
+        for _ in batch:
+            done += 1
+            if progress is not None:
+                progress(done, len(files), report)
     return report
+
+
+def _preflight(author: User | None) -> list[str]:
+    """Check who will own the articles before reading any file; raise when nobody can."""
+    if author is not None:
+        return []
+    if db.session.scalar(select(User.id).where(User.active.is_(True)).limit(1)) is None:
+        raise ImportBlocked(NO_ACCOUNT)
+    if _first_admin() is None:
+        return [NO_ADMIN_NOTE]
+    return []
+
+
+def _batches(items: Iterator[_Prepared], size: int) -> Iterator[list[_Prepared]]:
+    """Group prepared files into lists of `size` (the last one shorter)."""
+    batch: list[_Prepared] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
+    """Read, check and render the files, in order; in worker processes when there are many.
+
+    Parsing YAML and rendering Markdown are most of an import's CPU time and need no database,
+    so two workers do them while this process writes; a pool costs its start-up, so few files
+    are prepared here.
+    """
+    limit = current_app.config.get("IMPORT_MAX_FILE_BYTES") or MAX_FILE_BYTES
+    workers = current_app.config.get("IMPORT_WORKERS", os.cpu_count() or 1)
+    if len(files) < POOL_THRESHOLD or workers < 2:
+        for path in files:
+            yield _prepare(path, limit)
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, 4)) as pool:
+        yield from pool.map(_prepare, files, [limit] * len(files), chunksize=16)
+
+
+def _prepare(path: Path, limit: int) -> _Prepared:
+    """Read, check and render one file; never touches the database (it runs in a worker)."""
+    try:
+        text = _read(path, limit)
+        try:
+            document = parse(text)
+        except FrontMatterError as error:
+            raise _FileProblems([(error.line, error.message)]) from None
+        fields = _fields(path, document, _key_lines(text, document))
+        rendered = render(fields.draft.body)
+        return _Prepared(path, fields, rendered.html, rendered.minutes)
+    except _FileProblems as problems:
+        return _Prepared(path, problems=problems.problems)
+    except Exception as error:  # noqa: BLE001 - a bug met in one file must not stop the rest
+        return _Prepared(path, problems=[(None, _unexpected(error))])
+
+
+def _unexpected(error: Exception) -> str:
+    """Say that a bug stopped one file, in a message the user can report."""
+    message = (
+        f"could not be imported: an unexpected error ({type(error).__name__}: {error}); "
+        "please report it with this file"
+    )
+    return message[:500]
+
+
+class _Run:
+    """One import: the slugs taken so far, the owners and names looked up, the batches written."""
+
+    def __init__(self, author: User | None, report: ImportReport) -> None:
+        self.author = author
+        self.report = report
+        self.claimed: dict[str, Path] = {}  # slug -> the file that took it in this run
+        self.owners: dict[str, User] = {}
+        self.categories: dict[str, int | None] = {}
+        self.tags: dict[str, int] = {}
+
+    def import_batch(self, batch: list[_Prepared]) -> None:
+        """Write a batch in one transaction: new articles in bulk, the rest file by file.
+
+        When the bulk write fails (a database error, a bug), the batch is rolled back and
+        written again file by file, each in its own savepoint, so only the bad file is lost.
+        """
+        claimed = dict(self.claimed)
+        entries: list[tuple[str, ImportedFile] | ImportFailure] = []
+        try:
+            fresh = self._classify(batch, entries)
+            if fresh:
+                _create_in_bulk(fresh, self)
+            db.session.commit()
+        except Exception as error:  # noqa: BLE001 - retried file by file, which names the file
+            db.session.rollback()
+            current_app.logger.info("batch write failed (%s); retrying file by file", error)
+            self.claimed, self.categories, self.tags = claimed, {}, {}
+            entries = [self._one_by_one(item) for item in batch]
+            db.session.commit()
+        for entry in entries:
+            if isinstance(entry, ImportFailure):
+                self.report.errors.append(entry)
+            else:
+                getattr(self.report, entry[0]).append(entry[1])
+
+    def _classify(
+        self, batch: list[_Prepared], entries: list[tuple[str, ImportedFile] | ImportFailure]
+    ) -> list[_New]:
+        """Write updates one by one (in savepoints); return the new articles to write in bulk."""
+        existing = _existing_slugs([item.fields.draft.slug for item in batch if item.fields])
+        fresh: list[_New] = []
+        for item in batch:
+            if item.fields is None:
+                entries.extend(ImportFailure(item.path, line, msg) for line, msg in item.problems)
+                continue
+            slug = item.fields.draft.slug
+            if slug in self.claimed or slug in existing or len(slug) > SLUG_MAX:
+                entries.append(self._one_by_one(item))
+                continue
+            try:
+                owner = self._owner(item.fields.author_email)
+            except _FileProblems as problems:
+                entries.extend(
+                    ImportFailure(item.path, line, msg) for line, msg in problems.problems
+                )
+                continue
+            self.claimed[slug] = item.path
+            new = _New(item, owner)
+            fresh.append(new)
+            entries.append(("created", new.entry))
+        return fresh
+
+    def _one_by_one(self, item: _Prepared) -> tuple[str, ImportedFile] | ImportFailure:
+        """Import one file through the domain functions, in a savepoint of its own."""
+        if item.fields is None:
+            line, message = item.problems[0]
+            return ImportFailure(item.path, line, message)
+        savepoint = db.session.begin_nested()
+        try:
+            bucket, entry = _import_file(item.path, item.fields, self.author, self.claimed)
+            savepoint.commit()
+        except _FileProblems as problems:
+            savepoint.rollback()
+            [first, *rest] = problems.problems
+            self.report.errors.extend(ImportFailure(item.path, ln, msg) for ln, msg in rest)
+            return ImportFailure(item.path, first[0], first[1])
+        except SQLAlchemyError as error:
+            savepoint.rollback()
+            cause = getattr(error, "orig", None) or error
+            return ImportFailure(item.path, None, f"database error: {cause}")
+        except Exception as error:  # noqa: BLE001 - a bug met in one file must not stop the rest
+            savepoint.rollback()
+            current_app.logger.exception("importing %s failed", item.path)
+            return ImportFailure(item.path, None, _unexpected(error))
+        self.claimed[entry.slug] = item.path
+        return bucket, entry
+
+    def _owner(self, email: str) -> User:
+        """Find a file's owner once per e-mail for the whole run."""
+        if self.author is not None:
+            return self.author
+        if email.lower() not in self.owners:
+            self.owners[email.lower()] = _owner(email)
+        return self.owners[email.lower()]
+
+    def category_id(self, name: str) -> int | None:
+        """Find or create a category once per name for the whole run."""
+        key = slugify(" ".join(name.split()))
+        if key not in self.categories:
+            category = get_category(name)
+            if category is not None and category.id is None:
+                db.session.flush()
+            self.categories[key] = category.id if category is not None else None
+        return self.categories[key]
+
+    def tag_id(self, name: str) -> int:
+        """Find or create a tag once per name for the whole run."""
+        key = slugify(name)
+        if key not in self.tags:
+            self.tags[key] = get_tag(name).id
+        return self.tags[key]
+
+
+@dataclass
+class _New:
+    """A file that creates an article, with everything its rows need."""
+
+    item: _Prepared
+    owner: User
+    entry: ImportedFile = field(init=False)
+
+    def __post_init__(self) -> None:
+        assert self.item.fields is not None
+        self.entry = ImportedFile(self.item.path, self.item.fields.draft.slug)
+
+
+def _existing_slugs(slugs: list[str]) -> set[str]:
+    """Return which of these slugs articles already have."""
+    found: set[str] = set()
+    for start in range(0, len(slugs), 500):  # SQLite's limit on bound parameters
+        chunk = slugs[start : start + 500]
+        found.update(db.session.scalars(select(Article.slug).where(Article.slug.in_(chunk))))
+    return found
+
+
+def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
+    """Write new articles with a few multi-row statements instead of a dozen per file.
+
+    The rows are those create_article, enter_review and publish_without_review write for one
+    file (revision 1, its digest and seal, the review event of an AI file, the public copy
+    with the HTML rendered beforehand), and the published ones are indexed in one go.
+    """
+    now = utcnow()
+    article_rows, revision_rows, tag_names = [], [], []
+    for new in fresh:
+        fields = new.item.fields
+        assert fields is not None
+        draft = replace(
+            fields.draft,
+            ai_generated=fields.ai_generated,
+            ai_model=(fields.ai_model or "") if fields.ai_generated else "",
+        )
+        revision = Revision()
+        _fill_revision(revision, draft)
+        tag_names.append(revision.tag_names)
+        published = not fields.ai_generated and not fields.is_draft
+        if fields.ai_generated:
+            status = Status.IN_REVIEW
+        elif fields.is_draft:
+            status = Status.DRAFT
+        else:
+            status = Status.SCHEDULED if (fields.date or now) > now else Status.PUBLISHED
+        new.entry.status = status
+        article_rows.append(
+            {
+                "slug": draft.slug,
+                "author_id": new.owner.id,
+                "status": status,
+                "ai_generated": revision.ai_generated,
+                "ai_model": revision.ai_model,
+                "title": revision.title,
+                "summary": revision.summary,
+                "category_id": run.category_id(revision.category_name),
+                "body": revision.body,
+                "body_html": new.item.html,
+                "reading_minutes": new.item.minutes,
+                "published_at": (fields.date or now) if published else None,
+                "reviewed_by_id": new.owner.id if published else None,
+                "reviewed_at": now if published else None,
+                "created_at": fields.date or now,
+                "updated_at": now,
+                "version": 3 if published else 2,
+            }
+        )
+        revision_rows.append(
+            {
+                "number": 1,
+                "title": revision.title,
+                "summary": revision.summary,
+                "category_name": revision.category_name,
+                "tags": revision.tags,
+                "body": revision.body,
+                "ai_generated": revision.ai_generated,
+                "ai_model": revision.ai_model,
+                "kind": "ai_original" if fields.ai_generated else "import",
+                "note": f"imported from {_display_name(new.item.path)}"[:NOTE_MAX],
+                "created_by_id": new.owner.id,
+                "created_at": now,
+                "digest": revision.digest,
+                "sealed_at": now if published or fields.ai_generated else None,
+            }
+        )
+    article_ids = list(
+        db.session.scalars(
+            insert(Article).returning(Article.id, sort_by_parameter_order=True), article_rows
+        )
+    )
+    for article_id, row in zip(article_ids, revision_rows, strict=True):
+        row["article_id"] = article_id
+    revision_ids = list(
+        db.session.scalars(
+            insert(Revision).returning(Revision.id, sort_by_parameter_order=True), revision_rows
+        )
+    )
+    links, events, public = [], [], []
+    for new, article_id, revision_id, row, names in zip(
+        fresh, article_ids, revision_ids, revision_rows, tag_names, strict=True
+    ):
+        links += [
+            {"article_id": article_id, "tag_id": run.tag_id(name), "position": position}
+            for position, name in enumerate(names)
+        ]
+        if new.entry.status == Status.IN_REVIEW:
+            events.append(
+                {
+                    "article_id": article_id,
+                    "revision_id": revision_id,
+                    "actor_id": new.owner.id,
+                    "action": "submit",
+                    "comment": f"Imported from {_display_name(new.item.path)}",
+                    "created_at": now,
+                    "digest": row["digest"],
+                }
+            )
+        elif new.entry.status != Status.DRAFT:
+            public.append({"id": article_id, "published_revision_id": revision_id})
+    if links:
+        db.session.execute(insert(ArticleTag), links)
+    if events:
+        db.session.execute(insert(ReviewEvent), events)
+    if public:
+        db.session.execute(update(Article), public)
+        _index_in_bulk([row["id"] for row in public])
+        pagecache.public_changed()
+
+
+def _index_in_bulk(article_ids: list[int]) -> None:
+    """Put newly published articles in the search index, in bulk where the backend can."""
+    index = search_index()
+    bulk = getattr(index, "index_many", None)
+    if bulk is not None:
+        bulk(article_ids)
+        return
+    for start in range(0, len(article_ids), 500):
+        chunk = article_ids[start : start + 500]
+        for article in db.session.scalars(select(Article).where(Article.id.in_(chunk))):
+            index.index_article(article)
 
 
 OUTSIDE = "outside the folder given, not followed"
@@ -237,15 +596,9 @@ def _markdown_files(paths: list[Path], report: ImportReport) -> Iterator[Path]:
 
 
 def _import_file(
-    path: Path, author: User | None, claimed: dict[str, Path]
+    path: Path, fields: _Fields, author: User | None, claimed: dict[str, Path]
 ) -> tuple[str, ImportedFile]:
-    """Create or update the article for one file; return the report bucket and its entry."""
-    text = _read(path)
-    try:
-        document = parse(text)
-    except FrontMatterError as error:
-        raise _FileProblems([(error.line, error.message)]) from None
-    fields = _fields(path, document, _key_lines(text, document))
+    """Create or update the article for one checked file; return the report bucket and entry."""
     slug = fields.draft.slug
     if slug in claimed:
         raise _FileProblems(
@@ -331,12 +684,17 @@ def _owner(email: str) -> User:
         user = db.session.scalar(select(User).where(func.lower(User.email) == email.lower()))
         if user is not None:
             return user
-    admin = db.session.scalar(
-        select(User).filter_by(role=Role.ADMIN, active=True).order_by(User.id).limit(1)
-    )
+    admin = _first_admin()
     if admin is None:
         raise _FileProblems([(None, NO_ADMIN)])
     return admin
+
+
+def _first_admin() -> User | None:
+    """Return the first active admin, who owns files that name no known author."""
+    return db.session.scalar(
+        select(User).filter_by(role=Role.ADMIN, active=True).order_by(User.id).limit(1)
+    )
 
 
 def _display_name(path: Path) -> str:
@@ -344,9 +702,8 @@ def _display_name(path: Path) -> str:
     return f"{path.absolute().parent.name}/{path.name}" if path.stem == "index" else path.name
 
 
-def _read(path: Path) -> str:
-    """Read a file as UTF-8 text, refusing what is not a regular file or is over the limit."""
-    limit = current_app.config.get("IMPORT_MAX_FILE_BYTES") or MAX_FILE_BYTES
+def _read(path: Path, limit: int) -> str:
+    """Read a file as UTF-8 text, refusing what is not a regular file or is over `limit` bytes."""
     try:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):

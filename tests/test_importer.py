@@ -13,9 +13,16 @@ from sqlalchemy import func, select
 
 from blog.articles import latest_revision, publish
 from blog.extensions import db
-from blog.importer import NO_ACCOUNT, NO_ADMIN, ImportFailure, ImportReport, import_paths
+from blog.importer import (
+    NO_ADMIN,
+    NO_ADMIN_NOTE,
+    ImportBlocked,
+    ImportFailure,
+    ImportReport,
+    import_paths,
+)
 from blog.models import Article, ReviewEvent, Revision, Role, Status, User
-from tests.conftest import parse
+from tests.conftest import _make_app, parse
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
 HUGO_POSTS = Path("hugo/content/posts")
@@ -400,13 +407,24 @@ def test_an_explicit_author_owns_and_publishes(app, tmp_path):
         assert article.reviewed_by.email == "maya@example.com"
 
 
-def test_without_accounts_every_file_is_an_error(empty_app, trees):
-    report = run(empty_app, trees / "hugo", trees / "jekyll")
-    assert {e.message for e in report.errors} == {NO_ACCOUNT}
-    assert len(report.errors) == 7 and not report.created
-    assert [e.path.name for e in report.skipped] == ["_index.md"]
+def test_without_accounts_nothing_is_read_and_it_is_said_once(empty_app, trees, monkeypatch):
+    import blog.importer
+
+    def never(path, limit):  # noqa: ANN001, ANN202
+        raise AssertionError(f"{path} was read")
+
+    monkeypatch.setattr(blog.importer, "_read", never)
+    with pytest.raises(ImportBlocked, match="no account to own the articles"):
+        run(empty_app, trees / "hugo", trees / "jekyll")
     with empty_app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Article)) == 0
+
+
+def test_the_command_says_a_missing_account_once(empty_app, trees):
+    result = empty_app.test_cli_runner().invoke(args=["import", str(trees)])
+    assert result.exit_code == 1
+    assert result.output.count("no account to own the articles") == 1
+    assert "created" not in result.output and "error " not in result.output
 
 
 def test_without_an_admin_only_files_naming_their_author_import(empty_app, tmp_path):
@@ -418,17 +436,139 @@ def test_without_an_admin_only_files_naming_their_author_import(empty_app, tmp_p
     write(tmp_path, "anon.md", "---\ntitle: Anonymous\n---\nText.\n")
     write(tmp_path, "ana.md", "---\ntitle: Ana's\nauthor: Ana@Example.com\n---\nText.\n")
     report = run(empty_app, tmp_path)
+    assert report.notes == [NO_ADMIN_NOTE]  # said once, before the files
     assert [e.slug for e in report.created] == ["ana"]
     assert errors(report) == [("anon.md", None, NO_ADMIN)]
+
+
+def test_the_command_says_a_missing_admin_once_before_the_files(empty_app, tmp_path):
+    with empty_app.app_context():
+        user = User(email="ana@example.com", name="Ana", role=Role.AUTHOR)
+        user.set_password("long enough pw")
+        db.session.add(user)
+        db.session.commit()
+    for n in range(3):
+        write(tmp_path, f"anon-{n}.md", f"---\ntitle: Anonymous {n}\n---\nText.\n")
+    result = empty_app.test_cli_runner().invoke(args=["import", str(tmp_path)])
+    assert result.output.count("no admin account") == 1
+    assert result.output.index("no admin account") < result.output.index("anon-0.md")
+    assert "0 created, 0 updated, 0 skipped, 3 errors" in result.output
+
+
+def many_files(folder: Path, count: int) -> list[Path]:
+    """Write `count` small valid articles, half of them AI drafts."""
+    return [
+        write(
+            folder,
+            f"post-{n:03d}.md",
+            f"---\ntitle: Post {n}\ntags: [t{n % 5}, shared]\ncategory: C{n % 3}\n"
+            f"ai_generated: {'true' if n % 2 else 'false'}\n---\n## Part\n\nText {n}.\n",
+        )
+        for n in range(count)
+    ]
+
+
+def article_rows() -> list[tuple]:
+    """What readers and reviewers see of every article, in slug order."""
+    rows = []
+    for article in db.session.scalars(select(Article).order_by(Article.slug)):
+        [revision] = revisions(article)
+        rows.append(
+            (
+                article.slug,
+                article.status,
+                article.title,
+                article.category.name,
+                [t.name for t in article.tags],
+                article.body_html,
+                article.published_revision_id == (revision.id if article.is_public() else None),
+                revision.kind,
+                revision.digest,
+                revision.sealed,
+                [e.action for e in submits(article)],
+            )
+        )
+    return rows
+
+
+def test_batches_and_workers_write_what_one_file_at_a_time_writes(
+    app, tmp_path, monkeypatch, template_databases
+):
+    import blog.importer
+
+    many_files(tmp_path / "files", 9)
+    (tmp_path / "other").mkdir()
+    one_by_one = _make_app(tmp_path / "other", template_databases["demo"])
+    monkeypatch.setattr(blog.importer, "_create_in_bulk", _fail)  # every file the slow way
+    first = run(one_by_one, tmp_path / "files")
+    assert first.summary() == "9 created, 0 updated, 0 skipped, 0 errors"
+    with one_by_one.app_context():
+        expected = article_rows()
+        db.engine.dispose()
+    monkeypatch.undo()
+
+    monkeypatch.setattr(blog.importer, "BATCH_SIZE", 4)
+    monkeypatch.setattr(blog.importer, "POOL_THRESHOLD", 2)  # prepared in worker processes
+    report = run(app, tmp_path / "files")
+    assert report.summary() == "9 created, 0 updated, 0 skipped, 0 errors"
+    with app.app_context():
+        assert article_rows() == expected
+        assert find("post-000").is_public() and find("post-001").status == Status.IN_REVIEW
+
+
+def _fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    raise RuntimeError("a bulk write that fails")
+
+
+def test_a_bad_file_in_a_batch_rolls_back_only_itself(app, tmp_path, monkeypatch):
+    import blog.importer
+
+    many_files(tmp_path, 6)
+    real_create = blog.importer._create
+
+    def create(fields, owner, name):  # noqa: ANN001, ANN202
+        status = real_create(fields, owner, name)  # its rows are written, then it fails
+        if name == "post-003.md":
+            raise RuntimeError("a bug met half-way through one file")
+        return status
+
+    # The batch's bulk write fails, so the batch is written again file by file.
+    monkeypatch.setattr(blog.importer, "_create_in_bulk", _fail)
+    monkeypatch.setattr(blog.importer, "_create", create)
+    monkeypatch.setattr(blog.importer, "BATCH_SIZE", 4)
+    report = run(app, tmp_path)
+    assert sorted(e.slug for e in report.created) == [f"post-{n:03d}" for n in (0, 1, 2, 4, 5)]
+    [(name, line, message)] = errors(report)
+    assert name == "post-003.md" and line is None and "RuntimeError" in message
+    with app.app_context():
+        assert db.session.scalar(select(Article).filter_by(slug="post-003")) is None
+        assert (
+            db.session.scalar(
+                select(func.count()).select_from(Article).where(Article.slug.like("post-%"))
+            )
+            == 5
+        )
+
+
+def test_the_command_shows_counts_not_lines_on_a_terminal(app, tmp_path, monkeypatch):
+    import blog.cli
+
+    many_files(tmp_path, 3)
+    write(tmp_path, "bad.md", "---\ntitle: [x]\n---\nText.\n")
+    monkeypatch.setattr(blog.cli, "_on_terminal", lambda: True)
+    result = app.test_cli_runner().invoke(args=["import", str(tmp_path)])
+    assert "created  " not in result.output  # a person gets the bar and the counts instead
+    assert f"{tmp_path / 'bad.md'}:2: `title` must be text" in result.output
+    assert result.output.strip().splitlines()[-1] == "3 created, 0 updated, 0 skipped, 1 error"
 
 
 def test_paths_that_are_missing_unreadable_or_not_markdown(app, tmp_path):
     (tmp_path / "latin1.md").write_bytes(b"---\ntitle: Caf\xe9\n---\nText.\n")
     (tmp_path / "notes.txt").write_text("not an article")
     report = run(app, tmp_path / "latin1.md", tmp_path / "notes.txt", tmp_path / "nowhere")
-    assert errors(report) == [
-        ("latin1.md", 2, "the file is not UTF-8 text"),
+    assert errors(report) == [  # a missing path is said before any file is read
         ("nowhere", None, "no such file or folder"),
+        ("latin1.md", 2, "the file is not UTF-8 text"),
     ]
     assert [(e.path.name, e.reason) for e in report.skipped] == [
         ("notes.txt", "not a Markdown file (.md or .markdown)")
