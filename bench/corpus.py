@@ -297,10 +297,12 @@ def corpus_path(size: int, cache_dir: Path = CACHE_DIR) -> Path:
     return cache_dir / f"corpus-{size}-v{CORPUS_VERSION}-{schema_key()}.sqlite3"
 
 
-def app_config(database: Path) -> dict[str, object]:
-    """The configuration the bench runs the app with."""
+def app_config(database: Path | str) -> dict[str, object]:
+    """The configuration the bench runs the app with, on an SQLite file or a database URL."""
     return {
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
+        "SQLALCHEMY_DATABASE_URI": database
+        if isinstance(database, str)
+        else f"sqlite:///{database}",
         "SECRET_KEY": "bench",
         "TESTING": True,
         "WTF_CSRF_ENABLED": False,

@@ -22,6 +22,9 @@ class SizeResult:
     floor: Timing
     scenarios: list[Scenario] = field(default_factory=list)
     timings: dict[str, Timing] = field(default_factory=dict)
+    backend: str = "sqlite"
+    database_bytes: int = 0  # the database's size on disk, for the size per article
+    judged: list[str] = field(default_factory=list)  # bench.judged's lines
 
 
 def short_size(size: int) -> str:
@@ -148,6 +151,51 @@ def detail_table(scenarios: list[Scenario], results: list[SizeResult]) -> list[s
     return lines
 
 
+BROAD = ("q=query", "q=co", "q=a", "q=query htmx fragment")  # searches matching ~all articles
+
+
+def search_table(results: list[SizeResult], others: list[SizeResult]) -> list[str]:
+    """Tabulate the searches on SQLite and, when it ran, PostgreSQL side by side (median/p95)."""
+    runs = results + others
+    names = [s.name for s in results[0].scenarios if s.name.startswith("q=")]
+    if not names:
+        return []
+    width = max(len(name) for name in names)
+    heads = [f"{r.backend} {short_size(r.size)}" for r in runs]
+    lines = [
+        f"{'search (median / p95 ms)':<{width}}  " + "  ".join(f"{h:>17}" for h in heads),
+    ]
+    lines.append("-" * len(lines[0]))
+    for name in names:
+        cells = []
+        for run in runs:
+            timing = run.timings.get(name)
+            cells.append(
+                f"{_ms(timing.median):>8} {_ms(timing.p95):>8}" if timing else f"{'-':>17}"
+            )
+        lines.append(f"{name:<{width}}  " + "  ".join(cells))
+    worst = []
+    for run in runs:
+        broad = [run.timings[n].p95 for n in BROAD if n in run.timings]
+        worst.append(f"{_ms(max(broad)):>17}" if broad else f"{'-':>17}")
+    lines.append(f"{'broad, worst p95':<{width}}  " + "  ".join(worst))
+    sizes = [
+        f"{r.database_bytes / r.size / 1024:>12.1f} KiB" if r.database_bytes else f"{'-':>17}"
+        for r in runs
+    ]
+    lines.append(f"{'database / article':<{width}}  " + "  ".join(sizes))
+    return lines
+
+
+def judged_lines(runs: list[SizeResult]) -> list[str]:
+    """List the judged queries' verdicts per corpus and backend."""
+    lines = []
+    for run in runs:
+        for line in run.judged:
+            lines.append(f"{run.backend} {short_size(run.size):>4}  {line}")
+    return lines
+
+
 def render(
     settings: Settings,
     scenarios: list[Scenario],
@@ -155,6 +203,7 @@ def render(
     elapsed: float,
     fingerprint: str,
     code_changed: bool,
+    others: list[SizeResult] | None = None,
 ) -> str:
     """Put the whole report together."""
     lines = header(settings, [r.size for r in results])
@@ -165,6 +214,17 @@ def render(
             "the numbers may mix two versions of the code; run again"
         )
     lines += ["", *timing_table(scenarios, results), ""]
+    for other in others or []:
+        if other is (others or [])[0]:
+            lines += [f"on PostgreSQL ({other.backend}):", *timing_table(scenarios, others), ""]
+    lines += [*search_table(results, others or []), ""]
+    judged = judged_lines(results + (others or []))
+    if judged:
+        lines += [
+            "judged queries (bench/judged.py): is the first page still what a reader means?",
+            *judged,
+            "",
+        ]
     lines += [
         "matches: public articles the filters match (counted in SQL; the list shows at most "
         "1,000+); n: timed repetitions",

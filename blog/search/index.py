@@ -70,11 +70,16 @@ class SearchIndex(Protocol):
         """Restrict a select of articles to those matching every term."""
 
     def ranked_ids(self, query: Select, terms: Terms, limit: int, offset: int) -> list[int]:
-        """Return one page of the matching article ids, best first (for up to a few thousand)."""
+        """Return one page of the ids `query` (filters, no match) selects that match, best first.
+
+        Scoring every match costs time in proportion to their number: for up to COUNT_CAP.
+        """
 
     def tiered_ids(self, query: Select, terms: Terms, limit: int, offset: int) -> list[int]:
-        """Return one page of matching ids for a broad query: title or tag matches, then the
-        rest, newest first in each (no per-document scoring, so the cost is the page's)."""
+        """Return one page of matching ids for a broad query without scoring each match.
+
+        Title or tag matches come first, then the others, most recently approved first in each.
+        """
 
     def highlights(self, article_ids: list[int], terms: Terms) -> dict[int, Marked]:
         """Mark the matched words in the shown articles only."""

@@ -137,6 +137,7 @@ class PostgresIndex:
     def ranked_ids(self, query: Select, terms: Terms, limit: int, offset: int) -> list[int]:
         """Rank with ts_rank_cd (default weights: title 1.0, tags 0.4, summary 0.2, body 0.1)."""
         joined, ts = _ranked(query, terms)
+        joined = joined.where(pg_fts.c.document.bool_op("@@")(ts))
         ranked = (
             joined.order_by(
                 func.ts_rank_cd(pg_fts.c.document, ts).desc(), Article.published_at.desc()
@@ -149,6 +150,7 @@ class PostgresIndex:
     def tiered_ids(self, query: Select, terms: Terms, limit: int, offset: int) -> list[int]:
         """Page through title or tag matches, then the others, each newest first."""
         joined, ts = _ranked(query, terms)
+        joined = joined.where(pg_fts.c.document.bool_op("@@")(ts))
         in_head = pg_fts.c.head.bool_op("@@")(ts)
         found: list[int] = []
         wanted = offset + limit

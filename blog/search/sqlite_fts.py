@@ -14,6 +14,8 @@ nothing at all. Only the word still being typed gets a `*`, so that "kube" finds
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Column,
     Integer,
@@ -28,6 +30,9 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import Join
 
 from ..extensions import db
 from ..models import Article, Revision
@@ -36,6 +41,8 @@ from .visibility import public_articles
 
 FTS_TABLE = "articles_fts"
 ENTRIES_TABLE = "articles_fts_entries"
+# models.Article: (id, published_at, category_id, ai_generated), all the list's filters need.
+LISTING_INDEX = "ix_articles_listing"
 # Column weights for bm25(): title, summary, tags, body.
 WEIGHTS = (10.0, 4.0, 6.0, 1.0)
 SNIPPET_TOKENS = 16
@@ -85,14 +92,48 @@ def _in_title_or_tags(match: str) -> str:
     return f"{{title tags}} : ({match})"
 
 
-def _matches(match: str) -> Select:
-    """Select the ids of the articles whose indexed revision matches an FTS5 expression."""
-    return (
-        select(entries.c.article_id)
-        .select_from(fts)
-        .join(entries, entries.c.revision_id == fts.c.rowid)
-        .where(_fts.op("MATCH")(match))
+class ForcedJoin(Join):
+    """An inner join that SQLite must run in the order written (its left side as the outer loop).
+
+    SQLite never reorders a CROSS JOIN. Left to itself, the planner may scan articles (say, by
+    category) and run the MATCH once per row: 4.8 s instead of 9 ms at 100,000 articles.
+    """
+
+    inherit_cache = True
+    index: str | None = None  # an index of the right-hand table to look rows up with
+
+
+class ThroughListingIndex(ForcedJoin):
+    """A forced join to articles through the listing index, which holds every filtered column.
+
+    Looking articles up by primary key reads each large row to reach published_at (0.84 s
+    instead of 0.28 s for 88,000 matches); INDEXED BY names the covering index instead.
+    """
+
+    inherit_cache = True
+    index = LISTING_INDEX
+
+
+@compiles(ForcedJoin, "sqlite")
+def _compile_forced_join(join: ForcedJoin, compiler: SQLCompiler, **kw: Any) -> str:
+    """Write the join as `left CROSS JOIN right [INDEXED BY index] ON ...` for SQLite."""
+    kw.pop("asfrom", None)
+    kw.pop("from_linter", None)  # the ON clause connects both sides: no cartesian product
+    left = compiler.process(join.left, asfrom=True, **kw)
+    right = compiler.process(join.right, asfrom=True, **kw)
+    if join.index:
+        right += f" INDEXED BY {join.index}"
+    return f"{left} CROSS JOIN {right} ON {compiler.process(join.onclause, **kw)}"
+
+
+def _joined(query: Select, match: str) -> Select:
+    """Join a select of articles to the index, the FTS match driving, and apply the match."""
+    from_index = ThroughListingIndex(
+        ForcedJoin(fts, entries, entries.c.revision_id == fts.c.rowid),
+        Article.__table__,
+        Article.id == entries.c.article_id,
     )
+    return query.select_from(from_index).where(_fts.op("MATCH")(match))
 
 
 class SqliteIndex:
@@ -152,16 +193,13 @@ class SqliteIndex:
         return db.session.scalar(select(func.count()).select_from(entries)) or 0
 
     def matching(self, query: Select, terms: Terms) -> Select:
-        """Restrict articles to the matches; the FTS query is a list evaluated once."""
-        return query.where(Article.id.in_(_matches(compile_terms(terms))))
+        """Restrict articles to the matches, the FTS index driving the join."""
+        return _joined(query, compile_terms(terms))
 
     def ranked_ids(self, query: Select, terms: Terms, limit: int, offset: int) -> list[int]:
         """Rank the matches with BM25 (title weighted highest), newest first among equals."""
         ranked = (
-            query.with_only_columns(Article.id)
-            .join(entries, entries.c.article_id == Article.id)
-            .join(fts, fts.c.rowid == entries.c.revision_id)
-            .where(_fts.op("MATCH")(compile_terms(terms)))
+            _joined(query.with_only_columns(Article.id), compile_terms(terms))
             .order_by(func.bm25(_fts, *WEIGHTS), Article.published_at.desc())
             .limit(limit)
             .offset(offset)
@@ -169,17 +207,18 @@ class SqliteIndex:
         return list(db.session.scalars(ranked))
 
     def tiered_ids(self, query: Select, terms: Terms, limit: int, offset: int) -> list[int]:
-        """Page through title or tag matches, then the others, each newest first."""
+        """Page through title or tag matches, then the others, each most recently approved first.
+
+        FTS5 walks its doclists by descending rowid (the revision id) and stops at the page: no
+        match is scored and nothing is sorted.
+        """
         match = compile_terms(terms)
         tiers = (_in_title_or_tags(match), f"({match}) NOT {_in_title_or_tags(match)}")
         found: list[int] = []
         wanted = offset + limit
         for tier in tiers:
             page = (
-                query.with_only_columns(Article.id)
-                .join(entries, entries.c.article_id == Article.id)
-                .join(fts, fts.c.rowid == entries.c.revision_id)
-                .where(_fts.op("MATCH")(tier))
+                _joined(query.with_only_columns(Article.id), tier)
                 .order_by(fts.c.rowid.desc())
                 .limit(wanted - len(found))
             )
@@ -219,11 +258,8 @@ class SqliteIndex:
             return []
         match = " OR ".join(quote(word) for word in words)
         ranked = (
-            public_articles()
-            .with_only_columns(Article.id)
-            .join(entries, entries.c.article_id == Article.id)
-            .join(fts, fts.c.rowid == entries.c.revision_id)
-            .where(_fts.op("MATCH")(match), Article.id != exclude_id)
+            _joined(public_articles().with_only_columns(Article.id), match)
+            .where(Article.id != exclude_id)
             .order_by(func.bm25(_fts, *WEIGHTS))
             .limit(limit)
         )
