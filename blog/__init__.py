@@ -75,7 +75,7 @@ def create_app(
 
         configure_sqlite(db.engine)
 
-    from . import account, api, auth, cli, public, review, studio, templating
+    from . import account, api, auth, cli, media_views, public, review, studio, templating
 
     templating.init_app(app)
     auth.init_app(app)
@@ -85,6 +85,7 @@ def create_app(
     app.register_blueprint(api.bp)
     app.register_blueprint(review.bp)
     app.register_blueprint(account.bp)
+    media_views.init_app(app)  # storage (folder or S3), /media/, studio uploads
     cli.init_app(app)
     _register_error_pages(app)
     app.after_request(_security_headers)

@@ -346,3 +346,56 @@ def get_draft(article_id: int) -> Response:
         ],
     )
     return jsonify(answer)
+
+
+# Images for drafts: the same token, rate limit and idempotency as /api/drafts.
+@bp.post("/media")
+@limiter.limit(_draft_rate_limit, key_func=_rate_limit_key)
+def create_media() -> Response:
+    """Store an image sent as a multipart `file`; answer with a URL a draft's Markdown can use."""
+    from .media import MediaError, process, save
+    from .media_views import read_upload, upload_body_limit
+
+    token = _authenticate()
+    if token is None:
+        return _problem(401, "A valid API token is required (Authorization: Bearer <token>).")
+    # The JSON limit (API_MAX_BODY_BYTES) is for drafts; an image may be larger.
+    request.max_content_length = upload_body_limit()
+    try:
+        data = read_upload()
+    except MediaError as error:
+        return _problem(error.status, error.message, [{"field": "file", "message": error.message}])
+    key = request.headers.get("Idempotency-Key", "").strip()[:200]
+    request_hash = hashlib.sha256(b"media:" + data).hexdigest()
+    if key:
+        replay = _replay(token, key, request_hash)
+        if replay is not None:
+            return replay
+    token_id, user_id = token.id, token.user_id
+    db.session.commit()  # no transaction (no write lock) held while Pillow decodes
+    try:
+        processed = process(data)
+    except MediaError as error:
+        return _problem(error.status, error.message, [{"field": "file", "message": error.message}])
+    media, _new = save(processed, user_id)
+    token = db.session.get(ApiToken, token_id)
+    token.last_used_at = utcnow()
+    url = url_for("media.file", name=media.key)
+    body = json.dumps({"url": url, "width": media.width, "height": media.height})
+    if key:
+        db.session.add(
+            IdempotentResponse(
+                token_id=token_id, key=key, request_hash=request_hash, status_code=201, body=body
+            )
+        )
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same key (or the same image) won a race a moment ago
+        db.session.rollback()
+        replay = _replay(token, key, request_hash) if key else None
+        if replay is not None:
+            return replay
+        raise
+    response = Response(body, 201, mimetype="application/json")
+    response.headers["Location"] = url
+    return response

@@ -398,3 +398,41 @@ class SignIn(db.Model):
     def hash_token(token: str) -> str:
         """Return the digest a sign-in token is stored and looked up by."""
         return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Media(db.Model):
+    """An uploaded image: its content hash names the stored files, so their URLs never change.
+
+    The original (re-encoded, without metadata) is `<sha256>.<ext>`; each width in `widths` is a
+    WebP at `<sha256>-<width>.webp` (blog/media.py makes them, blog/storage.py keeps them).
+    """
+
+    __tablename__ = "media"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    ext: Mapped[str] = mapped_column(String(8))  # jpg, png, webp, gif, avif
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(Integer)  # of the stored original
+    widths: Mapped[str] = mapped_column(String(100), default="")  # comma-separated
+    uploaded_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    # The article it was uploaded for (None: through the API or an import without one).
+    article_id: Mapped[int | None] = mapped_column(
+        ForeignKey("articles.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    uploaded_by: Mapped[User | None] = relationship(lazy="joined")
+
+    @property
+    def key(self) -> str:
+        """Return the storage key (and URL file name) of the original."""
+        return f"{self.sha256}.{self.ext}"
+
+    @property
+    def variant_widths(self) -> list[int]:
+        """Return the widths of the WebP variants, narrowest first."""
+        return [int(w) for w in self.widths.split(",") if w]

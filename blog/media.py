@@ -1,0 +1,258 @@
+"""Uploaded images: decoded, checked and re-encoded by Pillow, then stored under their hash.
+
+Nothing an author (or an API client, or an import) sends is served as it came. The bytes must
+decode as one of the formats below, within limits on bytes and pixels checked before decoding
+(so a decompression bomb costs nothing); the picture is turned upright by its EXIF orientation
+and written again without any metadata (EXIF, GPS, XMP, comments), and at a few narrower widths
+in WebP. SVG is not an image here: it is a document that can run script, and is refused.
+
+Every stored file is named by the SHA-256 of the re-encoded original, so its URL never changes
+and can be cached for a year (`immutable`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass, field
+
+from flask import current_app
+from PIL import Image, ImageOps, UnidentifiedImageError, features
+from sqlalchemy import select
+
+from .extensions import db
+from .models import Media
+from .storage import CONTENT_TYPES, media_storage
+
+# 10 MB: a phone photo is 2-6 MB; more is a RAW file or a scan, not a picture for an article.
+MAX_BYTES = 10 * 1024 * 1024
+# 40 megapixels (8000 x 5000): decoded as RGBA that is 160 MB of memory, the most we accept.
+MAX_PIXELS = 40_000_000
+MAX_FRAMES = 200  # an animated GIF or WebP; every frame is decoded
+MAX_ANIMATION_PIXELS = 100_000_000  # all frames together
+WIDTHS = (480, 960, 1600)  # the WebP variants (never wider than the original)
+# A reviewer is told when an original is heavier than this (a page should not carry 5 MB).
+LARGE_ORIGINAL_BYTES = 1_500_000
+LARGE_ORIGINAL_PIXELS = 4000 * 3000
+JPEG_QUALITY = 85
+WEBP_QUALITY = 80
+
+# Pillow's format name -> the stored extension.
+FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+if features.check("avif"):
+    FORMATS["AVIF"] = "avif"
+KEPT_INFO = ("icc_profile", "transparency", "duration", "loop", "background")
+
+
+class MediaError(Exception):
+    """An upload that cannot be stored, with the HTTP status and a message for the author."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Processed:
+    """An image ready to store: the clean original and its WebP variants by width."""
+
+    sha256: str
+    ext: str
+    data: bytes
+    width: int
+    height: int
+    variants: dict[int, bytes] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.sha256}.{self.ext}"
+
+
+def _limit(name: str, default: int) -> int:
+    return int(current_app.config.get(name) or default)
+
+
+def max_bytes() -> int:
+    """Return the largest upload accepted, in bytes."""
+    return _limit("MEDIA_MAX_BYTES", MAX_BYTES)
+
+
+def _open(data: bytes) -> Image.Image:
+    """Open (not decode) the bytes as one of our formats, or refuse them as not an image."""
+    try:
+        return Image.open(io.BytesIO(data), formats=list(FORMATS))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        names = ", ".join(sorted(FORMATS))
+        raise MediaError(415, f"This file is not an image we accept ({names}).") from None
+
+
+def _decode(data: bytes) -> Image.Image:
+    """Check declared size, verify and fully decode an image; refuse bombs and broken files."""
+    max_pixels = _limit("MEDIA_MAX_PIXELS", MAX_PIXELS)
+    with warnings.catch_warnings():
+        # Pillow only warns between MAX_IMAGE_PIXELS and twice that: a warning is a refusal here.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = _open(data)
+            width, height = image.size
+            frames = getattr(image, "n_frames", 1)
+            if width < 1 or height < 1:
+                raise MediaError(422, "This image has no pixels.")
+            if width * height > max_pixels:
+                raise MediaError(
+                    422,
+                    f"This image is {width:,} x {height:,} pixels, over the limit of "
+                    f"{max_pixels:,} pixels; scale it down before uploading.",
+                )
+            if frames > MAX_FRAMES or frames * width * height > MAX_ANIMATION_PIXELS:
+                raise MediaError(422, f"This animation has too many frames ({frames:,}).")
+            image.verify()  # checks the file's structure (CRCs, chunk order)
+            # verify() leaves the image unusable: open it again to decode every pixel.
+            image = _open(data)
+            image.load()
+            if frames > 1:
+                for index in range(1, frames):
+                    image.seek(index)
+                    image.load()
+                image.seek(0)
+        except MediaError:
+            raise
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise MediaError(
+                422, "This image declares more pixels than we decode (a decompression bomb?)."
+            ) from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as error:
+            raise MediaError(422, f"This image is damaged or incomplete ({error}).") from None
+    return image
+
+
+def _without_metadata(image: Image.Image) -> Image.Image:
+    """Keep only what drawing needs (colour profile, transparency, timing); drop EXIF and GPS."""
+    image.info = {k: v for k, v in image.info.items() if k in KEPT_INFO}
+    return image
+
+
+def _encode(image: Image.Image, pillow_format: str, animated: bool = False) -> bytes:
+    """Write an image in a format with our settings, and never any EXIF (no `exif=` given)."""
+    out = io.BytesIO()
+    options: dict = {}
+    if pillow_format == "JPEG":
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        options = {"quality": JPEG_QUALITY, "optimize": True, "progressive": True}
+    elif pillow_format == "PNG":
+        options = {"optimize": True}
+    elif pillow_format == "WEBP":
+        if image.mode not in ("RGB", "RGBA"):
+            image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+        options = {"quality": WEBP_QUALITY, "method": 4}
+    elif pillow_format == "AVIF":
+        if image.mode not in ("RGB", "RGBA"):
+            image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+        options = {"quality": 60}
+    if animated:
+        options.update(save_all=True)
+    icc = image.info.get("icc_profile")
+    if icc and pillow_format != "GIF":
+        options["icc_profile"] = icc
+    image.save(out, pillow_format, **options)
+    return out.getvalue()
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+
+
+def process(data: bytes) -> Processed:
+    """Decode, check and re-encode an upload; raise MediaError with a message when refused."""
+    if not data:
+        raise MediaError(422, "The file is empty.")
+    if len(data) > max_bytes():
+        raise MediaError(413, f"The file is larger than {max_bytes():,} bytes.")
+    image = _decode(data)
+    pillow_format = str(image.format)
+    animated = getattr(image, "n_frames", 1) > 1
+    if animated:
+        # Every frame re-encoded as it is (an animation has no orientation to apply).
+        clean = _without_metadata(image)
+    else:
+        clean = _without_metadata(ImageOps.exif_transpose(image) or image)
+    original = _encode(clean, pillow_format, animated=animated)
+    width, height = clean.size
+    processed = Processed(
+        sha256=hashlib.sha256(original).hexdigest(),
+        ext=FORMATS[pillow_format],
+        data=original,
+        width=width,
+        height=height,
+    )
+    if not animated:
+        for target in variant_widths(width):
+            scaled = clean
+            if target < width:
+                size = (target, max(1, round(height * target / width)))
+                scaled = clean.resize(size, Image.Resampling.LANCZOS)
+            processed.variants[target] = _encode(scaled, "WEBP")
+    return processed
+
+
+def variant_widths(width: int) -> list[int]:
+    """Return the WebP widths made for an image this wide (never upscaled)."""
+    return sorted({min(target, width) for target in WIDTHS})
+
+
+def variant_key(sha256: str, width: int) -> str:
+    """Return the storage key of a WebP variant."""
+    return f"{sha256}-{width}.webp"
+
+
+def store(
+    data: bytes, uploaded_by_id: int | None, article_id: int | None = None
+) -> tuple[Media, bool]:
+    """Process and store an image; return its row and whether it is new (flushed, not committed)."""
+    return save(process(data), uploaded_by_id, article_id)
+
+
+def save(
+    processed: Processed, uploaded_by_id: int | None, article_id: int | None = None
+) -> tuple[Media, bool]:
+    """Store a processed image and its row; the same picture twice is one row and one set of files.
+
+    Kept apart from process() so a view can decode (slow) outside any database transaction.
+    """
+    existing = db.session.scalar(select(Media).filter_by(sha256=processed.sha256))
+    if existing is not None:
+        return existing, False
+    storage = media_storage()
+    # Files first, row second: a row never points at files that are not there (a crash between
+    # leaves unreferenced files, harmless and content-addressed).
+    for width, variant in processed.variants.items():
+        storage.put(variant_key(processed.sha256, width), variant, CONTENT_TYPES["webp"])
+    storage.put(processed.key, processed.data, CONTENT_TYPES[processed.ext])
+    media = Media(
+        sha256=processed.sha256,
+        ext=processed.ext,
+        width=processed.width,
+        height=processed.height,
+        bytes=len(processed.data),
+        widths=",".join(str(w) for w in processed.variants),
+        uploaded_by_id=uploaded_by_id,
+        article_id=article_id,
+    )
+    db.session.add(media)
+    db.session.flush()
+    return media, True
+
+
+def media_keys(media: Media) -> list[str]:
+    """Return every stored key of one image: the original and its variants."""
+    return [media.key] + [variant_key(media.sha256, w) for w in media.variant_widths]
+
+
+def delete_files(media: Media) -> None:
+    """Remove an image's files from storage (after its row is gone)."""
+    storage = media_storage()
+    for key in media_keys(media):
+        storage.delete(key)

@@ -1,0 +1,363 @@
+"""Media over HTTP: `/media/<file>` for readers, and uploading, listing and deleting in the studio.
+
+The contract the editor's upload UI is built against:
+
+- `POST /studio/<article_id>/media` (signed in, may edit the article; CSRF token in the form's
+  `csrf_token` or the `X-CSRFToken` header; multipart `file`, optional `alt`) answers 201 with
+  `{"id", "url", "width", "height", "markdown"}`, or a 4xx with `{"error": "..."}`: 413 too
+  large, 415 not an image, 422 damaged or a decompression bomb, 429 too many uploads.
+- `GET /studio/<article_id>/media` and `GET /studio/media` (every image: an admin's view; an
+  author sees their own uploads) render `studio/media.html` with `media` (a list of MediaItem)
+  and `article` (None for the site-wide list).
+- `POST /studio/media/<media_id>/delete` deletes an image nobody uses; a used one is refused
+  with a message naming where it is used.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_limiter import RateLimitExceeded
+from flask_login import current_user, login_required
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import or_, select
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from . import storage
+from .articles import latest_revisions
+from .auth import safe_next
+from .extensions import csrf, db, limiter
+from .media import (
+    MediaError,
+    delete_files,
+    max_bytes,
+    media_keys,
+    process,
+    save,
+    variant_key,
+)
+from .models import Article, Media, Revision
+from .workflow import can_edit
+
+bp = Blueprint("media", __name__)
+
+# One person pastes a handful of screenshots a minute; a runaway script stops quickly.
+UPLOAD_RATE_LIMIT = "30 per minute;300 per day"
+# A multipart body carries a little more than the file: its headers and the other fields.
+MULTIPART_OVERHEAD = 64 * 1024
+MEDIA_URL_HASH = re.compile(r"/media/([0-9a-f]{64})(?:-\d+)?\.(?:jpg|png|webp|gif|avif)")
+IMMUTABLE = "public, max-age=31536000, immutable"
+LIST_LIMIT = 500
+
+
+def init_app(app: Flask) -> None:
+    """Choose the storage, serve /media/ and the studio's media routes, add the og:image helper."""
+    storage.configure(app)
+    app.register_blueprint(bp)
+    app.add_template_global(first_image_url)
+
+
+# -- serving ----------------------------------------------------------------------------------
+
+
+@bp.get("/media/<name>")
+def file(name: str) -> Response:
+    """Serve a stored image with caching for a year: its name is its content, it never changes."""
+    try:
+        key = storage.check_key(name)
+    except storage.BadKey:
+        abort(404)
+    data = storage.media_storage().get(key)
+    if data is None:
+        abort(404)
+    response = Response(data, mimetype=storage.content_type(key))
+    response.headers["Cache-Control"] = IMMUTABLE
+    # Even a browser that sniffs, or a user who opens the file directly, gets an inert image.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    response.set_etag(key.split(".")[0])
+    return response.make_conditional(request)
+
+
+# -- uploading --------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str) -> Response:
+    """Answer the upload UI in its error shape: JSON with a message for the author."""
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+def _per_person() -> str:
+    """Key the upload limit by account, as the studio's other write paths are."""
+    if current_user.is_authenticated:
+        return f"person:{current_user.id}"
+    return f"address:{request.remote_addr}"
+
+
+def _upload_limit() -> str:
+    return current_app.config.get("MEDIA_UPLOAD_RATE_LIMIT") or UPLOAD_RATE_LIMIT
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _too_many_uploads(error: RateLimitExceeded) -> Response:
+    """Answer a breached upload limit as JSON the editor can show."""
+    return _error(429, f"Too many uploads ({error.description}); try again in a minute.")
+
+
+def upload_body_limit() -> int:
+    """Return the largest request body an upload may send."""
+    return max_bytes() + MULTIPART_OVERHEAD
+
+
+def read_upload() -> bytes:
+    """Read the multipart `file` field within the upload limit; raise MediaError otherwise."""
+    limit = upload_body_limit()
+    if request.content_length is not None and request.content_length > limit:
+        raise MediaError(413, f"The file is larger than {max_bytes():,} bytes.")
+    try:
+        upload = request.files.get("file")
+    except RequestEntityTooLarge:
+        raise MediaError(413, f"The file is larger than {max_bytes():,} bytes.") from None
+    if upload is None:
+        raise MediaError(400, "Send the image in a multipart field named `file`.")
+    data = upload.stream.read(max_bytes() + 1)
+    if len(data) > max_bytes():
+        raise MediaError(413, f"The file is larger than {max_bytes():,} bytes.")
+    return data
+
+
+def markdown_for(url: str, alt: str) -> str:
+    """Return the Markdown that shows an image, its alt text made safe for the brackets."""
+    cleaned = " ".join(alt.split())[:300]
+    for special in ("\\", "[", "]"):
+        cleaned = cleaned.replace(special, "\\" + special)
+    return f"![{cleaned}]({url})"
+
+
+@bp.post("/studio/<int:article_id>/media")
+@csrf.exempt  # checked below, once the body limit for uploads is in place
+@limiter.limit(_upload_limit, key_func=_per_person)
+def upload(article_id: int) -> Response:
+    """Store an image for an article and answer with its URL and the Markdown to insert."""
+    if not current_user.is_authenticated:
+        return _error(401, "Sign in to upload images.")
+    article = db.session.get(Article, article_id)
+    if article is None or not can_edit(current_user, article):
+        return _error(404, "No such article.")
+    # The site's body limit (2 MB) is for forms; an image may be larger.
+    request.max_content_length = upload_body_limit()
+    try:
+        if current_app.config.get("WTF_CSRF_ENABLED", True):
+            csrf.protect()
+    except CSRFError as error:
+        return _error(400, f"{error.description} Reload the page and try again.")
+    except RequestEntityTooLarge:
+        return _error(413, f"The file is larger than {max_bytes():,} bytes.")
+    user_id = current_user.id
+    try:
+        data = read_upload()
+        # No transaction stays open (and no write lock held) while Pillow decodes.
+        db.session.commit()
+        processed = process(data)
+    except MediaError as error:
+        return _error(error.status, error.message)
+    media, _new = save(processed, user_id, article_id)
+    db.session.commit()
+    url = url_for("media.file", name=media.key)
+    return _created(media, url, markdown=markdown_for(url, request.form.get("alt", "")))
+
+
+def _created(media: Media, url: str, **extra: str) -> Response:
+    response = jsonify(id=media.id, url=url, width=media.width, height=media.height, **extra)
+    response.status_code = 201
+    response.headers["Location"] = url
+    return response
+
+
+# -- listing and deleting ---------------------------------------------------------------------
+
+
+@dataclass
+class MediaItem:
+    """One image as the media pages show it."""
+
+    id: int
+    url: str
+    thumbnail_url: str
+    width: int
+    height: int
+    bytes: int
+    format: str
+    uploaded_by: str
+    uploaded_at: datetime
+    article_id: int | None
+    used_in: list[Article] = field(default_factory=list)
+
+    @property
+    def used(self) -> bool:
+        return bool(self.used_in)
+
+
+def where_used(media: list[Media]) -> dict[int, list[Article]]:
+    """Map each image to the articles whose newest or published text shows it."""
+    found: dict[int, list[Article]] = {m.id: [] for m in media}
+    if not media:
+        return found
+    rows = db.session.execute(
+        select(Revision.article_id, Revision.body).where(
+            or_(*(Revision.body.contains(m.sha256, autoescape=True) for m in media))
+        )
+    ).all()
+    candidates = {article_id for article_id, _body in rows}
+    if not candidates:
+        return found
+    articles = {
+        a.id: a
+        for a in db.session.scalars(select(Article).where(Article.id.in_(candidates))).unique()
+    }
+    latest = latest_revisions(list(candidates))
+    published_ids = [a.published_revision_id for a in articles.values() if a.published_revision_id]
+    published = {
+        r.article_id: r
+        for r in db.session.scalars(select(Revision).where(Revision.id.in_(published_ids)))
+    }
+    for article_id in sorted(candidates):
+        texts = [r.body for r in (latest.get(article_id), published.get(article_id)) if r]
+        for item in media:
+            if any(item.sha256 in text for text in texts):
+                found[item.id].append(articles[article_id])
+    return found
+
+
+def media_items(media: list[Media]) -> list[MediaItem]:
+    """Describe images for the media pages: URLs, size, who uploaded them, where they are used."""
+    used = where_used(media)
+    items = []
+    for m in media:
+        smallest = m.variant_widths[0] if m.variant_widths else None
+        items.append(
+            MediaItem(
+                id=m.id,
+                url=url_for("media.file", name=m.key),
+                thumbnail_url=url_for("media.file", name=variant_key(m.sha256, smallest))
+                if smallest
+                else url_for("media.file", name=m.key),
+                width=m.width,
+                height=m.height,
+                bytes=m.bytes,
+                format=m.ext,
+                uploaded_by=m.uploaded_by.name if m.uploaded_by else "",
+                uploaded_at=m.created_at,
+                article_id=m.article_id,
+                used_in=used[m.id],
+            )
+        )
+    return items
+
+
+def _article_or_404(article_id: int) -> Article:
+    article = db.session.get(Article, article_id)
+    if article is None or not can_edit(current_user, article):
+        abort(404)
+    return article
+
+
+@bp.get("/studio/<int:article_id>/media")
+@login_required
+def article_media(article_id: int) -> str:
+    """List the images uploaded for an article or shown in it."""
+    article = _article_or_404(article_id)
+    latest = latest_revisions([article.id]).get(article.id)
+    query = (
+        select(Media)
+        .where(or_(Media.article_id == article.id, Media.sha256.in_(_hashes(latest))))
+        .order_by(Media.created_at.desc(), Media.id.desc())
+        .limit(LIST_LIMIT)
+    )
+    media = media_items(list(db.session.scalars(query).unique()))
+    return render_template("studio/media.html", media=media, article=article)
+
+
+def _hashes(revision: Revision | None) -> list[str]:
+    """Return the content hashes of our images a text refers to."""
+    return sorted(set(MEDIA_URL_HASH.findall(revision.body))) if revision else []
+
+
+@bp.get("/studio/media")
+@login_required
+def all_media() -> str:
+    """List every image (an admin), or the images one has uploaded (an author)."""
+    query = select(Media).order_by(Media.created_at.desc(), Media.id.desc()).limit(LIST_LIMIT)
+    if not current_user.is_admin:
+        query = query.where(Media.uploaded_by_id == current_user.id)
+    media = media_items(list(db.session.scalars(query).unique()))
+    return render_template("studio/media.html", media=media, article=None)
+
+
+def may_delete(media: Media) -> bool:
+    """Say whether the current user may delete an image: an admin, or who may edit its article."""
+    if current_user.is_admin or media.uploaded_by_id == current_user.id:
+        return True
+    article = db.session.get(Article, media.article_id) if media.article_id else None
+    return article is not None and can_edit(current_user, article)
+
+
+@bp.post("/studio/media/<int:media_id>/delete")
+@login_required
+def delete(media_id: int) -> Response:
+    """Delete an image nobody uses; refuse one that an article shows, saying which."""
+    media = db.session.get(Media, media_id)
+    if media is None or not may_delete(media):
+        abort(404)
+    back = safe_next(request.form.get("next")) if request.form.get("next") else None
+    if back is None:
+        back = (
+            url_for("media.article_media", article_id=media.article_id)
+            if media.article_id
+            else url_for("media.all_media")
+        )
+    used = where_used([media])[media.id]
+    wants_json = request.accept_mimetypes.best == "application/json"
+    if used:
+        titles = ", ".join(f"“{a.title}”" for a in used)
+        message = f"This image is used in {titles}; remove it there first."
+        if wants_json:
+            return _error(409, message)
+        flash(message, "error")
+        return redirect(back)
+    keys = media_keys(media)
+    db.session.delete(media)
+    db.session.commit()
+    delete_files(media)
+    current_app.logger.info("deleted media %s (%d files)", media.key, len(keys))
+    if wants_json:
+        return jsonify(deleted=media_id)
+    flash("Image deleted.", "info")
+    return redirect(back)
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+def first_image_url(body_html: str) -> str | None:
+    """Return the URL of an article's first image of ours (its og:image), or None."""
+    match = re.search(r'<img[^>]*\ssrc="(/media/[0-9a-f]{64}\.[a-z]+)"', body_html or "")
+    return match.group(1) if match else None

@@ -1,0 +1,371 @@
+"""Uploaded images: the studio endpoint, hostile files, serving, listing, deleting, rendering."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from PIL import Image
+from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
+
+from blog.extensions import db
+from blog.media_views import media_items
+from blog.models import Media
+
+from .conftest import ADMIN, AUTHOR, _make_app, login, parse
+
+
+def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (1200, 800), **save: object) -> bytes:
+    """Make a real image with some detail (a flat colour compresses to nothing)."""
+    image = Image.new("RGB", size, (30, 120, 200))
+    for x in range(0, size[0], 40):
+        image.paste((200, 40, 90), (x, 0, x + 10, size[1]))
+    out = io.BytesIO()
+    image.save(out, fmt, **save)
+    return out.getvalue()
+
+
+def noise_png(width: int, height: int) -> bytes:
+    """An image that does not compress: its PNG is about 3 bytes a pixel."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(out, "PNG")
+    return out.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG that declares a huge size: a decompression bomb's first bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1024)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def multipart(data: bytes, name: str = "a.png", **form: str) -> dict[str, object]:
+    """Encode a multipart body ourselves: the test client spools one over 500 kB to a temporary
+    file that it never closes (a ResourceWarning, an error under filterwarnings=error)."""
+    boundary, body = encode_multipart({"file": FileStorage(io.BytesIO(data), name), **form})
+    return {"data": body, "content_type": f"multipart/form-data; boundary={boundary}"}
+
+
+def upload(client: FlaskClient, article_id: int, data: bytes, name: str = "a.png", **form: str):
+    """Post a file to the studio's upload endpoint."""
+    return client.post(f"/studio/{article_id}/media", **multipart(data, name, **form))
+
+
+def stored_files(app: Flask) -> list[Path]:
+    root = Path(app.instance_path) / "media"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def media_count(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Media)) or 0
+
+
+@pytest.fixture
+def draft_id(make_article) -> int:  # noqa: ANN001
+    return make_article("Pictures of queues", status="draft")
+
+
+def test_upload_answers_with_url_size_and_markdown(
+    app: Flask, author_client: FlaskClient, draft_id: int
+) -> None:
+    response = upload(author_client, draft_id, image_bytes(), alt="A queue [diagram]")
+    assert response.status_code == 201
+    answer = response.get_json()
+    assert answer["width"] == 1200 and answer["height"] == 800
+    assert answer["url"].startswith("/media/") and answer["url"].endswith(".png")
+    assert answer["markdown"] == f"![A queue \\[diagram\\]]({answer['url']})"
+    assert isinstance(answer["id"], int)
+    # The original plus WebP at 480 and 960 (1600 would be an upscale: 1200 instead).
+    names = sorted(p.name for p in stored_files(app))
+    assert len(names) == 4
+    assert sum(n.endswith(".webp") for n in names) == 3
+
+
+def test_served_media_is_immutable_inert_and_typed(
+    author_client: FlaskClient, draft_id: int
+) -> None:
+    url = upload(author_client, draft_id, image_bytes()).get_json()["url"]
+    anonymous = author_client.application.test_client()
+    response = anonymous.get(url)
+    assert response.status_code == 200
+    assert response.mimetype == "image/png"
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert Image.open(io.BytesIO(response.data)).size == (1200, 800)
+    again = anonymous.get(url, headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304
+    variant = anonymous.get(url.replace(".png", "-480.webp"))
+    assert variant.status_code == 200 and variant.mimetype == "image/webp"
+    assert Image.open(io.BytesIO(variant.data)).size == (480, 320)
+
+
+@pytest.mark.parametrize(
+    "name", ["../../etc/passwd", "abc.png", "0" * 64 + ".svg", "0" * 64 + ".png"]
+)
+def test_unknown_or_malformed_media_names_are_404(client: FlaskClient, name: str) -> None:
+    assert client.get(f"/media/{name}").status_code == 404
+
+
+def test_exif_and_gps_are_stripped_and_orientation_applied(
+    author_client: FlaskClient, draft_id: int
+) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
+    exif[0x010F] = "SpyCam"  # make
+    exif[0x8825] = {1: "N", 2: (51.0, 30.0, 0.0)}  # GPS latitude
+    original = image_bytes("JPEG", (600, 400), exif=exif.tobytes())
+    assert b"SpyCam" in original
+    answer = upload(author_client, draft_id, original, name="photo.jpg").get_json()
+    assert (answer["width"], answer["height"]) == (400, 600)  # turned upright
+    served = author_client.get(answer["url"]).data
+    assert b"SpyCam" not in served and b"Exif" not in served
+    assert not Image.open(io.BytesIO(served)).getexif()
+
+
+def test_a_picture_with_html_appended_is_stored_without_it(
+    author_client: FlaskClient, draft_id: int
+) -> None:
+    payload = b"<html><script>alert(document.cookie)</script></html>"
+    answer = upload(author_client, draft_id, image_bytes() + payload).get_json()
+    assert payload not in author_client.get(answer["url"]).data
+
+
+SVG = b"""<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"
+onload="alert(1)"><script>alert(document.domain)</script><rect width="10" height="10"/></svg>"""
+HOSTILE = {
+    # GIF's magic bytes followed by script: a browser sniffing it runs the script.
+    "polyglot": (b"GIF89a/*<svg onload=alert(1)>*/=alert(1);//" + b"\x00" * 64, "a.gif", 415),
+    "svg with script": (SVG, "drawing.svg", 415),
+    "html named .png": (b"<!doctype html><script>alert(1)</script>", "cat.png", 415),
+    "truncated png": (image_bytes()[:3000], "half.png", 422),
+    "bomb past Pillow's limit": (png_header_only(40_000, 40_000), "bomb.png", 422),
+    "bomb in Pillow's warning range": (png_header_only(10_000, 10_000), "bomb.png", 422),
+    "over our pixel limit": (png_header_only(9_000, 5_000), "big.png", 422),
+    "empty": (b"", "empty.png", 422),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=list(HOSTILE))
+def test_hostile_files_are_refused_and_nothing_is_stored(
+    app: Flask, author_client: FlaskClient, draft_id: int, case: str
+) -> None:
+    data, name, status = HOSTILE[case]
+    response = upload(author_client, draft_id, data, name=name)
+    assert response.status_code == status
+    assert response.get_json()["error"]
+    assert stored_files(app) == []
+    assert media_count(app) == 0
+
+
+def test_bomb_message_says_what_is_wrong(author_client: FlaskClient, draft_id: int) -> None:
+    response = upload(author_client, draft_id, png_header_only(9_000, 5_000))
+    assert "9,000 x 5,000 pixels" in response.get_json()["error"]
+
+
+def test_too_large_is_413_before_decoding(
+    tmp_path: Path, template_databases: dict[str, Path]
+) -> None:
+    app = _make_app(tmp_path, template_databases["demo"], MEDIA_MAX_BYTES=50_000)
+    client = app.test_client()
+    login(client, AUTHOR)
+    article_id = _an_article_of(app, AUTHOR)
+    response = upload(client, article_id, noise_png(200, 200))
+    assert response.status_code == 413
+    assert "50,000 bytes" in response.get_json()["error"]
+    assert stored_files(app) == []
+
+
+def test_an_upload_larger_than_the_form_limit_is_accepted(
+    app: Flask, author_client: FlaskClient, draft_id: int
+) -> None:
+    # The site's form limit is 2 MB; a photo may be more (up to MEDIA_MAX_BYTES).
+    big = noise_png(1000, 800)
+    assert len(big) > app.config["MAX_CONTENT_LENGTH"]
+    assert upload(author_client, draft_id, big).status_code == 201
+
+
+def _an_article_of(app: Flask, email: str) -> int:
+    from blog.models import Article, User
+
+    with app.app_context():
+        user = db.session.scalar(select(User).filter_by(email=email))
+        return db.session.scalar(select(Article.id).filter_by(author_id=user.id).limit(1))
+
+
+def test_only_who_may_edit_the_article_may_upload(
+    app: Flask,
+    make_user,
+    draft_id: int,  # noqa: ANN001
+) -> None:
+    anonymous = app.test_client()
+    assert upload(anonymous, draft_id, image_bytes()).status_code == 401
+    make_user("other@example.com", "Other")
+    other = app.test_client()
+    login(other, "other@example.com")
+    response = upload(other, draft_id, image_bytes())
+    assert response.status_code == 404
+    admin = app.test_client()
+    login(admin, ADMIN)
+    assert upload(admin, draft_id, image_bytes()).status_code == 201
+
+
+def test_upload_needs_the_csrf_token(tmp_path: Path, template_databases: dict[str, Path]) -> None:
+    app = _make_app(tmp_path, template_databases["demo"], WTF_CSRF_ENABLED=True)
+    client = app.test_client()
+    page = client.get("/login")
+    token = parse(page).find("input", {"name": "csrf_token"})["value"]
+    client.post("/login", data={"email": AUTHOR, "password": _password(), "csrf_token": token})
+    article_id = _an_article_of(app, AUTHOR)
+    editor = client.get(f"/studio/{article_id}/edit")
+    token = parse(editor).find("input", {"name": "csrf_token"})["value"]
+    refused = upload(client, article_id, image_bytes())
+    assert refused.status_code == 400 and "CSRF" in refused.get_json()["error"]
+    assert stored_files(app) == []
+    accepted = client.post(
+        f"/studio/{article_id}/media", headers={"X-CSRFToken": token}, **multipart(image_bytes())
+    )
+    assert accepted.status_code == 201
+
+
+def _password() -> str:
+    from .conftest import PASSWORD
+
+    return PASSWORD
+
+
+def test_uploads_are_rate_limited_per_person(
+    tmp_path: Path, template_databases: dict[str, Path]
+) -> None:
+    app = _make_app(
+        tmp_path,
+        template_databases["demo"],
+        RATELIMIT_ENABLED=True,
+        MEDIA_UPLOAD_RATE_LIMIT="2 per minute",
+    )
+    client = app.test_client()
+    login(client, AUTHOR)
+    article_id = _an_article_of(app, AUTHOR)
+    for _ in range(2):
+        assert upload(client, article_id, image_bytes(size=(64, 64))).status_code == 201
+    limited = upload(client, article_id, image_bytes(size=(64, 64)))
+    assert limited.status_code == 429
+    assert "Too many uploads" in limited.get_json()["error"]
+
+
+def test_the_same_picture_twice_is_one_image(
+    app: Flask, author_client: FlaskClient, draft_id: int
+) -> None:
+    first = upload(author_client, draft_id, image_bytes()).get_json()
+    second = upload(author_client, draft_id, image_bytes()).get_json()
+    assert first["url"] == second["url"] and first["id"] == second["id"]
+    assert media_count(app) == 1
+
+
+def test_media_list_data_says_where_each_image_is_used(
+    app: Flask,
+    author_client: FlaskClient,
+    make_article,  # noqa: ANN001
+) -> None:
+    draft = make_article("Unillustrated", status="draft")
+    used = upload(author_client, draft, image_bytes(size=(300, 200))).get_json()
+    unused = upload(author_client, draft, image_bytes(size=(200, 300))).get_json()
+    shown_in = make_article("Illustrated", body=f"Look:\n\n![a chart]({used['url']})\n")
+    with app.test_request_context():
+        items = {item.id: item for item in media_items(list(db.session.scalars(select(Media))))}
+        assert [a.id for a in items[used["id"]].used_in] == [shown_in]
+        assert items[unused["id"]].used_in == []
+        assert items[used["id"]].uploaded_by == "Maya Chen" or items[used["id"]].uploaded_by
+        assert items[used["id"]].thumbnail_url.endswith("-300.webp")
+
+
+def test_delete_removes_an_unused_image_and_refuses_a_used_one(
+    app: Flask,
+    author_client: FlaskClient,
+    make_article,  # noqa: ANN001
+) -> None:
+    draft = make_article("Two pictures", status="draft")
+    used = upload(author_client, draft, image_bytes(size=(300, 200))).get_json()
+    unused = upload(author_client, draft, image_bytes(size=(200, 300))).get_json()
+    make_article("Shows one", body=f"![a chart]({used['url']})")
+
+    refused = author_client.post(f"/studio/media/{used['id']}/delete")
+    assert refused.status_code == 302
+    assert author_client.get(used["url"]).status_code == 200
+    with author_client.session_transaction() as session:
+        messages = [text for _category, text in session.get("_flashes", [])]
+    assert any("Shows one" in text for text in messages)
+
+    deleted = author_client.post(
+        f"/studio/media/{unused['id']}/delete", headers={"Accept": "application/json"}
+    )
+    assert deleted.status_code == 200
+    assert author_client.get(unused["url"]).status_code == 404
+    assert author_client.get(unused["url"].replace(".png", "-200.webp")).status_code == 404
+    assert media_count(app) == 1
+
+
+# -- the API ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api_token(app: Flask) -> str:
+    from blog.api import create_token
+    from blog.models import User
+
+    with app.app_context():
+        user = db.session.scalar(select(User).filter_by(email=AUTHOR))
+        _token, secret = create_token(user, "drafting tool")
+        db.session.commit()
+        return secret
+
+
+def test_api_media_stores_an_image_for_a_draft(
+    app: Flask, client: FlaskClient, api_token: str
+) -> None:
+    response = client.post(
+        "/api/media",
+        headers={"Authorization": f"Bearer {api_token}"},
+        **multipart(image_bytes("JPEG", (800, 600)), "chart.jpg"),
+    )
+    assert response.status_code == 201
+    answer = response.get_json()
+    assert set(answer) == {"url", "width", "height"}
+    assert (answer["width"], answer["height"]) == (800, 600)
+    assert answer["url"].endswith(".jpg")
+    assert client.get(answer["url"]).status_code == 200
+
+
+def test_api_media_needs_a_token_and_an_image(client: FlaskClient, api_token: str) -> None:
+    assert client.post("/api/media", **multipart(image_bytes())).status_code == 401
+    bearer = {"Authorization": f"Bearer {api_token}"}
+    refused = client.post("/api/media", headers=bearer, **multipart(SVG, "x.svg"))
+    assert refused.status_code == 415
+    assert refused.get_json()["errors"][0]["field"] == "file"
+
+
+def test_api_media_retry_with_the_same_key_replays_the_answer(
+    app: Flask, client: FlaskClient, api_token: str
+) -> None:
+    headers = {"Authorization": f"Bearer {api_token}", "Idempotency-Key": "upload-1"}
+    first = client.post("/api/media", headers=headers, **multipart(image_bytes()))
+    again = client.post("/api/media", headers=headers, **multipart(image_bytes()))
+    assert again.status_code == 201 and again.get_json() == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = client.post("/api/media", headers=headers, **multipart(image_bytes(size=(90, 90))))
+    assert other.status_code == 422
+    assert media_count(app) == 1
