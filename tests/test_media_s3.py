@@ -1,0 +1,149 @@
+"""The S3 path of media storage, against a real S3-compatible server (moto in server mode)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from .conftest import AUTHOR, _make_app, login
+from .test_media import _an_article_of, image_bytes, multipart, upload
+
+boto3 = pytest.importorskip("boto3")
+pytest.importorskip("moto.server")
+
+BUCKET = "blog-media"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """Start moto's S3-compatible server on a free port for this module's tests."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    try:
+        while True:  # wait for the server to accept connections (there is no event to wait on)
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_app(
+    s3_endpoint: str,
+    tmp_path: Path,
+    template_databases: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Flask]:
+    """The app with media in a fresh bucket on the local S3 server."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    app = _make_app(
+        tmp_path,
+        template_databases["demo"],
+        MEDIA_S3_BUCKET=BUCKET,
+        MEDIA_S3_ENDPOINT_URL=s3_endpoint,
+        MEDIA_S3_REGION="us-east-1",
+    )
+    yield app
+    for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        client.delete_object(Bucket=BUCKET, Key=item["Key"])
+    client.delete_bucket(Bucket=BUCKET)
+
+
+def _objects(app: Flask) -> dict[str, str]:
+    """Return the bucket's keys and their Content-Type, read straight from the server."""
+    storage = app.extensions["media_storage"]
+    listed = storage.client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    return {
+        item["Key"]: storage.client.head_object(Bucket=BUCKET, Key=item["Key"])["ContentType"]
+        for item in listed
+    }
+
+
+def test_upload_serve_and_delete_through_s3(s3_app: Flask) -> None:
+    assert type(s3_app.extensions["media_storage"]).__name__ == "S3Storage"
+    client = s3_app.test_client()
+    login(client, AUTHOR)
+    article_id = _an_article_of(s3_app, AUTHOR)
+    answer = upload(client, article_id, image_bytes(size=(1000, 500))).get_json()
+    name = answer["url"].removeprefix("/media/")
+    digest = name.split(".")[0]
+    assert _objects(s3_app) == {
+        f"media/{name}": "image/png",
+        f"media/{digest}-480.webp": "image/webp",
+        f"media/{digest}-960.webp": "image/webp",
+        f"media/{digest}-1000.webp": "image/webp",
+    }
+    # No file was written locally: every server reads the bucket.
+    assert not (Path(s3_app.instance_path) / "media").exists()
+
+    served = s3_app.test_client().get(answer["url"])
+    assert served.status_code == 200 and served.mimetype == "image/png"
+    assert served.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert served.data.startswith(b"\x89PNG")
+
+    deleted = client.post(
+        f"/studio/media/{answer['id']}/delete", headers={"Accept": "application/json"}
+    )
+    assert deleted.status_code == 200
+    assert _objects(s3_app) == {}
+    assert s3_app.test_client().get(answer["url"]).status_code == 404
+
+
+def test_a_refused_file_leaves_the_bucket_empty(s3_app: Flask) -> None:
+    client = s3_app.test_client()
+    login(client, AUTHOR)
+    article_id = _an_article_of(s3_app, AUTHOR)
+    refused = client.post(
+        f"/studio/{article_id}/media", **multipart(b"<svg onload=alert(1)>", "x.svg")
+    )
+    assert refused.status_code == 415
+    assert _objects(s3_app) == {}
+
+
+def test_two_servers_share_one_bucket(
+    s3_app: Flask, tmp_path: Path, template_databases: dict[str, Path]
+) -> None:
+    client = s3_app.test_client()
+    login(client, AUTHOR)
+    url = upload(client, _an_article_of(s3_app, AUTHOR), image_bytes()).get_json()["url"]
+    (tmp_path / "other").mkdir()
+    other = _make_app(
+        tmp_path / "other",
+        template_databases["demo"],
+        MEDIA_S3_BUCKET=BUCKET,
+        MEDIA_S3_ENDPOINT_URL=s3_app.config["MEDIA_S3_ENDPOINT_URL"],
+        MEDIA_S3_REGION="us-east-1",
+    )
+    assert other.test_client().get(url).status_code == 200
