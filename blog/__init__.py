@@ -71,9 +71,11 @@ def create_app(
     assets.init_app(app)  # content-hashed static URLs, cached for a year
 
     with app.app_context():
+        from .database import configure_database
         from .sqlite import configure_sqlite
 
-        configure_sqlite(db.engine)
+        configure_database(db.engine)  # every database: no NUL characters in the text
+        configure_sqlite(db.engine)  # SQLite only: WAL, busy timeout, BEGIN IMMEDIATE
 
     from . import account, api, auth, cli, media_views, public, review, studio, templating
 

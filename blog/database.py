@@ -1,0 +1,45 @@
+"""What every database connection does, whichever database it is: keep NUL out of the text.
+
+PostgreSQL's text cannot hold a NUL character (U+0000) at all: binding one fails the whole
+statement, so a NUL typed into a search box, a form or an API draft would be a 500 there while
+SQLite stored it. No reader's or writer's text means a NUL (the feed already drops it), so
+every string bound to a statement loses its NULs on the way in, on every database alike: the
+same input then gives the same stored text and the same answer on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+NUL = "\x00"
+
+
+def configure_database(engine: Engine) -> None:
+    """Drop NUL characters from every string parameter the engine binds."""
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _without_nul(
+        _connection: Any,
+        _cursor: Any,
+        statement: str,
+        parameters: Any,
+        _context: Any,
+        executemany: bool,
+    ) -> tuple[str, Any]:
+        if executemany:
+            return statement, [_clean(row) for row in parameters]
+        return statement, _clean(parameters)
+
+
+def _clean(value: Any) -> Any:
+    """Return `value` with NULs removed from its strings (dicts, lists and tuples walked)."""
+    if isinstance(value, str):
+        return value.replace(NUL, "") if NUL in value else value
+    if isinstance(value, dict):
+        return {key: _clean(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_clean(item) for item in value)
+    return value
