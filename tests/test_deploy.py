@@ -12,7 +12,7 @@ from flask import Flask
 from blog.deploy import Severity, deployment_problems
 from blog.extensions import db
 
-from .conftest import AUTHOR, _make_app, login, parse
+from .conftest import AUTHOR, _make_app, login, parse, sqlite_only
 
 HSTS = "max-age=31536000; includeSubDomains"
 
@@ -228,6 +228,7 @@ def test_check_deploy_warns_about_postgres_without_tls(make_app, url, warned):
     assert any("sslmode" in p.fix for p in warnings) is warned
 
 
+@sqlite_only  # the app's database is the one the suite runs on
 def test_check_deploy_says_sqlite_is_single_machine(make_app):
     app = make_app(**SAFE)
     notes = _findings(app)[Severity.NOTE]
