@@ -45,11 +45,13 @@ _TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h2", "h3", "h4", "h5",
     "h6", "hr", "i", "input", "kbd", "label", "li", "mark", "ol", "p", "pre", "s", "section",
     "span", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul",
+    "img", "figure", "figcaption",
 }  # fmt: skip
 _ATTRIBUTES = {
     "*": {"class", "id"},
     "a": {"href", "title"},
     "abbr": {"title"},
+    "img": {"src", "alt", "title", "width", "height", "srcset", "sizes", "loading", "decoding"},
     "input": {"type", "checked", "disabled"},
     "ol": {"start"},
     "pre": {"data-lang", "tabindex"},
@@ -57,6 +59,17 @@ _ATTRIBUTES = {
     "th": {"style"},
 }
 _ALIGN_STYLE = re.compile(r"^text-align:(left|right|center)$")
+# Images: only this site's own media (the CSP allows img-src 'self' and nothing else), by path.
+MEDIA_PATH = re.compile(
+    r"^/media/(?P<hash>[0-9a-f]{64})(-[1-9][0-9]{0,4})?\.(jpg|png|webp|gif|avif)$"
+)
+IMAGE_SIZES = "(min-width: 50rem) 46rem, 100vw"  # the article column (.main-article, 48rem)
+_SRCSET_ITEM = re.compile(r"^(?P<url>\S+) [1-9][0-9]{0,4}w$")
+_IMAGE_ATTRIBUTES = {
+    "loading": {"lazy", "eager"},
+    "decoding": {"async"},
+    "sizes": {IMAGE_SIZES},
+}
 
 
 def slugify(text: str) -> str:
@@ -151,6 +164,117 @@ def _heading_anchors(state: StateCore) -> None:
         inline.children = children
 
 
+def _figures(state: StateCore) -> None:
+    """Turn a paragraph holding only an image into a <figure> with a caption.
+
+    The caption is the image's title (`![alt](url "Caption")`) or an emphasised line right
+    under it (`![alt](url)` then `*Caption*` on the next line).
+    """
+    tokens = state.tokens
+    for index in range(len(tokens) - 2):
+        opening, inline, closing = tokens[index : index + 3]
+        if opening.type != "paragraph_open" or opening.hidden or closing.type != "paragraph_close":
+            continue
+        children = [
+            c for c in inline.children or [] if not (c.type == "text" and not c.content.strip())
+        ]
+        if not children or children[0].type != "image":
+            continue
+        image = children[0]
+        if _media_path(str(image.attrGet("src") or "")) is None:
+            continue  # rendered as a link (see _render_image), not a picture
+        if len(children) == 1:
+            title = image.attrGet("title")
+            caption = [Token("text", "", 0, content=str(title))] if title else []
+        elif (
+            len(children) >= 4
+            and children[1].type in ("softbreak", "hardbreak")
+            and children[2].type == "em_open"
+            and children[-1].type == "em_close"
+            and not any(c.type == "em_close" for c in children[3:-1])
+        ):
+            caption = children[3:-1]
+        else:
+            continue
+        if caption and image.attrGet("title"):
+            del image.attrs["title"]  # the caption says it; a tooltip would repeat it
+        figure_open = Token("figure_open", "figure", 1, block=True, map=opening.map)
+        figure_close = Token("figure_close", "figure", -1, block=True)
+        tokens[index], tokens[index + 2] = figure_open, figure_close
+        inline.children = [image]
+        if caption:
+            inline.children += [
+                Token("html_inline", "", 0, content="<figcaption>"),
+                *caption,
+                Token("html_inline", "", 0, content="</figcaption>"),
+            ]
+
+
+def _media_dimensions(digest: str) -> tuple[int, int, list[int]] | None:
+    """Look an uploaded image up by its hash: width, height and WebP widths (None: unknown)."""
+    from flask import has_app_context
+
+    if not has_app_context():
+        return None
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import Media
+
+    row = db.session.execute(
+        select(Media.width, Media.height, Media.widths).where(Media.sha256 == digest)
+    ).first()
+    if row is None:
+        return None
+    return row.width, row.height, [int(w) for w in row.widths.split(",") if w]
+
+
+def _media_path(src: str) -> re.Match[str] | None:
+    """Match an image URL that is one of ours (site-relative, or on SITE_URL's host)."""
+    from urllib.parse import urlsplit
+
+    from flask import current_app, has_app_context
+
+    parts = urlsplit(src)
+    if parts.scheme or parts.netloc:
+        site = urlsplit(current_app.config.get("SITE_URL") or "") if has_app_context() else None
+        if site is None or not site.netloc or parts.netloc != site.netloc:
+            return None
+    return MEDIA_PATH.match(parts.path) if not parts.query else None
+
+
+def _render_image(self, tokens: list[Token], index: int, options: dict, env: dict) -> str:  # noqa: ANN001 - a RendererHTML
+    """Write an image of ours with its size, srcset and lazy loading; any other as a link.
+
+    Rendering happens when a text is saved or published, so the one lookup per image is cheap.
+    The first image is likely above the fold: it loads at once, the others when scrolled to.
+    """
+    token = tokens[index]
+    src = str(token.attrGet("src") or "")
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    match = _media_path(src)
+    if match is None:
+        # Another site's picture: the CSP (img-src 'self') would block it; offer the link.
+        label = alt or src
+        return f'<a href="{html.escape(src)}">{html.escape(label)}</a>'
+    path = match.group(0)
+    attrs = [f'src="{html.escape(path)}"', f'alt="{html.escape(alt)}"']
+    known = _media_dimensions(match["hash"])
+    if known is not None and path.rsplit(".", 1)[0] == f"/media/{match['hash']}":
+        width, height, widths = known
+        attrs += [f'width="{width}"', f'height="{height}"']
+        if widths:
+            srcset = ", ".join(f"/media/{match['hash']}-{w}.webp {w}w" for w in widths)
+            attrs += [f'srcset="{srcset}"', f'sizes="{IMAGE_SIZES}"']
+    first = not env.get("image_seen")
+    env["image_seen"] = True
+    attrs += ['loading="eager"' if first else 'loading="lazy"', 'decoding="async"']
+    title = token.attrGet("title")
+    if title:
+        attrs.append(f'title="{html.escape(str(title))}"')
+    return f"<img {' '.join(attrs)}>"
+
+
 @lru_cache(maxsize=1)
 def markdown_parser() -> MarkdownIt:
     """Build the one configured parser (cached: building it is not free)."""
@@ -159,6 +283,8 @@ def markdown_parser() -> MarkdownIt:
     md.use(footnote_plugin)
     md.use(tasklists_plugin, enabled=False, label=True)
     md.core.ruler.push("heading_anchors", _heading_anchors)
+    md.core.ruler.push("figures", _figures)
+    md.add_render_rule("image", _render_image)
     return md
 
 
@@ -172,6 +298,23 @@ def _attribute_filter(tag: str, name: str, value: str) -> str | None:
         return value if value == "checkbox" else None
     if name == "tabindex":
         return "0"
+    if tag == "img":
+        return _image_attribute(name, value)
+    return value
+
+
+def _image_attribute(name: str, value: str) -> str | None:
+    """Keep an image's attributes only as the renderer writes them, pointing at our media."""
+    if name == "src":
+        return value if MEDIA_PATH.match(value) else None
+    if name == "srcset":
+        items = [item.strip() for item in value.split(",")]
+        ok = all((m := _SRCSET_ITEM.match(item)) and MEDIA_PATH.match(m["url"]) for item in items)
+        return value if ok else None
+    if name in ("width", "height"):
+        return value if value.isdigit() and len(value) <= 5 else None
+    if name in _IMAGE_ATTRIBUTES:
+        return value if value in _IMAGE_ATTRIBUTES[name] else None
     return value
 
 

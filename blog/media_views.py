@@ -69,7 +69,7 @@ def init_app(app: Flask) -> None:
     """Choose the storage, serve /media/ and the studio's media routes, add the og:image helper."""
     storage.configure(app)
     app.register_blueprint(bp)
-    app.add_template_global(first_image_url)
+    app.add_template_global(first_image_key)
 
 
 # -- serving ----------------------------------------------------------------------------------
@@ -357,7 +357,7 @@ def delete(media_id: int) -> Response:
 # -- pages ------------------------------------------------------------------------------------
 
 
-def first_image_url(body_html: str) -> str | None:
-    """Return the URL of an article's first image of ours (its og:image), or None."""
-    match = re.search(r'<img[^>]*\ssrc="(/media/[0-9a-f]{64}\.[a-z]+)"', body_html or "")
+def first_image_key(body_html: str) -> str | None:
+    """Return the file name of an article's first image of ours (its og:image), or None."""
+    match = re.search(r'<img[^>]*?\ssrc="/media/([0-9a-f]{64}\.[a-z]+)"', body_html or "")
     return match.group(1) if match else None

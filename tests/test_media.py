@@ -369,3 +369,69 @@ def test_api_media_retry_with_the_same_key_replays_the_answer(
     other = client.post("/api/media", headers=headers, **multipart(image_bytes(size=(90, 90))))
     assert other.status_code == 422
     assert media_count(app) == 1
+
+
+# -- the article page ---------------------------------------------------------------------------
+
+
+def test_article_images_render_as_responsive_figures_with_captions(
+    app: Flask,
+    author_client: FlaskClient,
+    make_article,  # noqa: ANN001
+) -> None:
+    draft = make_article("Scratch", status="draft")
+    first = upload(author_client, draft, image_bytes(size=(2000, 1000))).get_json()
+    second = upload(author_client, draft, image_bytes(size=(600, 400))).get_json()
+    body = (
+        f'Intro.\n\n![Queue depth over a day]({first["url"]} "Depth at peak")\n\n'
+        f"Text between.\n\n![Latency]({second['url']})\n*p99 latency, before and after*\n\n"
+        "![Their logo](https://elsewhere.example/logo.png)\n"
+    )
+    article_id = make_article("Illustrated queues", body=body)
+    with app.app_context():
+        from blog.models import Article
+
+        slug = db.session.get(Article, article_id).slug
+    response = app.test_client().get(f"/articles/{slug}")
+    assert "img-src 'self'" in response.headers["Content-Security-Policy"]
+    page = parse(response)
+    figures = page.select("article figure, main figure")
+    assert len(figures) == 2
+    top, lower = (figure.find("img") for figure in figures)
+    assert top["src"] == first["url"] and top["alt"] == "Queue depth over a day"
+    assert (top["width"], top["height"]) == ("2000", "1000")
+    digest = first["url"].removeprefix("/media/").split(".")[0]
+    assert top["srcset"] == ", ".join(f"/media/{digest}-{w}.webp {w}w" for w in (480, 960, 1600))
+    assert top["sizes"] and top["decoding"] == "async"
+    assert top["loading"] == "eager" and lower["loading"] == "lazy"
+    assert figures[0].figcaption.get_text() == "Depth at peak"
+    assert figures[1].figcaption.get_text() == "p99 latency, before and after"
+    # Another site's picture would be blocked by the CSP: it becomes a link to it.
+    assert not page.select('img[src^="https://"]')
+    assert page.find("a", href="https://elsewhere.example/logo.png").get_text() == "Their logo"
+    og = page.find("meta", property="og:image")
+    assert og["content"] == f"http://blog.test{first['url']}"
+    # Every srcset candidate is really there.
+    for candidate in top["srcset"].split(", "):
+        assert app.test_client().get(candidate.split()[0]).status_code == 200
+
+
+def test_the_sanitiser_keeps_only_images_of_this_site() -> None:
+    from blog.content import sanitize
+
+    ours = "/media/" + "a" * 64 + ".png"
+    cleaned = sanitize(
+        f'<img src="{ours}" alt="ok" onerror="alert(1)" loading="lazy">'
+        '<img src="https://evil.example/t.gif" alt="tracker">'
+        f'<img src="{ours}" srcset="https://evil.example/x.png 480w" alt="mixed">'
+        '<img src="/static/../media/x.png" alt="odd">'
+    )
+    assert "onerror" not in cleaned and "evil.example" not in cleaned
+    assert cleaned.count(f'src="{ours}"') == 2
+    assert 'src="/static' not in cleaned
+
+
+def test_an_article_without_images_has_no_og_image(client: FlaskClient, make_article) -> None:  # noqa: ANN001
+    make_article("Words only", body="Nothing to see.")
+    page = parse(client.get("/articles/words-only"))
+    assert page.find("meta", property="og:image") is None
