@@ -209,7 +209,7 @@ def login() -> Response | str:
             start_sign_in(user, remember=bool(request.form.get("remember")))
             record("sign_in", user, f"{user.email} signed in")
             db.session.commit()
-            return redirect(next_url)
+            return redirect(next_url if request.values.get("next") else landing_page(user))
         error = "That e-mail and password do not match an active account."
         record("sign_in_failed", None, f"failed sign-in for {email[:254]}")
         db.session.commit()
@@ -228,6 +228,11 @@ def logout() -> Response:
     forget_this_browser()
     flash("You are signed out.", "info")
     return redirect(url_for("public.index"))
+
+
+def landing_page(user: User) -> str:
+    """Return where a sign-in without `next` leads: where this person works, not the home page."""
+    return url_for("review.queue") if user.is_admin else url_for("studio.index")
 
 
 def admin_required() -> None:

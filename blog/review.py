@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
+from markupsafe import Markup
 from sqlalchemy import func, or_, select
 
+from .account import reset_link
 from .api import create_token
-from .articles import ai_original, ai_share, latest_revision, latest_revisions
+from .articles import (
+    ai_original,
+    ai_share,
+    conflicting_revision,
+    draft_from,
+    latest_revision,
+    latest_revisions,
+    save_draft,
+)
 from .audit import record
 from .auth import admin_required
-from .checks import quick_flags, run_checks
+from .checks import queue_flags, quick_flags, run_checks
 from .content import render
-from .diff import diff_texts
+from .diff import changed_fields, diff_texts
 from .extensions import db
 from .htmx import render_page
 from .models import (
@@ -29,7 +53,17 @@ from .models import (
     utcnow,
 )
 from .params import MAX_PAGE, clamped_int
-from .workflow import TransitionError, allowed_actions, history, take_down, transition
+from .workflow import (
+    StaleRevision,
+    TransitionError,
+    after_edit,
+    allowed_actions,
+    edited_in_review,
+    history,
+    revision_by_number,
+    take_down,
+    transition,
+)
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 
@@ -46,22 +80,30 @@ def _admins_only() -> None:
 
 # -- the queue --------------------------------------------------------------------------------
 
+# The queue's two tabs: drafts waiting for a reviewer, and drafts waiting on their author.
+QUEUE_TABS = {"review": Status.IN_REVIEW, "author": Status.CHANGES_REQUESTED}
+
 
 @bp.get("/")
 def queue() -> Response:
-    """List drafts waiting for review, oldest submission first, filterable as you type."""
+    """List drafts waiting for review (or on their author), oldest first, filterable as you type."""
     q = request.args.get("q", "").strip()[:200]
-    submitted = (
+    tab = request.args.get("tab", "review")
+    if tab not in QUEUE_TABS:
+        tab = "review"
+    # The age counts from the move that put the draft in this tab: a submission, or a request.
+    started_by = "submit" if tab == "review" else "request_changes"
+    moved = (
         select(ReviewEvent.article_id, func.max(ReviewEvent.created_at).label("at"))
-        .where(ReviewEvent.action == "submit")
+        .where(ReviewEvent.action == started_by)
         .group_by(ReviewEvent.article_id)
         .subquery()
     )
     query = (
-        select(Article, submitted.c.at)
-        .outerjoin(submitted, submitted.c.article_id == Article.id)
-        .where(Article.status == Status.IN_REVIEW)
-        .order_by(func.coalesce(submitted.c.at, Article.updated_at), Article.id)
+        select(Article, moved.c.at)
+        .outerjoin(moved, moved.c.article_id == Article.id)
+        .where(Article.status == QUEUE_TABS[tab])
+        .order_by(func.coalesce(moved.c.at, Article.updated_at), Article.id)
     )
     if q:
         query = query.join(User, User.id == Article.author_id).where(
@@ -73,12 +115,10 @@ def queue() -> Response:
         )
     rows = db.session.execute(query.limit(200)).unique().all()
     newest = latest_revisions([article.id for article, _at in rows])  # one query, not 200
-    from .checks import queue_flags  # computed once per revision and stored: see its docstring
-
     flags = queue_flags(list(newest.values()), quick_flags)
     now = utcnow()
     items = []
-    for article, submitted_at in rows:
+    for article, since in rows:
         revision = newest.get(article.id)
         if revision is None:
             continue
@@ -86,15 +126,27 @@ def queue() -> Response:
             {
                 "article": article,
                 "revision": revision,
-                "submitted_at": submitted_at,
-                "age": _age(
-                    now - (submitted_at.replace(tzinfo=UTC) if submitted_at else article.updated_at)
-                ),
+                "submitted_at": since,
+                "age": _age(now - (since.replace(tzinfo=UTC) if since else article.updated_at)),
                 "words": len(revision.body.split()),
                 "flags": flags[revision.id],
             }
         )
-    return render_page("review/queue.html", "queue", items=items, q=q)
+    counts = dict(
+        db.session.execute(
+            select(Article.status, func.count())
+            .where(Article.status.in_(list(QUEUE_TABS.values())))
+            .group_by(Article.status)
+        ).all()
+    )
+    return render_page(
+        "review/queue.html",
+        "queue",
+        items=items,
+        q=q,
+        tab=tab,
+        counts={name: counts.get(status, 0) for name, status in QUEUE_TABS.items()},
+    )
 
 
 def _age(delta) -> str:  # noqa: ANN001 - a timedelta
@@ -111,47 +163,116 @@ def _age(delta) -> str:  # noqa: ANN001 - a timedelta
 
 
 def _article_or_404(article_id: int) -> Article:
+    """Load any article (admins may review all of them), or answer 404."""
     article = db.session.get(Article, article_id)
     if article is None:
         abort(404)
     return article
 
 
-@bp.get("/<int:article_id>")
-def draft(article_id: int) -> str:
-    """Show a draft as readers will see it, its diffs, the checks, comments and the decisions."""
-    article = _article_or_404(article_id)
+@dataclass
+class DiffChoice:
+    """One of the review page's diffs: a name for the address, a label, the older revision."""
+
+    key: str
+    label: str
+    old: Revision
+
+
+def _diff_choices(article: Article, revision: Revision) -> list[DiffChoice]:
+    """List the diffs that answer a reviewer's questions, most pressing first."""
+    choices = []
+    asked = db.session.scalar(
+        select(ReviewEvent)
+        .where(ReviewEvent.article_id == article.id, ReviewEvent.action == "request_changes")
+        .order_by(ReviewEvent.created_at.desc(), ReviewEvent.id.desc())
+        .limit(1)
+    )
+    if asked is not None and asked.revision is not None and asked.revision.id != revision.id:
+        choices.append(
+            DiffChoice(
+                "asked",
+                f"Since {'you' if asked.actor_id == current_user.id else asked.actor.name} "
+                f"asked for changes (revision {asked.revision.number})",
+                asked.revision,
+            )
+        )
+    submitted = edited_in_review(article, revision)
+    if submitted is not None:
+        choices.append(
+            DiffChoice("submitted", f"Since submitted (revision {submitted.number})", submitted)
+        )
+    if article.published_revision_id and article.published_revision_id != revision.id:
+        approved = db.session.get(Revision, article.published_revision_id)
+        if approved is not None:
+            choices.append(
+                DiffChoice(
+                    "approved",
+                    f"Since the last approved version (revision {approved.number})",
+                    approved,
+                )
+            )
+    original = ai_original(article)
+    if original is not None and original.id != revision.id:
+        choices.append(DiffChoice("original", "Since the AI's original (revision 1)", original))
+    return choices
+
+
+def _review_page(
+    article: Article,
+    *,
+    comment: str = "",
+    read: int | None = None,
+    edit_values: dict[str, str] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    """Render the review page; after a refused decision, with the reviewer's words kept.
+
+    `read` is the revision the reviewer had read when the text changed under them: the page then
+    shows the diff from it to the newest, and the form decides on the newest in one click.
+    """
     revision = latest_revision(article)
     if revision is None:
         abort(404)
-    original = ai_original(article)
-    approved = (
-        db.session.get(Revision, article.published_revision_id)
-        if (article.published_revision_id)
-        else None
-    )
+    choices = _diff_choices(article, revision)
+    wanted = request.args.get("diff", "")
+    chosen = next((c for c in choices if c.key == wanted), choices[0] if choices else None)
+    read_revision = revision_by_number(article, read) if read else None
+    submitted = edited_in_review(article, revision)
     return render_template(
         "review/draft.html",
         article=article,
         revision=revision,
-        ai_share=ai_share(article, revision) if original else None,
+        ai_share=ai_share(article, revision) if ai_original(article) else None,
         rendered=render(revision.body),
-        original=original,
-        original_diff=diff_texts(original.body, revision.body) if original else None,
-        approved=approved,
-        approved_diff=diff_texts(approved.body, revision.body)
-        if approved and approved.id != revision.id
-        else None,
+        choices=choices,
+        chosen=chosen,
+        chosen_diff=diff_texts(chosen.old.body, revision.body) if chosen else None,
+        chosen_fields=changed_fields(chosen.old, revision) if chosen else [],
+        read_revision=read_revision if read_revision and read_revision.id != revision.id else None,
+        read_diff=diff_texts(read_revision.body, revision.body) if read_revision else None,
+        read_fields=changed_fields(read_revision, revision) if read_revision else [],
+        edited_after=submitted,
         checks=run_checks(revision, article.id),
         events=history(article),
-        actions=allowed_actions(current_user, article),
+        actions=[a for a in allowed_actions(current_user, article) if a in DECISIONS],
+        comment=comment,
+        edit_values=edit_values or _edit_values(revision),
+        editing_session=secrets.token_hex(8),
         now=utcnow(),
-    )
+        age=lambda at: _age(utcnow() - at),
+    ), status
+
+
+@bp.get("/<int:article_id>")
+def draft(article_id: int) -> tuple[str, int]:
+    """Show a draft: checks and decision first, then the diffs, then the text as readers see it."""
+    return _review_page(_article_or_404(article_id))
 
 
 @bp.post("/<int:article_id>/decide")
-def decide(article_id: int) -> Response:
-    """Record a decision (or a comment); when another admin decided first, say so."""
+def decide(article_id: int) -> Response | tuple[str, int]:
+    """Record a decision (or a comment); when it cannot be made, keep every word typed."""
     article = _article_or_404(article_id)
     action = request.form.get("action", "")
     comment = request.form.get("comment", "")[:10_000]
@@ -176,13 +297,18 @@ def decide(article_id: int) -> Response:
         return back
     if action not in DECISIONS:
         flash("Choose one of the decisions.", "error")
-        return back
-    publish_at = None
+        return _review_page(article, comment=comment, status=422)
+    publish_at, zone = None, None
     if action == "schedule":
-        publish_at = _parse_publish_at(request.form.get("publish_at", ""))
+        publish_at, zone = _parse_publish_at(
+            request.form.get("publish_at", ""), request.form.get("timezone", "UTC")
+        )
         if publish_at is None:
-            flash("Give the date and time to publish at, e.g. 2026-12-01 09:00 (UTC).", "error")
-            return back
+            flash(
+                "Give the date and time to publish at (e.g. 2026-12-01 09:00) and a known zone.",
+                "error",
+            )
+            return _review_page(article, comment=comment, status=422)
     try:
         transition(
             article,
@@ -193,26 +319,116 @@ def decide(article_id: int) -> Response:
             expected_version=_form_number("version"),
             revision_number=_form_number("revision"),
         )
-    except TransitionError as error:
+    except StaleRevision as error:
+        db.session.rollback()
         flash(str(error), "error")
-        return back
+        return _review_page(article, comment=comment, read=error.read, status=409)
+    except TransitionError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        status = 409 if str(error).startswith("Not done") else 422
+        return _review_page(article, comment=comment, status=status)
     db.session.commit()
-    messages = {
-        "approve": "Approved and published.",
-        "schedule": f"Approved; it will be published on {publish_at:%d %b %Y at %H:%M} UTC."
-        if publish_at
-        else "",
+    flash(_decision_message(article, action, publish_at, zone), "info")
+    return redirect(url_for("review.queue"))
+
+
+def _decision_message(
+    article: Article, action: str, publish_at: datetime | None, zone: ZoneInfo | None
+) -> str | Markup:
+    """Say what the decision did; an approval links to the live article."""
+    if action == "approve":
+        return Markup('Approved and published. <a href="{}">Read “{}” on the site</a>.').format(
+            url_for("public.article", slug=article.slug), article.title
+        )
+    if action == "schedule" and publish_at and zone:
+        local = publish_at.astimezone(zone)
+        return (
+            f"Approved; it will be published on {local:%d %b %Y at %H:%M} ({zone.key}), "
+            f"{publish_at:%d %b %Y %H:%M} UTC."
+        )
+    return {
         "request_changes": "Changes requested; the author sees your comment in the studio.",
         "reject": "Rejected.",
-    }
-    flash(messages[action], "info")
-    return redirect(url_for("review.queue"))
+    }.get(action, "Done.")
 
 
 def _form_number(name: str) -> int | None:
     """Read a hidden number the review page sent back (None when missing or not a number)."""
     value = request.form.get(name, "")
     return int(value) if value.isdigit() and len(value) < 12 else None
+
+
+# -- editing in place -------------------------------------------------------------------------
+
+
+def _edit_values(revision: Revision) -> dict[str, str]:
+    """Return the fields the review page's editor shows, from a revision."""
+    return {
+        "title": revision.title,
+        "summary": revision.summary,
+        "body": revision.body,
+        "base_revision": str(revision.number),
+    }
+
+
+@bp.post("/<int:article_id>/edit")
+def edit(article_id: int) -> Response | tuple[str, int]:
+    """Save an admin's fix as a new revision (theirs), and approve it at once if asked."""
+    article = _article_or_404(article_id)
+    form = request.form
+    current = latest_revision(article)
+    if current is None:
+        abort(404)
+    values = {
+        "title": form.get("title", "").strip(),
+        "summary": form.get("summary", "").strip(),
+        "body": form.get("body", "").replace("\r\n", "\n"),
+        "base_revision": form.get("base_revision", ""),
+    }
+    draft_text = draft_from(current)
+    draft_text.title, draft_text.summary, draft_text.body = (
+        values["title"],
+        values["summary"],
+        values["body"],
+    )
+    problems = draft_text.problems()
+    if problems:
+        flash("Not saved: " + " ".join(problems.values()), "error")
+        return _review_page(article, edit_values=values, status=422)
+    base = _form_number("base_revision") or 0
+    session_key = form.get("editing_session", "")[:64] or secrets.token_hex(8)
+    newer = conflicting_revision(article, base, session_key)
+    if newer is not None:
+        db.session.rollback()
+        flash(
+            f"Not saved: {newer.created_by.name} saved revision {newer.number} while you edited. "
+            "Your text is kept below; the page now shows theirs.",
+            "error",
+        )
+        values["base_revision"] = str(newer.number)
+        return _review_page(article, edit_values=values, read=base or None, status=409)
+    saved = save_draft(
+        article, draft_text, current_user, editing_session=session_key, autosave=False
+    )
+    if saved:
+        after_edit(article)
+    db.session.commit()
+    if form.get("action") != "approve":
+        flash("Saved as a new revision; decide on it below." if saved else "No changes.", "info")
+        return redirect(url_for("review.draft", article_id=article.id))
+    newest = latest_revision(article)
+    try:
+        transition(
+            article, "approve", current_user, revision_number=newest.number if newest else None
+        )
+    except TransitionError as error:
+        db.session.rollback()
+        flash(("Saved, but " + str(error)) if saved else str(error), "error")
+        return redirect(url_for("review.draft", article_id=article.id))
+    db.session.commit()
+    flash(_decision_message(article, "approve", None, None), "info")
+    return redirect(url_for("review.queue"))
 
 
 @bp.post("/<int:article_id>/take-down", endpoint="take_down")
@@ -229,13 +445,19 @@ def unpublish(article_id: int) -> Response:
     return redirect(url_for("review.draft", article_id=article.id))
 
 
-def _parse_publish_at(value: str) -> datetime | None:
-    """Read a datetime-local value (or "YYYY-MM-DD HH:MM") as UTC."""
+def _parse_publish_at(value: str, zone_name: str) -> tuple[datetime | None, ZoneInfo]:
+    """Read a datetime-local value (or "YYYY-MM-DD HH:MM") in the admin's zone; return it in UTC."""
+    try:
+        zone = ZoneInfo(zone_name.strip() or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return None, ZoneInfo("UTC")
     try:
         parsed = datetime.fromisoformat(value.strip().replace(" ", "T"))
     except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return None, zone
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC), zone
 
 
 # -- users, tokens, audit log -----------------------------------------------------------------
@@ -243,36 +465,54 @@ def _parse_publish_at(value: str) -> datetime | None:
 
 @bp.route("/users", methods=["GET", "POST"])
 def users() -> Response | str:
-    """List accounts; create one, change a role, deactivate or reactivate."""
+    """List accounts; invite one (a one-time link), change a role, deactivate or reactivate."""
     if request.method == "POST":
         return _change_user()
+    return _users_page()
+
+
+def _users_page(invited: User | None = None, invite_link: str | None = None) -> Response:
+    """Render the accounts page; a new invitation's link is shown once, never stored or cached."""
     listed = db.session.scalars(select(User).order_by(User.name)).all()
-    return render_template("review/users.html", users=listed, roles=[r.value for r in Role])
+    response = make_response(
+        render_template(
+            "review/users.html",
+            users=listed,
+            roles=[r.value for r in Role],
+            invited=invited,
+            invite_link=invite_link,
+        )
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _change_user() -> Response:
+    """Apply one change from the accounts page: an invitation, a role, (de)activation."""
     form = request.form
     back = redirect(url_for("review.users"))
     if form.get("op") == "create":
         email = form.get("email", "").strip().lower()
         name = form.get("name", "").strip()
-        password = form.get("password", "")
         role = form.get("role", Role.AUTHOR)
-        if "@" not in email or not name or len(password) < 8 or role not in set(Role):
-            flash(
-                "Give an e-mail, a name, a role and a password of at least 8 characters.", "error"
-            )
+        if "@" not in email or not name or role not in set(Role):
+            flash("Give an e-mail, a name and a role.", "error")
             return back
         if db.session.scalar(select(User).filter_by(email=email)):
             flash(f"{email} already has an account.", "error")
             return back
+        # Nobody types a password for someone else: the account starts with a random one nobody
+        # knows, and the person chooses their own through a reset link (blog/account.py).
         user = User(email=email, name=name, role=role)
-        user.set_password(password)
+        user.set_password(secrets.token_urlsafe(32))
         db.session.add(user)
-        record("user_created", current_user, f"{email} created as {role}")
+        record("user_created", current_user, f"{email} invited as {role}")
         db.session.commit()
+        link, _absolute = reset_link(user)
+        if not _absolute:
+            link = request.host_url.rstrip("/") + link
         flash(f"Created {role} {email}.", "info")
-        return back
+        return _users_page(invited=user, invite_link=link)
     user = db.session.get(User, form.get("user_id", type=int) or 0)
     if user is None:
         abort(404)
@@ -343,9 +583,32 @@ def audit() -> str:
     actions = db.session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action))
     return render_template(
         "review/audit.html",
+        articles=_audit_articles(entries[:AUDIT_PAGE]),
         entries=entries[:AUDIT_PAGE],
         page=page,
         more=len(entries) > AUDIT_PAGE,
         action=action,
         actions=list(actions),
     )
+
+
+# Decisions and comments name their article by slug (workflow.transition, take_down, decide).
+_AUDIT_SLUG = re.compile(r"^(?:[A-Z][^:]*: |commented on )([a-z0-9][a-z0-9-]*)")
+
+
+def _audit_articles(entries: list[AuditEntry]) -> dict[int, Article]:
+    """Map audit entries about an article to it (one query), so each row links to its title."""
+    slugs = {}
+    for entry in entries:
+        found = _AUDIT_SLUG.match(entry.detail or "")
+        if found:
+            slugs[entry.id] = found.group(1)
+    if not slugs:
+        return {}
+    by_slug = {
+        article.slug: article
+        for article in db.session.scalars(
+            select(Article).where(Article.slug.in_(set(slugs.values())))
+        ).unique()
+    }
+    return {entry_id: by_slug[slug] for entry_id, slug in slugs.items() if slug in by_slug}

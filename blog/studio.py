@@ -439,3 +439,31 @@ def restore(article_id: int, number: int) -> Response:
     db.session.commit()
     flash(f"Revision {number} restored as a new revision.", "info")
     return redirect(url_for("studio.edit", article_id=article.id))
+
+
+# -- the checks panel -------------------------------------------------------------------------
+
+
+@bp.get("/<int:article_id>/checks")
+def checks(article_id: int) -> Response:
+    """Run the review checks on the newest saved revision (htmx fragment for the editor's panel).
+
+    The same checks the reviewer sees, so an author finds a dead link before submitting; with
+    the article in review it also says what the next save does (workflow.review_notice).
+    """
+    from .checks import run_checks
+    from .workflow import review_notice
+
+    article = _article_or_404(article_id)
+    revision = latest_revision(article)
+    if revision is None:
+        abort(404)
+    html = render_template(
+        "review/_checks.html",
+        checks=run_checks(revision, article.id),
+        notice=review_notice(article),
+        checked_revision=revision,
+    )
+    response = make_response(html)
+    response.headers["Cache-Control"] = "no-store"
+    return response

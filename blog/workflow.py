@@ -12,6 +12,15 @@ Submitting seals the revision (articles.seal): from then on its text never chang
 is always about the text the reviewer read, and each decision records that text's digest. An
 approval names the revision the reviewer saw; if a newer one was saved since, it is refused.
 
+Authors may keep editing while their article is in review (Ghost and WordPress lock the post or
+warn; we warn both sides instead of locking). A lock would leave the author unable to fix the typo
+they spot a minute after submitting, for as long as nobody reviews, and an admin fixing the draft
+in place would need to take the lock from them. Instead nobody can decide on text they have not
+read: the review page names the revision it shows, a decision on an older one is refused
+(StaleRevision) and the review page comes back with the reviewer's comment kept and the diff since
+the revision they read; the review page says when the author saved after submitting
+(`edited_in_review`), and the editor says who is reviewing which revision (`review_notice`).
+
 An admin can take a published article down (with a reason): it leaves the site, its URL answers
 410, and it comes back only through review (submit, then approve).
 
@@ -65,6 +74,15 @@ ACTION_LABELS = {
 
 class TransitionError(Exception):
     """A move that is not allowed now; the message says why, for the person who tried."""
+
+
+class StaleRevision(TransitionError):
+    """A decision on a revision older than the newest: the text changed since it was read."""
+
+    def __init__(self, message: str, read: int, newest: Revision) -> None:
+        super().__init__(message)
+        self.read = read
+        self.newest = newest
 
 
 @dataclass
@@ -130,9 +148,11 @@ def transition(
     if action == "submit" and not revision.body.strip():
         raise TransitionError("Write the article before submitting it.")
     if revision_number is not None and revision.number != revision_number:
-        raise TransitionError(
+        raise StaleRevision(
             f"Not done: the text changed since you opened it (revision {revision_number}); "
-            f"{revision.created_by.name} saved revision {revision.number}. Read it, then decide."
+            f"{revision.created_by.name} saved revision {revision.number}. Read it, then decide.",
+            revision_number,
+            revision,
         )
 
     # The conditional update is the lock: only one request can move the article out of `sources`.
@@ -178,6 +198,13 @@ def _lost_race_message(article: Article, action: str) -> str:
         .limit(1)
     )
     state = article.status.replace("_", " ")
+    if last is not None and last.action in ("submit", "withdraw"):
+        # Not a decision: the author moved it (withdrew, resubmitted) after the page was opened.
+        when = last.created_at.strftime("%H:%M:%S UTC")
+        return (
+            f"Not done: {last.actor.name} {ACTION_LABELS[last.action].lower()} at {when}, "
+            f"after you opened the page. The article is now {state}: read it again, then decide."
+        )
     if last is not None:
         when = last.created_at.strftime("%H:%M:%S UTC")
         return (
@@ -314,4 +341,44 @@ def revision_by_number(article: Article, number: int) -> Revision | None:
     """Return one revision of an article by its number."""
     return db.session.scalar(
         select(Revision).where(Revision.article_id == article.id, Revision.number == number)
+    )
+
+
+def submitted_revision(article: Article) -> Revision | None:
+    """Return the revision the author last submitted (what the reviewer was asked to read)."""
+    return db.session.scalar(
+        select(Revision)
+        .join(ReviewEvent, ReviewEvent.revision_id == Revision.id)
+        .where(ReviewEvent.article_id == article.id, ReviewEvent.action == "submit")
+        .order_by(ReviewEvent.created_at.desc(), ReviewEvent.id.desc())
+        .limit(1)
+    )
+
+
+def edited_in_review(article: Article, newest: Revision | None) -> Revision | None:
+    """Return the submitted revision when someone saved a newer one while in review, else None."""
+    if article.status != Status.IN_REVIEW or newest is None:
+        return None
+    submitted = submitted_revision(article)
+    if submitted is None or submitted.number >= newest.number:
+        return None
+    return submitted
+
+
+def review_notice(article: Article) -> str | None:
+    """Tell the editor's user that the article is in review and what their edits will do."""
+    if article.status != Status.IN_REVIEW:
+        return None
+    newest = latest_revision(article)
+    submitted = submitted_revision(article)
+    if newest is None or submitted is None:
+        return None
+    if newest.number == submitted.number:
+        return (
+            f"In review: revision {submitted.number} is waiting for a reviewer. Your next save "
+            f"makes revision {newest.number + 1}; the reviewer is told and shown what changed."
+        )
+    return (
+        f"In review: revision {submitted.number} was submitted; revision {newest.number} has been "
+        "saved since. The reviewer is told and shown what changed, and decides on the newest text."
     )

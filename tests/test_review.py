@@ -9,8 +9,9 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import select
 
+from blog.articles import latest_revision
 from blog.extensions import db
-from blog.models import Article, AuditEntry, ReviewEvent, Status, User
+from blog.models import Article, AuditEntry, ReviewEvent, Revision, Status, User
 from blog.workflow import TRANSITIONS, TransitionError, transition
 
 from .conftest import ADMIN, AUTHOR, login, parse
@@ -317,7 +318,7 @@ def test_schedule_from_the_review_page(app, admin_client, draft_id):
         data={"action": "schedule", "publish_at": "soon"},
         follow_redirects=True,
     )
-    assert bad.status_code == 200
+    assert bad.status_code == 422
 
 
 def test_users_admin(app, admin_client, author_client):
@@ -411,3 +412,294 @@ def test_only_the_workflow_sets_an_articles_status():
                 if sets_status and "Status." in ast.unparse(node.value):
                     offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+# -- the review loop (issue 11) ----------------------------------------------------------------
+
+
+FIRST_BODY = "\n\n".join(f"Paragraph {i}: " + "first words " * 15 for i in range(20))
+
+
+def _in_review(app, make_article, title: str = "Loop me", body: str = FIRST_BODY) -> int:
+    """Make an article the author submitted (revision 1, sealed, in review)."""
+    article_id = make_article(title, body=body, status=Status.DRAFT, tags=["python"])
+    with app.app_context():
+        author = db.session.scalar(select(User).filter_by(email=AUTHOR))
+        transition(db.session.get(Article, article_id), "submit", author)
+        db.session.commit()
+    return article_id
+
+
+def _author_saves(author_client, article_id: int, body: str) -> None:
+    """Save the editor's form as the author does, with a new body."""
+    edit = parse(author_client.get(f"/studio/{article_id}/edit"))
+    fields = {
+        el["name"]: el.get("value", el.get_text())
+        for el in edit.select("#editor-form input[name], #editor-form textarea[name]")
+        if el.get("type") != "checkbox"
+    }
+    fields["body"] = body
+    assert author_client.post(f"/studio/{article_id}/edit", data=fields).status_code == 302
+
+
+def test_a_comment_survives_an_edit_made_while_the_reviewer_read(
+    app, admin_client, author_client, make_article
+):
+    article_id = _in_review(app, make_article)
+    page = parse(admin_client.get(f"/review/{article_id}"))
+    read = page.select_one(".decision-form input[name=revision]")["value"]
+    _author_saves(author_client, article_id, "Second words, rewritten while in review. " * 40)
+    long_comment = "Please cite the benchmark and explain the second table. " * 20
+    refused = admin_client.post(
+        f"/review/{article_id}/decide",
+        data={"action": "request_changes", "comment": long_comment, "revision": read},
+    )
+    assert refused.status_code == 409
+    soup = parse(refused)
+    assert soup.select_one(".decision-form textarea[name=comment]").get_text() == long_comment
+    notice = soup.select_one("#changed-under-you")
+    assert "You read revision 1" in notice.get_text()
+    assert "rewritten while in review" in notice.select_one("table.diff").get_text()
+    assert "the text changed since you opened it" in soup.select_one(".flash-error").get_text()
+    newest = soup.select_one(".decision-form input[name=revision]")["value"]
+    assert newest == "2"
+    # One click decides on the new text, with the comment as typed.
+    decided = admin_client.post(
+        f"/review/{article_id}/decide",
+        data={
+            "action": "request_changes",
+            "comment": long_comment,
+            "revision": newest,
+            "version": soup.select_one(".decision-form input[name=version]")["value"],
+        },
+    )
+    assert decided.status_code == 302
+    with app.app_context():
+        assert db.session.get(Article, article_id).status == Status.CHANGES_REQUESTED
+        event = db.session.scalars(select(ReviewEvent).filter_by(article_id=article_id)).all()[-1]
+        assert (event.action, event.comment, event.revision.number) == (
+            "request_changes",
+            long_comment.strip(),
+            2,
+        )
+
+
+def test_a_refused_decision_keeps_the_comment_whatever_the_reason(app, admin_client, make_article):
+    article_id = _in_review(app, make_article)
+    response = admin_client.post(
+        f"/review/{article_id}/decide",
+        data={"action": "schedule", "publish_at": "soon", "comment": "Keep me."},
+    )
+    assert response.status_code == 422
+    assert parse(response).select_one("#comment").get_text() == "Keep me."
+
+
+def test_both_sides_see_edits_made_in_review(app, admin_client, author_client, make_article):
+    article_id = _in_review(app, make_article)
+    panel = parse(author_client.get(f"/studio/{article_id}/checks"))
+    assert "In review: revision 1 is waiting" in panel.select_one(".review-notice").get_text()
+    _author_saves(author_client, article_id, "Edited after submitting. " * 60)
+    panel = parse(author_client.get(f"/studio/{article_id}/checks"))
+    assert "revision 2 has been saved since" in panel.select_one(".review-notice").get_text()
+    review = parse(admin_client.get(f"/review/{article_id}"))
+    notice = review.select_one(".edited-notice").get_text(" ", strip=True)
+    assert (
+        "Maya" in notice
+        and "newer revision (2)" in notice
+        and "after submitting revision 1" in notice
+    )
+    current = review.select_one(".diff-tabs [aria-current]")
+    assert current.get_text().startswith("Since submitted (revision 1)")
+
+
+def test_the_studio_checks_panel_is_the_reviewers_checks(
+    app, author_client, admin_client, make_article, make_user
+):
+    body = "See [this](/articles/no-such-slug).\n\n```python\ndef (:\n```\n"
+    article_id = make_article("Dead link", body=body, status=Status.DRAFT)
+    response = author_client.get(f"/studio/{article_id}/checks")
+    assert response.status_code == 200 and "<html" not in response.get_data(as_text=True)
+    checks = {li.strong.get_text(): li for li in parse(response).select(".checklist > li")}
+    assert "/articles/no-such-slug would be a 404" in checks["Links into this site"].get_text()
+    assert "check-warn" in checks["Code blocks"]["class"]
+    assert parse(response).select_one(".review-notice") is None  # a draft: no review notice
+    make_user("other@example.com", "Other Author")
+    other = app.test_client()
+    login(other, "other@example.com")
+    assert other.get(f"/studio/{article_id}/checks").status_code == 404
+
+
+def test_the_decision_form_shows_only_review_decisions(app, admin_client, make_article):
+    draft_id = make_article("Just a draft", status=Status.DRAFT)
+    page = parse(admin_client.get(f"/review/{draft_id}"))
+    assert page.select_one(".decision-form") is None
+    assert "not waiting for a decision" in page.select_one(".review-side").get_text()
+    waiting = parse(admin_client.get(f"/review/{_in_review(app, make_article)}"))
+    buttons = [b.get_text() for b in waiting.select(".decision-form button")]
+    assert buttons == ["Approve", "Request changes", "Reject", "Approve and schedule"]
+
+
+def test_an_admin_fixes_and_approves_in_place(app, admin_client, make_article, client):
+    article_id = _in_review(app, make_article, body="A typo: teh cache. " * 100)
+    page = parse(admin_client.get(f"/review/{article_id}"))
+    form = page.select_one("#edit-in-place form")
+    fields = {el["name"]: el.get("value", el.get_text()) for el in form.select("[name]")}
+    fields.update(body=fields["body"].replace("teh", "the"), action="approve")
+    response = admin_client.post(form["action"], data=fields)
+    assert response.status_code == 302 and response.headers["Location"] == "/review/"
+    with app.app_context():
+        article = db.session.get(Article, article_id)
+        assert article.status == Status.PUBLISHED
+        published = db.session.get(Revision, article.published_revision_id)
+        assert (published.number, published.created_by.email) == (2, ADMIN)
+        assert "teh" not in client.get(f"/articles/{article.slug}").get_data(as_text=True)
+
+
+def test_an_edit_in_place_over_a_newer_save_keeps_the_admins_text(
+    app, admin_client, author_client, make_article
+):
+    article_id = _in_review(app, make_article)
+    page = parse(admin_client.get(f"/review/{article_id}"))
+    form = page.select_one("#edit-in-place form")
+    fields = {el["name"]: el.get("value", el.get_text()) for el in form.select("[name]")}
+    _author_saves(author_client, article_id, "The author's own rewrite. " * 50)
+    fields.update(body="The admin's careful fix. " * 50, action="save")
+    response = admin_client.post(form["action"], data=fields)
+    assert response.status_code == 409
+    soup = parse(response)
+    assert soup.select_one("#edit-in-place")["open"] is not None
+    assert "The admin's careful fix." in soup.select_one("#edit-body").get_text()
+    assert soup.select_one("#edit-in-place input[name=base_revision]")["value"] == "2"
+    with app.app_context():
+        assert "careful fix" not in latest_revision(db.session.get(Article, article_id)).body
+
+
+def test_a_re_review_opens_on_the_changes_since_the_request(
+    app, admin_client, author_client, make_article
+):
+    article_id = _in_review(app, make_article)
+    admin_client.post(
+        f"/review/{article_id}/decide",
+        data={"action": "request_changes", "comment": "Add a conclusion.", "revision": "1"},
+    )
+    _author_saves(author_client, article_id, FIRST_BODY + "\n\nIn conclusion, cache.")
+    assert author_client.post(f"/studio/{article_id}/submit").status_code == 302
+    page = parse(admin_client.get(f"/review/{article_id}"))
+    diffs = page.select_one("#diffs")
+    # The diffs come before the text as readers see it, and the first answers the re-review.
+    assert page.select("#diffs, #as-readers")[0]["id"] == "diffs"
+    assert (
+        diffs.select_one("[aria-current]")
+        .get_text()
+        .startswith("Since you asked for changes (revision 1)")
+    )
+    assert "In conclusion, cache." in diffs.select_one("table.diff").get_text()
+    assert diffs.select_one(".diff-skip") is not None  # unchanged lines folded
+
+
+def test_the_queue_flags_every_failing_check_and_has_an_author_tab(app, admin_client, make_article):
+    body = "Read [the old post](/articles/gone-for-good) first. " * 200
+    flagged = _in_review(app, make_article, "Dead link only", body=body)
+    waiting = _in_review(app, make_article, "Waiting on Maya")
+    admin_client.post(
+        f"/review/{waiting}/decide",
+        data={"action": "request_changes", "comment": "More detail.", "revision": "1"},
+    )
+    rows = parse(admin_client.get("/review/")).select("#queue tbody tr")
+    row = next(r for r in rows if "Dead link only" in r.get_text())
+    flags = [b.get_text() for b in row.select(".queue-flags .badge")]
+    assert flags == ["Links into this site"]
+    assert all("Waiting on Maya" not in r.get_text() for r in rows)
+    author_tab = parse(admin_client.get("/review/?tab=author"))
+    assert (
+        author_tab.select_one(".queue-tabs [aria-current]")
+        .get_text()
+        .startswith("Waiting on the author")
+    )
+    rows = author_tab.select("#queue tbody tr")
+    assert [r.select_one("a").get_text() for r in rows] == ["Waiting on Maya"]
+    assert rows[0].select("td")[3].get_text() == "0 min"
+    assert flagged != waiting
+
+
+def test_old_stored_flags_are_computed_again(app, admin_client, make_article):
+    body = "Read [the old post](/articles/gone-for-good) first. " * 200
+    article_id = _in_review(app, make_article, "Stale flags", body=body)
+    with app.app_context():
+        revision = latest_revision(db.session.get(Article, article_id))
+        revision.check_flags = "[]"  # what the first queue stored: code and metadata only
+        db.session.commit()
+    row = parse(admin_client.get("/review/")).select_one("#queue tbody tr")
+    assert "Links into this site" in row.get_text()
+
+
+def test_schedule_in_the_admins_time_zone(app, admin_client, make_article):
+    article_id = _in_review(app, make_article)
+    response = admin_client.post(
+        f"/review/{article_id}/decide",
+        data={"action": "schedule", "publish_at": "2031-06-01T09:00", "timezone": "Europe/Paris"},
+        follow_redirects=True,
+    )
+    assert (
+        "09:00 (Europe/Paris), 01 Jun 2031 07:00 UTC"
+        in parse(response).select_one(".flash").get_text()
+    )
+    with app.app_context():
+        published_at = db.session.get(Article, article_id).published_at
+        assert published_at == datetime(2031, 6, 1, 7, tzinfo=UTC)
+    other = _in_review(app, make_article, "Other")
+    refused = admin_client.post(
+        f"/review/{other}/decide",
+        data={"action": "schedule", "publish_at": "2031-06-01T09:00", "timezone": "Mars/Olympus"},
+    )
+    assert refused.status_code == 422
+
+
+def test_approval_links_to_the_live_article(app, admin_client, make_article):
+    article_id = _in_review(app, make_article, "Live soon")
+    response = admin_client.post(
+        f"/review/{article_id}/decide", data={"action": "approve"}, follow_redirects=True
+    )
+    link = parse(response).select_one(".flash a")
+    with app.app_context():
+        slug = db.session.get(Article, article_id).slug
+    assert link["href"] == f"/articles/{slug}" and "Live soon" in link.get_text()
+
+
+def test_approve_and_revoke_ask_first(app, admin_client, make_article, runner):
+    page = parse(admin_client.get(f"/review/{_in_review(app, make_article)}"))
+    approve = page.select_one(".decision-form button[value=approve]")
+    assert "now?" in approve["data-confirm"] and page.select_one("dialog#confirm-dialog")
+    assert page.select_one("script[src*='js/review.js']") is not None
+    runner.invoke(args=["token", "create", AUTHOR])
+    tokens = parse(admin_client.get("/review/tokens"))
+    assert "stop working at once" in tokens.select_one("button.button-danger")["data-confirm"]
+
+
+def test_inviting_a_person_gives_a_one_time_link(app, admin_client):
+    response = admin_client.post(
+        "/review/users",
+        data={"op": "create", "email": "new@example.com", "name": "New Person", "role": "author"},
+    )
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    link = parse(response).select_one("#invite-link")["value"]
+    path = link.split("//", 1)[1].split("/", 1)[1]
+    newcomer = app.test_client()
+    chosen = {"new_password": "chosen by me", "new_password_again": "chosen by me"}
+    assert newcomer.post(f"/{path}", data=chosen).status_code == 302
+    assert login(newcomer, "new@example.com", "chosen by me").status_code == 302
+    assert newcomer.post(f"/{path}", data=chosen).status_code == 410  # once only
+
+
+def test_audit_rows_link_to_the_article(app, admin_client, make_article):
+    article_id = _in_review(app, make_article, "Audited article")
+    admin_client.post(f"/review/{article_id}/decide", data={"action": "approve"})
+    audit = parse(admin_client.get("/review/audit?action=approve"))
+    link = audit.select_one("tbody a")
+    assert link.get_text() == "Audited article" and link["href"] == f"/review/{article_id}"
+
+
+def test_after_signing_in_people_land_where_they_work(app):
+    author, admin = app.test_client(), app.test_client()
+    assert login(author, AUTHOR).headers["Location"] == "/studio/"
+    assert login(admin, ADMIN).headers["Location"] == "/review/"
