@@ -87,7 +87,7 @@ def scenarios(app: Flask) -> list[Scenario]:
         tag = db.session.execute(
             text(
                 "SELECT tags.slug FROM article_tags JOIN tags ON tags.id = tag_id "
-                "GROUP BY tag_id ORDER BY count(*) DESC, tag_id LIMIT 1"
+                "GROUP BY tags.id, tags.slug ORDER BY count(*) DESC, tags.id LIMIT 1"
             )
         ).scalar_one()
     common, rare = corpus.COMMON_WORD, corpus.vocabulary().rare_word

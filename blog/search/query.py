@@ -148,7 +148,14 @@ def find_articles(filters: Filters, now: datetime | None = None) -> Results:
     else:
         matching, matching_in_category = base, in_category
 
-    total, capped = _count(matching_in_category)
+    broad = terms is not None or filters.tag is not None
+    counts, exact, counted = _category_counts(matching, capped=broad)
+    if filters.category is None and broad and CATEGORY_COUNT_CAP >= COUNT_CAP:
+        # The chips counted these very rows (up to CATEGORY_COUNT_CAP): a text query's match,
+        # often a prefix FTS5 must expand, then runs once less.
+        total, capped = min(counted, COUNT_CAP), counted > COUNT_CAP
+    else:
+        total, capped = _count(matching_in_category)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(filters.page, pages)
     offset = (page - 1) * PAGE_SIZE
@@ -158,7 +165,6 @@ def find_articles(filters: Filters, now: datetime | None = None) -> Results:
         hits = [Hit(article) for article in articles]
     else:
         hits = _page_of_hits(in_category, terms, offset, tiered=capped)
-    counts, exact = _category_counts(matching, capped=terms is not None or filters.tag is not None)
     if not exact:
         counts = {}  # the chips show no number rather than a wrong one
     return Results(
@@ -172,8 +178,8 @@ def _count(query: Select) -> tuple[int, bool]:
     return min(total, COUNT_CAP), total > COUNT_CAP
 
 
-def _category_counts(query: Select, capped: bool) -> tuple[dict[int, int], bool]:
-    """Count matches per category; say whether the counts are exact.
+def _category_counts(query: Select, capped: bool) -> tuple[dict[int, int], bool, int]:
+    """Count matches per category; say whether they are exact, and how many rows were counted.
 
     Without a text query this is an index-only scan (about 25 ms at 100,000 articles). Counting
     every match of a broad text query is not worth its cost, so those stop at CATEGORY_COUNT_CAP.
@@ -186,7 +192,8 @@ def _category_counts(query: Select, capped: bool) -> tuple[dict[int, int], bool]
         select(sub.c.category_id, func.count()).group_by(sub.c.category_id)
     ).all()
     counts = {category_id: count for category_id, count in rows if category_id is not None}
-    return counts, not capped or sum(count for _id, count in rows) <= CATEGORY_COUNT_CAP
+    counted = sum(count for _id, count in rows)
+    return counts, not capped or counted <= CATEGORY_COUNT_CAP, counted
 
 
 def _page_of_hits(query: Select, terms: Terms, offset: int, tiered: bool) -> list[Hit]:

@@ -231,25 +231,25 @@ class SqliteIndex:
         """Run highlight() and snippet() for the shown articles only (they re-read the text)."""
         if not article_ids:
             return {}
+        revisions = dict(
+            db.session.execute(
+                select(entries.c.revision_id, entries.c.article_id).where(
+                    entries.c.article_id.in_(article_ids)
+                )
+            ).all()
+        )
+        # A list of rowids FTS5 can seek to: a subquery here made it walk every match (0.7 s).
         rows = db.session.execute(
             select(
-                entries.c.article_id,
+                fts.c.rowid,
                 func.highlight(_fts, 0, MARK_OPEN, MARK_CLOSE),
                 func.highlight(_fts, 1, MARK_OPEN, MARK_CLOSE),
                 func.snippet(_fts, 3, MARK_OPEN, MARK_CLOSE, "…", SNIPPET_TOKENS),
-            )
-            .select_from(fts)
-            .join(entries, entries.c.revision_id == fts.c.rowid)
-            .where(
-                _fts.op("MATCH")(compile_terms(terms)),
-                fts.c.rowid.in_(
-                    select(entries.c.revision_id).where(entries.c.article_id.in_(article_ids))
-                ),
-            )
+            ).where(_fts.op("MATCH")(compile_terms(terms)), fts.c.rowid.in_(list(revisions)))
         )
         return {
-            article_id: Marked(title, summary, snippet)
-            for article_id, title, summary, snippet in rows
+            revisions[rowid]: Marked(title, summary, snippet)
+            for rowid, title, summary, snippet in rows
         }
 
     def similar(self, words: list[str], exclude_id: int, limit: int) -> list[int]:
