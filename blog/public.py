@@ -26,13 +26,12 @@ from .htmx import render_page
 from .models import Article, ArticleTag, Category, Revision, User, utcnow
 from .search import (
     PAGE_SIZE,
-    PROVENANCES,
     find_articles,
     is_public,
     parse_filters,
     public_articles,
 )
-from .templating import absolute_url, long_date
+from .templating import PROVENANCE_LABELS, absolute_url, long_date
 
 bp = Blueprint("public", __name__)
 
@@ -54,7 +53,7 @@ def index() -> Response:
         categories=list(categories),
         reviewers=_reviewers,  # called by the template: a fragment never renders the hero
         page_size=PAGE_SIZE,
-        provenances=PROVENANCES,
+        provenances=PROVENANCE_LABELS,
     )
 
 
