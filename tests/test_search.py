@@ -294,3 +294,16 @@ def test_the_fts_index_drives_the_search_join(app, ctx):
     assert plan[0].startswith("SCAN articles_fts VIRTUAL TABLE"), plan
     assert plan[1].startswith("SEARCH articles_fts_entries USING INTEGER PRIMARY KEY"), plan
     assert plan[2].startswith("SEARCH articles USING INDEX ix_articles_listing"), plan
+
+
+@sqlite_only
+def test_a_typed_word_the_index_has_is_matched_whole(app, ctx):
+    """A 4+ letter prefix makes FTS5 merge the postings of every term it begins (bench/README)."""
+    from blog.search import search_index
+    from blog.search.index import parse_terms
+
+    index = search_index()
+    assert index.settle(parse_terms("kubernetes")).prefix is False
+    assert index.settle(parse_terms("kubernete")).prefix is True  # not a word: still typing
+    assert index.settle(parse_terms("kub")).prefix is True  # 2-3 letters: the prefix index
+    assert "docker-to-kubernetes-a-practical-path-for-backend-engineers" in slugs("kubernete")

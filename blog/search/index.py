@@ -66,6 +66,9 @@ class SearchIndex(Protocol):
     def rebuild(self) -> int:
         """Index every published article again (in bulk); return how many."""
 
+    def settle(self, terms: Terms) -> Terms:
+        """Decide, once per search, how to match the word being typed (a backend's cost call)."""
+
     def matching(self, query: Select, terms: Terms) -> Select:
         """Restrict a select of articles to those matching every term."""
 

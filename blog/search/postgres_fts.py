@@ -129,6 +129,10 @@ class PostgresIndex:
         )
         return db.session.scalar(select(func.count()).select_from(pg_fts)) or 0
 
+    def settle(self, terms: Terms) -> Terms:
+        """Keep the typed word a prefix: GIN finds a prefix's lexemes without merging postings."""
+        return terms
+
     def matching(self, query: Select, terms: Terms) -> Select:
         """Restrict articles to those whose document matches (a GIN index scan)."""
         matches = select(pg_fts.c.article_id).where(pg_fts.c.document.bool_op("@@")(tsquery(terms)))

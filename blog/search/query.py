@@ -140,6 +140,7 @@ def find_articles(filters: Filters, now: datetime | None = None) -> Results:
     )
     if terms is not None:
         index = search_index()
+        terms = index.settle(terms)
         # Each backend joins its own index: ordering and highlighting need more than a filter.
         matching, matching_in_category = (
             index.matching(base, terms),
