@@ -1,5 +1,10 @@
 """Browser fixtures: the real app on a free port, driven through Playwright and Chromium.
 
+The server is the one `make run` starts: gunicorn with blog/gunicorn_conf.py, in its own process,
+configured as in production (the shared page cache in its instance folder, CSRF, rate limits),
+on a fresh copy of the demo database per test. BROWSER_SERVER=werkzeug serves the app from a
+thread of the test process instead (test configuration, no page cache), to debug a failure.
+
 Chromium is the system one: $CHROMIUM, else /usr/bin/chromium, else Playwright's own download.
 Without any browser the tests are skipped, except under CI=true, where that is a failure.
 """
@@ -7,17 +12,39 @@ Without any browser the tests are skipped, except under CI=true, where that is a
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from werkzeug.serving import make_server
 
 from blog import create_app
 from blog.extensions import db
 
 from ..conftest import Template, _config, fresh_database
+from ..services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 60  # seconds for gunicorn to answer /healthz on a busy machine
+# Settings of the tester's shell that would point the server elsewhere than its instance folder.
+PRODUCTION_SETTINGS = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "SITE_URL",
+    "TRUSTED_HOSTS",
+    "PROXY_FIX_X_FOR",
+    "RATELIMIT_STORAGE_URI",
+    "CACHE_TYPE",
+    "CACHE_REDIS_URL",
+    "REDIS_URL",
+    "GUNICORN_CMD_ARGS",
+)
 
 BROWSER_ARGS = [
     "--no-sandbox",
@@ -62,9 +89,89 @@ class LiveServer:
             db.engine.dispose()
 
 
+class GunicornServer:
+    """The app as `make run` serves it: gunicorn with the project's settings, in its own process.
+
+    `app` is a second instance of the app on the same database and page cache, for what a test
+    prepares from outside the browser (an API token through the CLI): its changes to public
+    pages turn the server's cache over exactly as another worker's would.
+    """
+
+    def __init__(self, folder: Path, template: Template) -> None:
+        database = fresh_database(folder, template)
+        instance = folder / "instance"
+        instance.mkdir()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {name: value for name, value in os.environ.items() if name not in PRODUCTION_SETTINGS}
+        env.update(
+            BLOG_INSTANCE_PATH=str(instance),
+            DATABASE_URL=database,
+            HOST="127.0.0.1",
+            PORT=str(self.port),
+            # Two workers, not one per core: enough to share the page cache and the database
+            # between processes as in production, without crowding the machine that runs Chromium.
+            WEB_CONCURRENCY="2",
+        )
+        self.app: Flask = create_app(
+            _config(
+                database,
+                SITE_URL=None,
+                WTF_CSRF_ENABLED=True,
+                CACHE_TYPE="FileSystemCache",  # the server's cache, in the same instance folder
+            ),
+            instance_path=str(instance),
+        )
+        self.log_path = folder / "gunicorn.log"
+        self.log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf", "app:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def __enter__(self) -> GunicornServer:
+        try:
+            self._wait_until_healthy()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited:\n{self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)  # gunicorn has no readiness signal but the port answering
+        raise RuntimeError(f"gunicorn did not answer on {self.url}:\n{self.log_path.read_text()}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+        with self.app.app_context():
+            db.engine.dispose()
+
+
 @pytest.fixture
-def live_server(tmp_path: Path, template_databases: dict[str, Template]) -> Iterator[LiveServer]:
-    with LiveServer(tmp_path, template_databases["demo"]) as server:
+def live_server(
+    tmp_path: Path, template_databases: dict[str, Template]
+) -> Iterator[GunicornServer | LiveServer]:
+    """The site on a free port, on a fresh copy of the demo database: gunicorn unless told."""
+    kind = GunicornServer if os.environ.get("BROWSER_SERVER") != "werkzeug" else LiveServer
+    with kind(tmp_path, template_databases["demo"]) as server:
         yield server
 
 
