@@ -181,7 +181,7 @@ def _figures(state: StateCore) -> None:
         if not children or children[0].type != "image":
             continue
         image = children[0]
-        if _media_path(str(image.attrGet("src") or "")) is None:
+        if media_path(str(image.attrGet("src") or "")) is None:
             continue  # rendered as a link (see _render_image), not a picture
         if len(children) == 1:
             title = image.attrGet("title")
@@ -212,9 +212,12 @@ def _figures(state: StateCore) -> None:
 
 def _media_dimensions(digest: str) -> tuple[int, int, list[int]] | None:
     """Look an uploaded image up by its hash: width, height and WebP widths (None: unknown)."""
+    from multiprocessing import parent_process
+
     from flask import has_app_context
 
-    if not has_app_context():
+    # An importer's worker process may have inherited the app context, not a usable connection.
+    if not has_app_context() or parent_process() is not None:
         return None
     from sqlalchemy import select
 
@@ -229,7 +232,7 @@ def _media_dimensions(digest: str) -> tuple[int, int, list[int]] | None:
     return row.width, row.height, [int(w) for w in row.widths.split(",") if w]
 
 
-def _media_path(src: str) -> re.Match[str] | None:
+def media_path(src: str) -> re.Match[str] | None:
     """Match an image URL that is one of ours (site-relative, or on SITE_URL's host)."""
     from urllib.parse import urlsplit
 
@@ -252,7 +255,7 @@ def _render_image(self, tokens: list[Token], index: int, options: dict, env: dic
     token = tokens[index]
     src = str(token.attrGet("src") or "")
     alt = self.renderInlineAsText(token.children or [], options, env)
-    match = _media_path(src)
+    match = media_path(src)
     if match is None:
         # Another site's picture: the CSP (img-src 'self') would block it; offer the link.
         label = alt or src

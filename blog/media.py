@@ -17,7 +17,7 @@ import io
 import warnings
 from dataclasses import dataclass, field
 
-from flask import current_app
+from flask import current_app, has_app_context
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 from sqlalchemy import select
 
@@ -71,6 +71,9 @@ class Processed:
 
 
 def _limit(name: str, default: int) -> int:
+    """Read a limit from the configuration (the default in an importer's worker process)."""
+    if not has_app_context():
+        return default
     return int(current_app.config.get(name) or default)
 
 

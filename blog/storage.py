@@ -138,7 +138,9 @@ class S3Storage(_SiteURLs):
         )
 
     def _name(self, key: str) -> str:
-        return self.prefix + check_key(key)
+        # The folder's layout (ab/abcd....png), so `aws s3 sync instance/media/ s3://b/media/`
+        # moves a site's media from one backend to the other, either way.
+        return f"{self.prefix}{check_key(key)[:2]}/{key}"
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Upload an object with the headers a direct reader would need too."""
