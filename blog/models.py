@@ -42,6 +42,14 @@ def utcnow() -> datetime:
     return clock.now()
 
 
+def last_public_change(
+    published_at: datetime | None, reviewed_at: datetime | None
+) -> datetime | None:
+    """Return the later of an article's publish time and its last approval."""
+    known = [moment for moment in (published_at, reviewed_at) if moment is not None]
+    return max(known, default=None)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Store datetimes as naive UTC (SQLite has no zones) and hand them back aware."""
 
@@ -213,6 +221,15 @@ class Article(db.Model):
     def tags(self) -> list[Tag]:
         """Return the article's published tags in order."""
         return [link.tag for link in self.tag_links]
+
+    @property
+    def public_updated_at(self) -> datetime | None:
+        """Say when readers' text last changed: its approval, or its (scheduled) publish time.
+
+        Not updated_at, which every private save bumps: feeds and sitemaps must not reveal that
+        someone is editing a published article before the new text is approved.
+        """
+        return last_public_change(self.published_at, self.reviewed_at)
 
     def is_public(self, now: datetime | None = None) -> bool:
         """Say whether readers can see the article now."""

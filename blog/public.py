@@ -23,7 +23,15 @@ from .content import headings, table_of_contents
 from .diff import REVISION_FIELDS, changed_fields, diff_texts
 from .extensions import db
 from .htmx import render_page
-from .models import Article, ArticleTag, Category, Revision, User, utcnow
+from .models import (
+    Article,
+    ArticleTag,
+    Category,
+    Revision,
+    User,
+    last_public_change,
+    utcnow,
+)
 from .search import (
     PAGE_SIZE,
     find_articles,
@@ -198,7 +206,7 @@ def feed() -> Response:
         .unique()
         .all()
     )
-    updated = max((a.updated_at for a in articles), default=utcnow())
+    updated = max((a.public_updated_at for a in articles), default=utcnow())
     body = render_template("public/feed.xml", articles=articles, updated=updated)
     return _xml(body, "application/atom+xml; charset=utf-8")
 
@@ -216,14 +224,17 @@ def sitemap() -> Response:
 def _render_sitemap() -> str:
     rows = db.session.execute(
         public_articles()
-        .with_only_columns(Article.slug, Article.updated_at)
+        .with_only_columns(Article.slug, Article.published_at, Article.reviewed_at)
         .order_by(Article.published_at.desc())
         .limit(SITEMAP_LIMIT)
     ).all()
     # One url_for for the pattern, not 50,000: the slug is the only part that changes.
     pattern = absolute_url("public.article", slug="SLUG")
     prefix, suffix = pattern.split("SLUG", 1)
-    urls = [(f"{prefix}{quote(slug)}{suffix}", updated_at) for slug, updated_at in rows]
+    urls = [
+        (f"{prefix}{quote(slug)}{suffix}", last_public_change(published_at, reviewed_at))
+        for slug, published_at, reviewed_at in rows
+    ]
     return render_template("public/sitemap.xml", urls=urls)
 
 

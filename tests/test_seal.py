@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
 import pytest
@@ -263,3 +264,27 @@ def test_preview_and_autosave_are_rate_limited_per_person(tmp_path, template_dat
     fields = editor_fields(author.get("/studio/1/edit"))
     saves = [author.post("/studio/1/autosave", data=fields).status_code for _ in range(3)]
     assert saves[-1] == 429
+
+
+def test_private_edits_of_a_published_article_leave_its_public_dates_alone(
+    app, client, author_client, make_article, clock
+):
+    article_id = make_article("Dated", body="Public text.")
+    slug = _slug(app, article_id)
+
+    def dates() -> tuple[str, str, str]:
+        feed = ElementTree.fromstring(client.get("/feed.xml").get_data())
+        atom = "{http://www.w3.org/2005/Atom}"
+        entry = next(e for e in feed.iter(f"{atom}entry") if slug in e.find(f"{atom}id").text)
+        sitemap = client.get("/sitemap.xml").get_data(as_text=True)
+        lastmod = sitemap.split(f"/articles/{slug}</loc><lastmod>")[1].split("<")[0]
+        page = parse(client.get(f"/articles/{slug}"))
+        modified = page.select_one("meta[property='article:modified_time']")["content"]
+        return entry.find(f"{atom}updated").text, lastmod, modified
+
+    before = dates()
+    clock(datetime.now(UTC) + timedelta(hours=1))  # the edit comes an hour later
+    fields = editor_fields(author_client.get(f"/studio/{article_id}/edit"))
+    fields["body"] += "\nA private edit, not yet approved.\n"
+    author_client.post(f"/studio/{article_id}/autosave", data=fields)
+    assert dates() == before
