@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import (
@@ -58,6 +58,11 @@ from .workflow import (
 bp = Blueprint("studio", __name__, url_prefix="/studio")
 
 FILTERABLE_STATUSES = [s.value for s in Status]
+# What an autosave calls a draft whose author has not typed a title yet; the title field stays
+# empty in the editor, so the author's first title replaces it.
+PROVISIONAL_TITLE = "Untitled draft"
+# Editing these starts a new draft that readers do not see until a reviewer approves it.
+LIVE_STATUSES = (Status.PUBLISHED, Status.SCHEDULED)
 
 
 @bp.before_request
@@ -105,6 +110,18 @@ def index() -> Response:
         status=status if status in FILTERABLE_STATUSES else "",
         statuses=FILTERABLE_STATUSES,
     )
+
+
+def _per_person() -> str:
+    """Key the studio's rate limits by account (the address when nobody is signed in)."""
+    if current_user.is_authenticated:
+        return f"person:{current_user.id}"
+    return f"address:{request.remote_addr}"
+
+
+def _limit(name: str, default: str) -> Callable[[], str]:
+    """Read a rate limit from the configuration when a request is checked."""
+    return lambda: current_app.config.get(name, default)
 
 
 # -- the editor -------------------------------------------------------------------------------
@@ -210,15 +227,31 @@ def _render_editor(
     article: Article | None, values: dict[str, Any], base: int, status: int = 200, **extra: Any
 ) -> Response:
     context = _editor_context(article, **extra)
+    newest = latest_revision(article) if article else None
     html = render_template(
         "studio/editor.html",
         values=values,
         base_revision=base,
         editing_session=secrets.token_hex(8),
         preview=render(values["body"]),
+        header=_preview_header(values),
+        saved_at=newest.created_at if newest else None,
+        live=article is not None and article.status in LIVE_STATUSES,
         **context,
     )
     return make_response(html, status)
+
+
+def _preview_header(values: dict[str, Any]) -> dict[str, Any]:
+    """The article header as readers will see it, from the editor's fields."""
+    return {
+        "title": values.get("title", "").strip(),
+        "summary": values.get("summary", "").strip(),
+        "category": values.get("category", "").strip(),
+        "tags": split_tags(values.get("tags", "")),
+        "ai_generated": bool(values.get("ai_generated")),
+        "ai_model": values.get("ai_model", ""),
+    }
 
 
 @bp.get("/new")
@@ -227,17 +260,61 @@ def new() -> Response:
     return _render_editor(None, _values_from_revision(None, None), 0)
 
 
+def _is_autosave() -> bool:
+    """Say whether this POST to /studio/new is the editor's quiet autosave (?autosave=1)."""
+    return request.args.get("autosave") == "1"
+
+
 @bp.post("/new")
+@limiter.limit(
+    _limit("AUTOSAVE_RATE_LIMIT", "30 per minute"),
+    key_func=_per_person,
+    exempt_when=lambda: not _is_autosave(),
+)
 def create() -> Response:
-    """Create an article from the editor's first save."""
+    """Create an article from the editor's first save, or quietly from its first keystrokes.
+
+    An autosave (?autosave=1) needs no title yet: the draft gets a provisional one, and the answer
+    tells the page where the new article lives so it goes on editing it without a reload.
+    """
     form = EditorForm.from_request()
+    quiet = _is_autosave()
+    started = _started_by(form.editing_session)
+    if started is not None:
+        # This editing session already created its article (an autosave whose answer was lost,
+        # or a page whose script never switched over): save there, never create a second one.
+        return _autosave_into(started, form) if quiet else _save_into(started, form)
+    if quiet and not form.draft.title:
+        form.draft = replace(form.draft, title=PROVISIONAL_TITLE)
     problems = form.problems(None)
+    if problems and quiet:
+        return _autosave_answer("Not autosaved: " + " ".join(problems.values()), ok=False)
     if problems:
         return _render_editor(None, _values_from_form(form), 0, 422, errors=problems)
-    article, revision = create_article(form.draft, current_user, kind="edit")
+    # An autosaved first revision folds the session's next autosaves into itself, like any other.
+    article, revision = create_article(
+        form.draft, current_user, kind="autosave" if quiet else "edit"
+    )
     revision.editing_session = form.editing_session
     db.session.commit()
+    if quiet:
+        response = _autosave_answer("Autosaved at", ok=True, created=article)
+        response.headers["HX-Replace-Url"] = url_for("studio.edit", article_id=article.id)
+        return response
     return _after_save(article, "Draft saved.")
+
+
+def _started_by(editing_session: str) -> Article | None:
+    """Find the article this user's editing session created already, if any."""
+    found = db.session.scalar(
+        select(Revision.article_id)
+        .where(
+            Revision.editing_session == editing_session,
+            Revision.created_by_id == current_user.id,
+        )
+        .limit(1)
+    )
+    return _article_or_404(found) if found is not None else None
 
 
 @bp.get("/<int:article_id>/edit")
@@ -253,8 +330,11 @@ def edit(article_id: int) -> Response:
 @bp.post("/<int:article_id>/edit")
 def save(article_id: int) -> Response:
     """Save a revision; a save over someone else's newer revision is a conflict, not a loss."""
-    article = _article_or_404(article_id)
-    form = EditorForm.from_request()
+    return _save_into(_article_or_404(article_id), EditorForm.from_request())
+
+
+def _save_into(article: Article, form: EditorForm) -> Response:
+    """Save the form as a revision of `article`, or answer with the problems or the conflict."""
     problems = form.problems(article)
     if problems:
         return _render_editor(
@@ -281,41 +361,52 @@ def _after_save(article: Article, message: str) -> Response:
     return redirect(url_for("studio.edit", article_id=article.id))
 
 
-def _per_person() -> str:
-    """Key the studio's rate limits by account (the address when nobody is signed in)."""
-    if current_user.is_authenticated:
-        return f"person:{current_user.id}"
-    return f"address:{request.remote_addr}"
-
-
-def _limit(name: str, default: str) -> Callable[[], str]:
-    """Read a rate limit from the configuration when a request is checked."""
-    return lambda: current_app.config.get(name, default)
-
-
 @bp.post("/<int:article_id>/autosave")
 @limiter.limit(_limit("AUTOSAVE_RATE_LIMIT", "30 per minute"), key_func=_per_person)
 def autosave(article_id: int) -> Response:
     """Save the editor's text quietly (htmx); folds into one revision per editing session."""
-    article = _article_or_404(article_id)
-    form = EditorForm.from_request()
+    return _autosave_into(_article_or_404(article_id), EditorForm.from_request())
+
+
+def _autosave_into(article: Article, form: EditorForm) -> Response:
+    """Autosave the form into `article`; a newer version from elsewhere is a 409 that says whose."""
+    if not form.draft.title:  # a cleared title keeps the saved one until the author types anew
+        form.draft = replace(form.draft, title=article.title or PROVISIONAL_TITLE)
     problems = form.problems(article)
     if problems:
-        message = "Not autosaved: " + " ".join(problems.values())
-        return make_response(render_template("studio/_autosave.html", message=message, ok=False))
+        return _autosave_answer("Not autosaved: " + " ".join(problems.values()), ok=False)
     newer = conflicting_revision(article, form.base_revision, form.editing_session)
     if newer is not None:
-        message = (
-            f"Not autosaved: {newer.created_by.name} saved a newer version. "
-            "Save to compare and resolve."
-        )
-        return make_response(
-            render_template("studio/_autosave.html", message=message, ok=False), 409
-        )
+        message = f"Not autosaved: {_who_saved(newer)} saved a newer version. Save to compare."
+        response = _autosave_answer(message, ok=False)
+        response.status_code = 409
+        return response
     _write(article, form, autosave=True)
     db.session.commit()
-    message = f"Autosaved at {utcnow():%H:%M:%S} UTC"
-    return make_response(render_template("studio/_autosave.html", message=message, ok=True))
+    return _autosave_answer("Autosaved at", ok=True)
+
+
+def _autosave_answer(message: str, *, ok: bool, created: Article | None = None) -> Response:
+    """The save-state fragment; a kept save also tells the checks panel to look again."""
+    html = render_template(
+        "studio/_autosave.html",
+        message=message,
+        ok=ok,
+        saved_at=utcnow() if ok else None,
+        created=created,
+    )
+    response = make_response(html)
+    if ok:
+        response.headers["HX-Trigger"] = "saved"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _who_saved(revision: Revision) -> str:
+    """Name who saved a revision as the reader of the page knows them: "you" for oneself."""
+    if revision.created_by_id == current_user.id:
+        return "You (in another tab or window)"
+    return revision.created_by.name
 
 
 def _write(article: Article, form: EditorForm, *, autosave: bool) -> bool:
@@ -339,8 +430,9 @@ def _conflict(article: Article, form: EditorForm, newer: Revision) -> Response:
         "studio/conflict.html",
         article=article,
         newer=newer,
+        yours_too=newer.created_by_id == current_user.id,
         values=_values_from_form(form),
-        body_diff=diff_texts(theirs, form.draft.body, context=None),
+        body_diff=diff_texts(theirs, form.draft.body),
         base_revision=newer.number,
         editing_session=secrets.token_hex(8),
         fields_differ=[
@@ -362,7 +454,17 @@ def _conflict(article: Article, form: EditorForm, newer: Revision) -> Response:
 def preview() -> Response:
     """Render the editor's Markdown exactly as the public page will (htmx, debounced)."""
     body = request.form.get("body", "")[:MAX_BODY_CHARS]
-    return make_response(render_template("studio/_preview.html", preview=render(body)))
+    values = {name: request.form.get(name, "")[:1000] for name in ("title", "summary", "category")}
+    values.update(
+        tags=request.form.get("tags", "")[:2000],
+        ai_generated=request.form.get("ai_generated") == "1",
+        ai_model=request.form.get("ai_model", "")[:120],
+    )
+    return make_response(
+        render_template(
+            "studio/_preview.html", preview=render(body), header=_preview_header(values)
+        )
+    )
 
 
 # -- decisions an author makes ----------------------------------------------------------------
