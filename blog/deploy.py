@@ -52,6 +52,7 @@ def deployment_problems(app: Flask) -> list[Problem]:
         _hosts,
         _debugging,
         _rate_limits,
+        _page_cache,
         _database,
         _proxy,
     ]
@@ -231,6 +232,41 @@ def _rate_limits(app: Flask) -> list[Problem]:
             "or run a single worker and say so with WEB_CONCURRENCY=1",
         )
     ]
+
+
+def _page_cache(app: Flask) -> list[Problem]:
+    cache_type = str(app.config.get("CACHE_TYPE") or "")
+    name = cache_type.rsplit(".", 1)[-1].lower()
+    several_workers = os.environ.get("WEB_CONCURRENCY", "").strip() != "1"
+    if name in ("simplecache", "simple") and several_workers:
+        return [
+            Problem(
+                Severity.UNSAFE,
+                "CACHE_TYPE is SimpleCache, one per process: a publish or a take-down turns over "
+                "only the cache of the worker that made it, and the others keep serving old pages",
+                "set CACHE_REDIS_URL=redis://host:6379/1, or leave CACHE_TYPE unset for the "
+                "instance folder's file cache (one machine)",
+            )
+        ]
+    if name in ("filesystemcache", "filesystem"):
+        return [
+            Problem(
+                Severity.NOTE,
+                "the page cache is a folder on this machine: fine for its workers, but a second "
+                "server would not see the first one's changes",
+                "for several servers set CACHE_REDIS_URL=redis://host:6379/1",
+            )
+        ]
+    if name in ("nullcache", "null"):
+        return [
+            Problem(
+                Severity.WARNING,
+                "the page cache is off (CACHE_TYPE=NullCache): every reader's request renders "
+                "from the database",
+                "leave CACHE_TYPE unset (a file cache) or set CACHE_REDIS_URL",
+            )
+        ]
+    return []
 
 
 def _database(app: Flask) -> list[Problem]:

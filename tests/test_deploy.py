@@ -239,3 +239,17 @@ def _findings(app: Flask) -> dict[Severity, list]:
     with app.app_context():
         problems = deployment_problems(app)
     return {s: [p for p in problems if p.severity is s] for s in Severity}
+
+
+def test_check_deploy_knows_which_page_caches_several_workers_can_share(make_app, monkeypatch):
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    app = make_app(**SAFE)
+    app.config["RATELIMIT_STORAGE_URI"] = "redis://cache.internal:6379/0"
+    app.config["CACHE_TYPE"] = "SimpleCache"
+    assert any("SimpleCache" in p.what for p in _findings(app)[Severity.UNSAFE])
+    app.config["CACHE_TYPE"] = "FileSystemCache"
+    findings = _findings(app)
+    assert not findings[Severity.UNSAFE]
+    assert any("second server" in p.what for p in findings[Severity.NOTE])
+    app.config["CACHE_TYPE"] = "RedisCache"
+    assert not any("cache" in p.what for p in sum(_findings(app).values(), []))
