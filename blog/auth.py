@@ -191,7 +191,8 @@ def _failed_only(response: Response) -> bool:
 @limiter.limit(ADDRESS_LIMIT, methods=["POST"], deduct_when=_failed_only)
 def login() -> Response | str:
     """Show the sign-in form and sign the user in."""
-    next_url = safe_next(request.values.get("next"))
+    asked = request.values.get("next")  # without one, people land where they work
+    next_url = safe_next(asked)
     if current_user.is_authenticated:
         return redirect(next_url)
     error = None
@@ -209,11 +210,13 @@ def login() -> Response | str:
             start_sign_in(user, remember=bool(request.form.get("remember")))
             record("sign_in", user, f"{user.email} signed in")
             db.session.commit()
-            return redirect(next_url if request.values.get("next") else landing_page(user))
+            return redirect(next_url if asked else landing_page(user))
         error = "That e-mail and password do not match an active account."
         record("sign_in_failed", None, f"failed sign-in for {email[:254]}")
         db.session.commit()
-    return render_template("auth/login.html", error=error, email=email, next=next_url)
+    return render_template(
+        "auth/login.html", error=error, email=email, next=next_url if asked else ""
+    )
 
 
 @bp.post("/logout")

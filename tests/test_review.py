@@ -701,5 +701,8 @@ def test_audit_rows_link_to_the_article(app, admin_client, make_article):
 
 def test_after_signing_in_people_land_where_they_work(app):
     author, admin = app.test_client(), app.test_client()
-    assert login(author, AUTHOR).headers["Location"] == "/studio/"
+    form = parse(author.get("/login")).select_one("form input[name=next]")
+    assert login(author, AUTHOR, next=form["value"]).headers["Location"] == "/studio/"
     assert login(admin, ADMIN).headers["Location"] == "/review/"
+    asked = app.test_client()
+    assert login(asked, AUTHOR, next="/articles/x").headers["Location"] == "/articles/x"

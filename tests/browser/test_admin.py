@@ -55,6 +55,9 @@ def test_admin_reviews_and_a_reader_finds_the_article(page, live_server):
     expect(page.locator(".review-preview h2")).to_have_text(re.compile("^Why replicas lag"))
     expect(page.locator(".checklist")).to_contain_text("Code blocks")
     page.get_by_role("button", name="Approve", exact=True).click()
+    confirm = page.locator("#confirm-dialog")  # approving publishes at once: it asks first
+    expect(confirm).to_contain_text("Replica lag explained")
+    confirm.get_by_role("button", name="Approve").click()
     expect(page.locator(".flash")).to_contain_text("Approved and published.")
     expect(page.locator("#queue")).to_contain_text("Nothing is waiting for review.")
 
