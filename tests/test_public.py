@@ -92,7 +92,9 @@ def test_home_page_is_the_seed_page(client):
     assert hero.select_one(".eyebrow").get_text() == "Technical Writing"
     assert hero.h1.get_text() == "Tech Blog"
     assert "AI-assisted deep dives into backend engineering" in hero.select_one(".tagline").text
-    assert hero.select_one(".provenance").get_text() == "AI-generated · Reviewed by Dennis Atonya"
+    assert hero.select_one(".provenance").get_text() == (
+        "Articles labelled AI-generated are reviewed by Dennis Atonya"
+    )
     assert soup.select_one("form[role=search] input[name=q]") is not None
     assert soup.select_one("#result-count").get_text(strip=True) == "8 articles"
     chips = [
