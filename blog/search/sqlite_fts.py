@@ -255,14 +255,21 @@ class SqliteIndex:
                 )
             ).all()
         )
-        # A list of rowids FTS5 can seek to: a subquery here made it walk every match (0.7 s).
+        if not revisions:
+            return {}
+        # FTS5 does not seek to an IN list (it walks every match and tests each), but it does
+        # take a rowid range: the page's rows lie within a few hundred of each other, mostly.
         rows = db.session.execute(
             select(
                 fts.c.rowid,
                 func.highlight(_fts, 0, MARK_OPEN, MARK_CLOSE),
                 func.highlight(_fts, 1, MARK_OPEN, MARK_CLOSE),
                 func.snippet(_fts, 3, MARK_OPEN, MARK_CLOSE, "…", SNIPPET_TOKENS),
-            ).where(_fts.op("MATCH")(compile_terms(terms)), fts.c.rowid.in_(list(revisions)))
+            ).where(
+                _fts.op("MATCH")(compile_terms(terms)),
+                fts.c.rowid.between(min(revisions), max(revisions)),
+                fts.c.rowid.in_(list(revisions)),
+            )
         )
         return {
             revisions[rowid]: Marked(title, summary, snippet)
