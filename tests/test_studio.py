@@ -333,3 +333,134 @@ def test_own_autosave_is_not_a_conflict(app, author_client, own_article):
 def test_studio_filter_treats_like_wildcards_as_text(author_client, own_article, q):
     soup = parse(author_client.get("/studio/", query_string={"q": q}))
     assert soup.select("tbody tr") == []
+
+
+# -- the editor for long pieces (issue 11) ----------------------------------------------------
+
+
+def test_editor_puts_title_and_body_first_and_folds_the_settings(author_client, own_article):
+    soup = parse(author_client.get(f"/studio/{own_article}/edit"))
+    form = soup.select_one("#editor-form")
+    names = [el["name"] for el in form.select("input[name]:not([type=hidden]), textarea[name]")]
+    assert names[:2] == ["title", "body"]
+    settings = form.select_one("details.editor-settings")
+    assert settings is not None and not settings.has_attr("open")
+    assert {"slug", "summary", "category", "tags", "ai_model"} <= {
+        el["name"] for el in settings.select("[name]")
+    }
+
+
+def test_save_state_is_a_machine_readable_time(author_client, own_article):
+    soup = parse(author_client.get(f"/studio/{own_article}/edit"))
+    time = soup.select_one("#autosave-status time[datetime]")
+    assert time is not None and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", time["datetime"])
+    assert soup.select_one(".editor-bar #autosave-status") is not None  # in the sticky bar
+
+    fields = editor_fields(author_client.get(f"/studio/{own_article}/edit"))
+    fields["body"] += " more"
+    saved = author_client.post(f"/studio/{own_article}/autosave", data=fields)
+    assert saved.headers["HX-Trigger"] == "saved"  # the checks panel looks again
+    time = parse(saved).select_one("[data-saved=yes] time[data-local-time]")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", time["datetime"])
+
+
+def test_a_new_article_autosaves_before_its_first_save(app, author_client):
+    page = parse(author_client.get("/studio/new"))
+    form = page.select_one("#editor-form")
+    assert form["data-hx-post"] == "/studio/new?autosave=1"
+    session = form.select_one("[name=editing_session]")["value"]
+    fields = {"editing_session": session, "base_revision": "0", "title": "", "body": "Fir"}
+
+    first = author_client.post("/studio/new?autosave=1", data=fields)
+    assert first.status_code == 200
+    status = parse(first).select_one("[data-saved=yes]")
+    article_id = int(status["data-article-id"])
+    assert first.headers["HX-Replace-Url"] == f"/studio/{article_id}/edit"
+    assert status["data-autosave-url"] == f"/studio/{article_id}/autosave"
+    assert status["data-save-url"] == f"/studio/{article_id}/edit"
+    assert article_row(app, article_id).title == "Untitled draft"
+
+    # The page goes on autosaving into that article; the session's revisions fold into one.
+    fields["body"] = "First words"
+    author_client.post(status["data-autosave-url"], data=fields)
+    # A lost answer makes the page post to /studio/new again: the same article, no second one.
+    fields["body"] = "First words, and more"
+    again = author_client.post("/studio/new?autosave=1", data=fields)
+    assert parse(again).select_one("[data-saved=yes]") is not None
+    fields.update(title="A real title")
+    author_client.post("/studio/new", data=fields)  # the explicit save, without the script
+    revisions = revisions_of(app, article_id)
+    assert [(r.number, r.kind, r.body) for r in revisions] == [(1, "edit", "First words, and more")]
+    assert article_row(app, article_id).title == "A real title"
+    with app.app_context():
+        titles = db.session.scalars(select(Article.title)).all()
+    assert titles.count("A real title") == 1 and "Untitled draft" not in titles
+
+
+def test_an_explicit_first_save_still_needs_a_title(author_client):
+    response = author_client.post("/studio/new", data={"title": "", "body": "Text"})
+    assert response.status_code == 422
+    assert "A title is required." in parse(response).select_one("#form-errors").get_text()
+
+
+def test_preview_shows_the_header_readers_will_see(author_client):
+    response = author_client.post(
+        "/studio/preview",
+        data={
+            "title": "Pools",
+            "summary": "Why sizes matter.",
+            "category": "Database",
+            "tags": "PostgreSQL, Performance",
+            "body": "Text.",
+        },
+    )
+    header = parse(response).select_one(".post-header")
+    assert header.select_one(".post-title").get_text() == "Pools"
+    assert header.select_one(".post-summary").get_text() == "Why sizes matter."
+    assert header.select_one(".eyebrow").get_text() == "Database"
+    assert [t.get_text() for t in header.select(".tag")] == ["PostgreSQL", "Performance"]
+    assert "1 min read" in header.get_text()
+
+
+def test_a_live_article_warns_before_the_first_edit(app, author_client):
+    soup = parse(author_client.get("/studio/1/edit"))
+    warning = soup.select_one("#live-warning")
+    assert "Your first change starts a new draft" in warning.get_text()
+    assert warning.select_one("button[data-unlock]").get_text() == "Start a new draft"
+    fields = editor_fields(author_client.get("/studio/1/edit"))
+    fields["body"] += "\nA change."
+    author_client.post("/studio/1/edit", data=fields)
+    # Once the draft exists, the page says readers still see the published version.
+    soup = parse(author_client.get("/studio/1/edit"))
+    assert soup.select_one("#live-warning") is None
+    assert "Readers see the published version" in soup.select_one("[role=note]").get_text()
+
+
+def test_the_checks_panel_loads_and_refreshes_after_each_save(author_client, own_article):
+    checks = parse(author_client.get(f"/studio/{own_article}/edit")).select_one("#checks")
+    assert checks["data-hx-get"] == f"/studio/{own_article}/checks"
+    assert checks["data-hx-trigger"] == "load, saved from:body"
+
+
+def test_a_conflict_with_your_own_other_tab_says_so_and_folds_the_diff(app, own_article):
+    client = app.test_client()
+    login(client, AUTHOR)
+    long_body = "".join(f"Line {n} of a long article.\n" for n in range(200))
+    first = editor_fields(client.get(f"/studio/{own_article}/edit"))
+    first["body"] = long_body
+    client.post(f"/studio/{own_article}/edit", data=first)
+    mine = editor_fields(client.get(f"/studio/{own_article}/edit"))  # this tab
+    other = editor_fields(client.get(f"/studio/{own_article}/edit"))  # another tab
+    other["body"] = long_body.replace("Line 150 of", "Line 150, changed, of")
+    client.post(f"/studio/{own_article}/edit", data=other)
+
+    mine["body"] = long_body.replace("Line 20 of", "Line 20, mine, of")
+    refused = client.post(f"/studio/{own_article}/autosave", data=mine)
+    assert refused.status_code == 409
+    assert "You (in another tab or window) saved a newer version" in refused.get_data(as_text=True)
+    conflict = parse(client.post(f"/studio/{own_article}/edit", data=mine))
+    assert conflict.h1.get_text() == "You saved a newer version in another tab"
+    assert "Someone else" not in conflict.get_text()
+    rows = conflict.select(".diff tbody tr")
+    skipped = [r for r in rows if "diff-skip" in r.get("class", [])]
+    assert skipped and len(rows) < 30  # 200 lines, 2 changed: the unchanged ones are folded
