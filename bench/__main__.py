@@ -68,6 +68,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached corpora")
     parser.add_argument(
+        "--import-sizes",
+        type=parse_sizes,
+        default=[1_000, 10_000],
+        help="files for the import phase (flask import vs plain sqlite3); default 1000,10k",
+    )
+    parser.add_argument("--no-import", action="store_true", help="skip the import phase")
+    parser.add_argument(
         "--cache-dir", type=Path, default=corpus.CACHE_DIR, help="where corpora are kept"
     )
     parser.add_argument(
@@ -162,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     report = render(settings, results[0].scenarios, results, elapsed, fingerprint, changed)
     corpus.progress("timing the worst inputs at the body limit")
     report += "\n" + "\n".join(worst.measure_worst()) + "\n"
+    if not args.no_import:
+        from .importing import import_lines
+
+        corpus.progress("the import phase: flask import vs plain sqlite3")
+        report += "\n" + "\n".join(import_lines(args.import_sizes)) + "\n"
     sys.stdout.write(report)
     if changed:
         corpus.progress("warning: the code changed during the run; the numbers may mix versions")

@@ -40,8 +40,11 @@ from .articles import _fill as _fill_revision  # the one way a revision's fields
 from .content import render, slugify
 from .extensions import db
 from .frontmatter import Document, FrontMatterError, parse
-from .models import Article, ArticleTag, ReviewEvent, Revision, Role, Status, User, utcnow
+from .models import Article, ArticleTag, ReviewEvent, Revision, Role, Status, Tag, User, utcnow
 from .search import search_index
+from .search.sqlite_fts import SqliteIndex
+from .search.sqlite_fts import entries as fts_entries
+from .search.sqlite_fts import fts as fts_table
 from .workflow import back_to_draft, enter_review, publish_without_review
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
@@ -227,16 +230,18 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
     """Read, check and render the files, in order; in worker processes when there are many.
 
     Parsing YAML and rendering Markdown are most of an import's CPU time and need no database,
-    so two workers do them while this process writes; a pool costs its start-up, so few files
-    are prepared here.
+    so workers do them while this process writes (IMPORT_WORKERS, by default one per core, at
+    most 4; 0 for none); a pool costs its start-up, so a few files are prepared here.
     """
     limit = current_app.config.get("IMPORT_MAX_FILE_BYTES") or MAX_FILE_BYTES
-    workers = current_app.config.get("IMPORT_WORKERS", os.cpu_count() or 1)
-    if len(files) < POOL_THRESHOLD or workers < 2:
+    workers = current_app.config.get("IMPORT_WORKERS")
+    if workers is None:  # this process mostly waits for them: a batch's writes take little
+        workers = min(4, os.cpu_count() or 1)
+    if len(files) < POOL_THRESHOLD or workers < 1:
         for path in files:
             yield _prepare(path, limit)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, 4)) as pool:
+    with ProcessPoolExecutor(max_workers=workers) as pool:
         yield from pool.map(_prepare, files, [limit] * len(files), chunksize=16)
 
 
@@ -292,7 +297,7 @@ class _Run:
             db.session.commit()
         except Exception as error:  # noqa: BLE001 - retried file by file, which names the file
             db.session.rollback()
-            current_app.logger.info("batch write failed (%s); retrying file by file", error)
+            current_app.logger.exception("batch write failed (%s); retrying file by file", error)
             self.claimed, self.categories, self.tags = claimed, {}, {}
             entries = [self._one_by_one(item) for item in batch]
             db.session.commit()
@@ -372,12 +377,20 @@ class _Run:
             self.categories[key] = category.id if category is not None else None
         return self.categories[key]
 
+    def tag_ids(self, names: list[str]) -> None:
+        """Look up a batch's tags in one query, creating only those the blog lacks."""
+        wanted = {slugify(name): name for name in names}
+        unknown = [slug for slug in wanted if slug not in self.tags]
+        for start in range(0, len(unknown), 500):  # SQLite's limit on bound parameters
+            found = select(Tag.slug, Tag.id).where(Tag.slug.in_(unknown[start : start + 500]))
+            self.tags.update((slug, tag_id) for slug, tag_id in db.session.execute(found))
+        for slug in unknown:
+            if slug not in self.tags:
+                self.tags[slug] = get_tag(wanted[slug]).id
+
     def tag_id(self, name: str) -> int:
-        """Find or create a tag once per name for the whole run."""
-        key = slugify(name)
-        if key not in self.tags:
-            self.tags[key] = get_tag(name).id
-        return self.tags[key]
+        """Return a tag's id (tag_ids has looked it up)."""
+        return self.tags[slugify(name)]
 
 
 @dataclass
@@ -481,6 +494,7 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
             insert(Revision).returning(Revision.id, sort_by_parameter_order=True), revision_rows
         )
     )
+    run.tag_ids([name for names in tag_names for name in names])
     links, events, public = [], [], []
     for new, article_id, revision_id, row, names in zip(
         fresh, article_ids, revision_ids, revision_rows, tag_names, strict=True
@@ -514,11 +528,31 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
 
 
 def _index_in_bulk(article_ids: list[int]) -> None:
-    """Put newly published articles in the search index, in bulk where the backend can."""
+    """Put newly published articles (never indexed before) in the search index, in bulk.
+
+    The index interface has no bulk fill yet: SQLite's is filled here with two statements, as
+    its rebuild does; another backend gets one call per article.
+    """
     index = search_index()
-    bulk = getattr(index, "index_many", None)
-    if bulk is not None:
-        bulk(article_ids)
+    if isinstance(index, SqliteIndex):
+        for start in range(0, len(article_ids), 500):  # SQLite's limit on bound parameters
+            chunk = article_ids[start : start + 500]
+            db.session.execute(
+                insert(fts_entries).from_select(
+                    ["revision_id", "article_id"],
+                    select(Article.published_revision_id, Article.id).where(Article.id.in_(chunk)),
+                )
+            )
+            db.session.execute(
+                insert(fts_table).from_select(
+                    ["rowid", "title", "summary", "tags", "body"],
+                    select(
+                        Revision.id, Revision.title, Revision.summary, Revision.tags, Revision.body
+                    )
+                    .join(fts_entries, fts_entries.c.revision_id == Revision.id)
+                    .where(fts_entries.c.article_id.in_(chunk)),
+                )
+            )
         return
     for start in range(0, len(article_ids), 500):
         chunk = article_ids[start : start + 500]
