@@ -63,6 +63,7 @@ _ALIGN_STYLE = re.compile(r"^text-align:(left|right|center)$")
 MEDIA_PATH = re.compile(
     r"^/media/(?P<hash>[0-9a-f]{64})(-[1-9][0-9]{0,4})?\.(jpg|png|webp|gif|avif)$"
 )
+MAX_IMAGE_LOOKUPS = 200  # distinct images of one body given their size and srcset
 IMAGE_SIZES = "(min-width: 50rem) 46rem, 100vw"  # the article column (.main-article, 48rem)
 _SRCSET_ITEM = re.compile(r"^(?P<url>\S+) [1-9][0-9]{0,4}w$")
 _IMAGE_ATTRIBUTES = {
@@ -262,7 +263,12 @@ def _render_image(self, tokens: list[Token], index: int, options: dict, env: dic
         return f'<a href="{html.escape(src)}">{html.escape(label)}</a>'
     path = match.group(0)
     attrs = [f'src="{html.escape(path)}"', f'alt="{html.escape(alt)}"']
-    known = _media_dimensions(match["hash"])
+    # One lookup per distinct image, and a bound: a hostile body may hold thousands.
+    sizes = env.setdefault("media_sizes", {})
+    if match["hash"] not in sizes:
+        lookup = len(sizes) < MAX_IMAGE_LOOKUPS
+        sizes[match["hash"]] = _media_dimensions(match["hash"]) if lookup else None
+    known = sizes[match["hash"]]
     if known is not None and path.rsplit(".", 1)[0] == f"/media/{match['hash']}":
         width, height, widths = known
         attrs += [f'width="{width}"', f'height="{height}"']

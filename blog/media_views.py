@@ -282,7 +282,7 @@ def _article_or_404(article_id: int) -> Article:
 
 @bp.get("/studio/<int:article_id>/media")
 @login_required
-def article_media(article_id: int) -> str:
+def article_media(article_id: int) -> Response | str:
     """List the images uploaded for an article or shown in it."""
     article = _article_or_404(article_id)
     latest = latest_revisions([article.id]).get(article.id)
@@ -292,7 +292,29 @@ def article_media(article_id: int) -> str:
         .order_by(Media.created_at.desc(), Media.id.desc())
         .limit(LIST_LIMIT)
     )
-    media = media_items(list(db.session.scalars(query).unique()))
+    return _media_page(media_items(list(db.session.scalars(query).unique())), article)
+
+
+def _media_page(media: list[MediaItem], article: Article | None) -> Response | str:
+    """Render the media page, or its data as JSON for a script (Accept: application/json)."""
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(
+            media=[
+                {
+                    "id": item.id,
+                    "url": item.url,
+                    "thumbnail_url": item.thumbnail_url,
+                    "width": item.width,
+                    "height": item.height,
+                    "bytes": item.bytes,
+                    "format": item.format,
+                    "uploaded_by": item.uploaded_by,
+                    "uploaded_at": item.uploaded_at.isoformat(timespec="seconds"),
+                    "used_in": [{"id": a.id, "title": a.title} for a in item.used_in],
+                }
+                for item in media
+            ]
+        )
     return render_template("studio/media.html", media=media, article=article)
 
 
@@ -303,13 +325,12 @@ def _hashes(revision: Revision | None) -> list[str]:
 
 @bp.get("/studio/media")
 @login_required
-def all_media() -> str:
+def all_media() -> Response | str:
     """List every image (an admin), or the images one has uploaded (an author)."""
     query = select(Media).order_by(Media.created_at.desc(), Media.id.desc()).limit(LIST_LIMIT)
     if not current_user.is_admin:
         query = query.where(Media.uploaded_by_id == current_user.id)
-    media = media_items(list(db.session.scalars(query).unique()))
-    return render_template("studio/media.html", media=media, article=None)
+    return _media_page(media_items(list(db.session.scalars(query).unique())), None)
 
 
 def may_delete(media: Media) -> bool:
