@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select
 
@@ -22,6 +23,7 @@ from .content import MAX_BODY_CHARS, render, slugify
 from .diff import word_counts
 from .extensions import db
 from .models import Article, ArticleTag, Category, Revision, Tag, User, utcnow
+from .retry import retry_unique
 from .search import index_article
 
 MAX_TAGS = 12
@@ -80,33 +82,65 @@ def split_tags(value: str | list[str] | None) -> list[str]:
     return list(seen.values())
 
 
+def _insert_unless_taken(model: type[Category] | type[Tag], rows: list[dict[str, Any]]) -> None:
+    """INSERT rows, skipping any another writer already has (ON CONFLICT DO NOTHING).
+
+    On PostgreSQL the statement waits for a concurrent writer of the same key to commit and then
+    skips the row, so the select that follows finds the winner's; no error, no retry.
+    """
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise RuntimeError(f"no get-or-create for the {dialect} database")
+    db.session.execute(insert(model).values(rows).on_conflict_do_nothing())
+
+
 def get_category(name: str) -> Category | None:
     """Find a category by name or slug, creating it when it is new; None for a blank name."""
     name = " ".join(name.split())
     if not name or not slugify(name):
         return None
     slug = slugify(name)
-    category = db.session.scalar(select(Category).filter_by(slug=slug))
+    found = select(Category).where(or_(Category.slug == slug, Category.name == name)).limit(1)
+    category = db.session.scalar(found)
     if category is None:
-        last = db.session.scalar(select(func.max(Category.position))) or 0
-        category = Category(slug=slug, name=name, position=last + 1)
-        db.session.add(category)
+        last = select(func.coalesce(func.max(Category.position), 0) + 1).scalar_subquery()
+        _insert_unless_taken(Category, [{"slug": slug, "name": name, "position": last}])
+        category = db.session.scalar(found)
     return category
+
+
+def get_tags(names: list[str]) -> list[Tag]:
+    """Find tags by slug, creating the new ones; in the order given, without repeats."""
+    by_slug = {slugify(name): name for name in reversed(names) if slugify(name)}
+    slugs = [slug for slug in dict.fromkeys(slugify(name) for name in names) if slug]
+    if not slugs:
+        return []
+    found = select(Tag).where(Tag.slug.in_(slugs))
+    tags = {tag.slug: tag for tag in db.session.scalars(found)}
+    missing = sorted(set(slugs) - tags.keys())
+    if missing:
+        # In slug order: two writers creating the same tags lock them in the same order, so
+        # neither can hold one the other waits for (no deadlock).
+        _insert_unless_taken(Tag, [{"slug": slug, "name": by_slug[slug]} for slug in missing])
+        tags = {tag.slug: tag for tag in db.session.scalars(found)}
+    return [tags[slug] for slug in slugs]
 
 
 def get_tag(name: str) -> Tag:
     """Find a tag by slug, creating it when it is new."""
-    slug = slugify(name)
-    tag = db.session.scalar(select(Tag).filter_by(slug=slug))
-    if tag is None:
-        tag = Tag(slug=slug, name=name)
-        db.session.add(tag)
-        db.session.flush()
-    return tag
+    return get_tags([name])[0]
 
 
 def unique_slug(wanted: str, article_id: int | None = None) -> str:
-    """Return `wanted` (or a -2, -3... variant) that no other article uses."""
+    """Return `wanted` (or a -2, -3... variant) that no other article uses.
+
+    Another server may take the same one before this transaction commits: callers write the
+    slug through claim_slug, which chooses again when that happens.
+    """
     base = slugify(wanted)[:SLUG_MAX] or "article"
     candidate, n = base, 1
     while True:
@@ -115,6 +149,34 @@ def unique_slug(wanted: str, article_id: int | None = None) -> str:
             return candidate
         n += 1
         candidate = f"{base}-{n}"
+
+
+def claim_slug(article: Article, wanted: str) -> None:
+    """Give the article `wanted` or the next free variant, and write it now (adding a new
+    article to the session); when another writer took that slug meanwhile, choose again."""
+
+    def claim() -> None:
+        article.slug = unique_slug(wanted, article.id)
+        db.session.add(article)
+
+    retry_unique(claim, Article.__tablename__, ["slug"])
+
+
+def lock_article(article: Article) -> None:
+    """Hold the article's row until the commit, and read it afresh.
+
+    Saves of one article then take turns on every database: the conflict check, the next
+    revision number (max + 1) and the version bump each see the previous save's commit. SQLite's
+    writers already take turns (FOR UPDATE is not emitted there).
+    """
+    if article.id is None:
+        return
+    db.session.scalar(  # loading the row is what refreshes `article`
+        select(Article)
+        .where(Article.id == article.id)
+        .with_for_update(of=Article)
+        .execution_options(populate_existing=True)
+    )
 
 
 def create_article(
@@ -133,14 +195,12 @@ def create_article(
     if ai_generated is not None:
         draft = replace(draft, ai_generated=ai_generated, ai_model=ai_model or "")
     article = Article(
-        slug=unique_slug(draft.slug or draft.title),
         author=author,
         ai_generated=draft.ai_generated,
         ai_model=draft.ai_model.strip() or None,
         title=draft.title.strip(),
     )
-    db.session.add(article)
-    db.session.flush()
+    claim_slug(article, draft.slug or draft.title)
     revision = add_revision(article, draft, author, kind=kind, note=note)
     return article, revision
 
@@ -155,6 +215,7 @@ def add_revision(
     editing_session: str | None = None,
 ) -> Revision:
     """Write a new revision and, while the article was never published, mirror it on the row."""
+    lock_article(article)
     number = (
         db.session.scalar(
             select(func.max(Revision.number)).where(Revision.article_id == article.id)
@@ -173,7 +234,7 @@ def add_revision(
     db.session.add(revision)
     db.session.flush()
     if draft.slug and article.published_revision_id is None:
-        article.slug = unique_slug(draft.slug, article.id)
+        claim_slug(article, draft.slug)
     if article.published_revision_id is None:
         copy_to_public(article, revision)
     article.updated_at = utcnow()
@@ -235,7 +296,12 @@ def seal(revision: Revision) -> None:
 def conflicting_revision(
     article: Article, base_number: int, editing_session: str
 ) -> Revision | None:
-    """Find a revision saved after `base_number` by anyone but this editing session."""
+    """Find a revision saved after `base_number` by anyone but this editing session.
+
+    Locks the article first, so that a save which finds no conflict stays conflict-free until
+    it commits: a second save from the same base waits, then sees the first one here.
+    """
+    lock_article(article)
     return db.session.scalar(
         select(Revision)
         .where(
@@ -260,8 +326,9 @@ def save_draft(
     or approved it: a sealed revision is never rewritten, so the next keystroke starts a new one.
     The caller has already checked for conflicts (conflicting_revision) and commits.
     """
+    lock_article(article)
     if draft.slug and article.published_revision_id is None:
-        article.slug = unique_slug(draft.slug, article.id)
+        claim_slug(article, draft.slug)
     latest = latest_revision(article)
     kept = _keep_ai_label(article, draft)
     if same_text(latest, kept):
@@ -370,7 +437,7 @@ def copy_to_public(article: Article, revision: Revision) -> None:
     article.ai_generated = revision.ai_generated
     article.ai_model = revision.ai_model
     article.category = get_category(revision.category_name)
-    wanted = [get_tag(name) for name in revision.tag_names]
+    wanted = get_tags(revision.tag_names)
     article.tag_links = [
         ArticleTag(tag_id=tag.id, position=position) for position, tag in enumerate(wanted)
     ]

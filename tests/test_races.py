@@ -1,0 +1,237 @@
+"""Two writers at once: each test releases two threads together on the same write.
+
+They run on SQLite in `make test` and on PostgreSQL in `make test-postgres`. SQLite queues the
+writers (BEGIN IMMEDIATE), so there they check that queueing keeps the outcome right; PostgreSQL
+lets both transactions run side by side, which is the race several servers produce: both read
+the same max(number), pick the same slug or create the same tag before either commits. Each
+test races several rounds, so that a broken writer is caught even when one round happens to
+interleave harmlessly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from blog.articles import Draft, add_revision, create_article, save_draft
+from blog.extensions import db
+from blog.models import Article, Category, Revision, Status, Tag, User
+
+from .conftest import ADMIN, AUTHOR, login
+from .test_studio import editor_fields
+
+ROUNDS = 4
+T = TypeVar("T")
+
+
+def race(*work: Callable[[], T]) -> list[T]:
+    """Run each callable in its own thread, all released at once; return their results.
+
+    A thread's exception is raised here, so a writer that lost a race with an error fails the test.
+    """
+    barrier = threading.Barrier(len(work))
+
+    def start(job: Callable[[], T]) -> T:
+        barrier.wait(timeout=60)
+        return job()
+
+    with ThreadPoolExecutor(max_workers=len(work)) as pool:
+        futures = [pool.submit(start, job) for job in work]
+        return [future.result(timeout=120) for future in futures]
+
+
+def _user(email: str) -> User:
+    user = db.session.scalar(select(User).filter_by(email=email))
+    assert user is not None
+    return user
+
+
+def test_two_new_revisions_of_one_article_get_the_next_two_numbers(app: Flask, make_article):
+    article_id = make_article("Racing revisions", status=Status.DRAFT)
+    with app.app_context():
+        start_version = db.session.get(Article, article_id).version
+
+    def writer(name: str) -> Callable[[], int]:
+        def write() -> int:
+            with app.app_context():
+                article = db.session.get(Article, article_id)
+                draft = Draft(title="Racing revisions", body=f"Text by {name}.")
+                number = add_revision(article, draft, _user(AUTHOR)).number
+                db.session.commit()
+                return number
+
+        return write
+
+    numbers: list[int] = []
+    for round_ in range(ROUNDS):
+        numbers += race(writer(f"first {round_}"), writer(f"second {round_}"))
+
+    assert sorted(numbers) == list(range(2, 2 + 2 * ROUNDS))
+    with app.app_context():
+        stored = db.session.scalars(
+            select(Revision.number).where(Revision.article_id == article_id)
+        ).all()
+        assert sorted(stored) == list(range(1, 2 + 2 * ROUNDS))
+        # Every save bumped the version: none was lost to the other writer's stale copy.
+        assert db.session.get(Article, article_id).version == start_version + 2 * ROUNDS
+
+
+def test_two_saves_from_the_same_base_are_one_save_and_one_conflict(app: Flask):
+    author, admin = app.test_client(), app.test_client()
+    assert login(author, AUTHOR).status_code == 302
+    assert login(admin, ADMIN).status_code == 302
+    created = author.post(
+        "/studio/new", data={"title": "Shared draft", "body": "The first text.", "tags": ""}
+    )
+    article_id = int(created.headers["Location"].split("/")[-2])
+
+    for round_ in range(ROUNDS):
+        mine = editor_fields(author.get(f"/studio/{article_id}/edit"))
+        theirs = editor_fields(admin.get(f"/studio/{article_id}/edit"))
+        assert mine["base_revision"] == theirs["base_revision"]
+        mine["body"] = f"The author's text, round {round_}."
+        theirs["body"] = f"The admin's text, round {round_}."
+
+        answers = race(
+            partial(author.post, f"/studio/{article_id}/edit", data=mine),
+            partial(admin.post, f"/studio/{article_id}/edit", data=theirs),
+        )
+
+        # One save wins; the other is told about it instead of silently saving on top of it.
+        assert sorted(answer.status_code for answer in answers) == [302, 409]
+        with app.app_context():
+            newest = db.session.scalars(
+                select(Revision.body)
+                .where(Revision.article_id == article_id)
+                .order_by(Revision.number.desc())
+            ).all()
+        assert len(newest) == 2 + round_
+        assert newest[0] in (mine["body"], theirs["body"])
+
+
+def test_two_articles_with_the_same_title_get_two_slugs(app: Flask):
+    def writer(title: str, body: str) -> Callable[[], str]:
+        def write() -> str:
+            with app.app_context():
+                article, _ = create_article(Draft(title=title, body=body), _user(AUTHOR))
+                db.session.commit()
+                return article.slug
+
+        return write
+
+    for round_ in range(ROUNDS):
+        title = f"Same title {round_}"
+        slugs = race(writer(title, "One."), writer(title, "Two."))
+        assert sorted(slugs) == [f"same-title-{round_}", f"same-title-{round_}-2"]
+
+    with app.app_context():
+        count = db.session.scalar(
+            select(func.count()).select_from(Article).where(Article.title.like("Same title %"))
+        )
+        assert count == 2 * ROUNDS
+
+
+def test_two_drafts_wanting_the_same_slug_get_two_slugs(app: Flask, make_article):
+    ids = [make_article(f"Draft {n}", status=Status.DRAFT) for n in range(2)]
+
+    def writer(article_id: int, wanted: str) -> Callable[[], str]:
+        def write() -> str:
+            with app.app_context():
+                article = db.session.get(Article, article_id)
+                draft = Draft(title=article.title, body=f"Now at {wanted}.", slug=wanted)
+                save_draft(
+                    article, draft, _user(AUTHOR), editing_session=f"s{article_id}", autosave=False
+                )
+                db.session.commit()
+                return article.slug
+
+        return write
+
+    for round_ in range(ROUNDS):
+        wanted = f"wanted-{round_}"
+        slugs = race(writer(ids[0], wanted), writer(ids[1], wanted))
+        assert sorted(slugs) == [wanted, f"{wanted}-2"]
+
+
+def test_two_drafts_creating_the_same_tag_and_category_share_them(app: Flask):
+    def writer(title: str, round_: int) -> Callable[[], int]:
+        def write() -> int:
+            with app.app_context():
+                draft = Draft(
+                    title=title,
+                    body="Text.",
+                    category=f"Brand new category {round_}",
+                    tags=[f"Brand new tag {round_}", f"Second new tag {round_}"],
+                )
+                article, _ = create_article(draft, _user(AUTHOR))
+                db.session.commit()
+                return article.id
+
+        return write
+
+    for round_ in range(ROUNDS):
+        ids = race(writer(f"Tagged one {round_}", round_), writer(f"Tagged two {round_}", round_))
+        with app.app_context():
+            tags = db.session.scalars(select(Tag).where(Tag.name.like(f"% new tag {round_}"))).all()
+            categories = db.session.scalars(
+                select(Category).filter_by(name=f"Brand new category {round_}")
+            ).all()
+            assert sorted(tag.slug for tag in tags) == [
+                f"brand-new-tag-{round_}",
+                f"second-new-tag-{round_}",
+            ]
+            assert len(categories) == 1
+            for article_id in ids:
+                article = db.session.get(Article, article_id)
+                assert article.category_id == categories[0].id
+                assert {tag.id for tag in article.tags} == {tag.id for tag in tags}
+
+
+@pytest.fixture
+def token(runner) -> str:  # noqa: ANN001
+    result = runner.invoke(args=["token", "create", AUTHOR, "--name", "racing pipeline"])
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip().splitlines()[0]
+
+
+def test_two_requests_with_the_same_idempotency_key_make_one_draft(app: Flask, token: str):
+    def sender(key: str, body: str) -> Callable[[], tuple[int, str, bool]]:
+        client = app.test_client()
+
+        def send() -> tuple[int, str, bool]:
+            response = client.post(
+                "/api/drafts",
+                data=body,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": key,
+                },
+            )
+            replayed = response.headers.get("Idempotent-Replayed") == "true"
+            return response.status_code, response.get_data(as_text=True), replayed
+
+        return send
+
+    for round_ in range(ROUNDS):
+        title = f"Sent twice {round_}"
+        body = json.dumps({"title": title, "body_markdown": "The same draft, sent twice."})
+        key = f"retry-{round_}"
+        first, second = race(sender(key, body), sender(key, body))
+
+        assert first[0] == second[0] == 201
+        assert first[1] == second[1]  # the replay is the first answer, word for word
+        assert sorted([first[2], second[2]]) == [False, True]
+        with app.app_context():
+            count = db.session.scalar(
+                select(func.count()).select_from(Article).filter_by(title=title)
+            )
+            assert count == 1
