@@ -16,6 +16,7 @@ from flask_migrate import upgrade
 from sqlalchemy import select
 
 from .audit import record
+from .copydb import copy_db
 from .deploy import check_deploy
 from .extensions import db
 from .models import Role, User
@@ -30,6 +31,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(token_group)
     app.cli.add_command(import_command)
     app.cli.add_command(rerender)
+    app.cli.add_command(copy_db)
 
 
 @click.command("init-db")
