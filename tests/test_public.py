@@ -476,7 +476,7 @@ def test_sitemap_is_rebuilt_when_an_article_is_published(client, make_article):
 
 def test_chip_counts_are_exact_past_the_search_caps(app, client, monkeypatch):
     """The chips once stopped counting at a cap and showed a wrong number; now exact or none."""
-    import blog.search as search
+    import blog.search.query as search
 
     monkeypatch.setattr(search, "CATEGORY_COUNT_CAP", 2)
     monkeypatch.setattr(search, "COUNT_CAP", 2)
