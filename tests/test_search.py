@@ -307,3 +307,16 @@ def test_a_typed_word_the_index_has_is_matched_whole(app, ctx):
     assert index.settle(parse_terms("kuberne")).prefix is True  # not a word: still typing
     assert index.settle(parse_terms("kub")).prefix is True  # 2-3 letters: the prefix index
     assert "docker-to-kubernetes-a-practical-path-for-backend-engineers" in slugs("kuberne")
+
+
+def test_new_articles_can_be_indexed_in_bulk(app, ctx):
+    """Imports index their new articles together (add_new), not one statement set each."""
+    from blog.models import Article
+    from blog.search import search_index
+
+    slug = JUDGED[2][1]
+    article_id = db.session.scalar(db.select(Article.id).filter_by(slug=slug))
+    search_index().remove(article_id)
+    assert slug not in slugs("graphql")
+    search_index().add_new([article_id])
+    assert slugs("graphql")[:1] == [slug]

@@ -66,6 +66,9 @@ class SearchIndex(Protocol):
     def rebuild(self) -> int:
         """Index every published article again (in bulk); return how many."""
 
+    def add_new(self, article_ids: list[int]) -> None:
+        """Index newly published articles that are not in the index yet, in bulk (imports)."""
+
     def settle(self, terms: Terms) -> Terms:
         """Decide, once per search, how to match the word being typed (a backend's cost call)."""
 

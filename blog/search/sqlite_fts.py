@@ -209,6 +209,29 @@ class SqliteIndex:
             return terms
         return Terms(terms.words, prefix=False)
 
+    def add_new(self, article_ids: list[int]) -> None:
+        """Index newly published articles in two statements per 500 (SQLite's parameter limit)."""
+        for start in range(0, len(article_ids), 500):
+            chunk = article_ids[start : start + 500]
+            db.session.execute(
+                insert(entries).from_select(
+                    ["revision_id", "article_id"],
+                    select(Article.published_revision_id, Article.id).where(
+                        Article.id.in_(chunk), Article.published_revision_id.is_not(None)
+                    ),
+                )
+            )
+            db.session.execute(
+                insert(fts).from_select(
+                    ["rowid", "title", "summary", "tags", "body"],
+                    select(
+                        Revision.id, Revision.title, Revision.summary, Revision.tags, Revision.body
+                    )
+                    .join(entries, entries.c.revision_id == Revision.id)
+                    .where(entries.c.article_id.in_(chunk)),
+                )
+            )
+
     def matching(self, query: Select, terms: Terms) -> Select:
         """Restrict articles to the matches, the FTS index driving the join."""
         return _joined(query, compile_terms(terms))
