@@ -20,10 +20,12 @@ from typing import TypeVar
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from blog.articles import Draft, add_revision, create_article, save_draft
 from blog.extensions import db
 from blog.models import Article, Category, Revision, Status, Tag, User
+from blog.retry import retry_unique, unique_violation
 
 from .conftest import ADMIN, AUTHOR, login
 from .test_studio import editor_fields
@@ -235,3 +237,30 @@ def test_two_requests_with_the_same_idempotency_key_make_one_draft(app: Flask, t
                 select(func.count()).select_from(Article).filter_by(title=title)
             )
             assert count == 1
+
+
+def test_retry_runs_the_work_again_only_for_the_named_constraint(app: Flask, make_article):
+    make_article("Taken", status=Status.DRAFT)  # slug "taken"
+    with app.app_context():
+        kept = Tag(slug="kept-before-the-savepoint", name="Kept")
+        db.session.add(kept)
+        db.session.flush()
+        wanted = iter(["taken", "taken", "free-at-last"])
+        article = db.session.scalar(select(Article).filter_by(slug="taken"))
+        other = Article(author=article.author, title="Other", slug="")
+
+        def claim() -> str:
+            other.slug = next(wanted)  # as if another writer had just committed "taken"
+            db.session.add(other)
+            return other.slug
+
+        assert retry_unique(claim, "articles", ["slug"]) == "free-at-last"
+        # A duplicate on another constraint is not this retry's business: it is raised.
+        duplicate = Tag(slug="kept-before-the-savepoint", name="Again")
+        with pytest.raises(IntegrityError) as raised:
+            retry_unique(lambda: db.session.add(duplicate), "articles", ["slug"])
+        assert unique_violation(raised.value) == ("tags", ("slug",))
+        # The rest of the transaction survived both rollbacks to a savepoint.
+        db.session.commit()
+        assert db.session.scalar(select(Tag).filter_by(slug="kept-before-the-savepoint"))
+        assert db.session.scalar(select(Article).filter_by(slug="free-at-last"))
