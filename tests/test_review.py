@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import select
 
-from blog.articles import latest_revision
+from blog.articles import add_revision, draft_from, latest_revision
 from blog.extensions import db
 from blog.models import Article, AuditEntry, ReviewEvent, Revision, Status, User
 from blog.workflow import TRANSITIONS, TransitionError, transition
@@ -706,3 +706,26 @@ def test_after_signing_in_people_land_where_they_work(app):
     assert login(admin, ADMIN).headers["Location"] == "/review/"
     asked = app.test_client()
     assert login(asked, AUTHOR, next="/articles/x").headers["Location"] == "/articles/x"
+
+
+def test_what_the_reviewer_changed_reads_as_prose(app, admin_client, client, make_article):
+    article_id = make_article(
+        "Prose changes", body=FIRST_BODY, status=Status.DRAFT, kind="ai_original"
+    )
+    with app.app_context():
+        article = db.session.get(Article, article_id)
+        author = db.session.scalar(select(User).filter_by(email=AUTHOR))
+        draft = draft_from(latest_revision(article))
+        draft.body = FIRST_BODY.replace("Paragraph 7: first", "Paragraph 7: better")
+        add_revision(article, draft, author)
+        transition(article, "submit", author)
+        db.session.commit()
+        slug = article.slug
+    admin_client.post(f"/review/{article_id}/decide", data={"action": "approve"})
+    page = parse(client.get(f"/articles/{slug}/changes"))
+    assert page.select_one("table") is None  # paragraphs, not a table of numbered lines
+    was, now = page.select_one(".prose-delete"), page.select_one(".prose-insert")
+    assert (
+        was.select_one("del").get_text() == "first" and now.select_one("ins").get_text() == "better"
+    )
+    assert page.get_text().count("% of the") <= 1 and page.select_one(".diff-stats") is None
