@@ -1,0 +1,219 @@
+"""The editor for long pieces in a real browser: autosave from the first keystroke, the live
+article warning, Tab in code blocks, the preview that follows the cursor, tabs on phones, axe."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from ..conftest import AUTHOR, PASSWORD
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+def sign_in(page, email: str = AUTHOR) -> None:  # noqa: ANN001
+    page.goto("/login?next=/studio/")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/studio/$"))
+
+
+def open_page(browser, live_server, viewport: dict[str, int]):  # noqa: ANN001, ANN201
+    """A page of the given size that records console errors, as the `page` fixture does."""
+    context = browser.new_context(base_url=live_server.url, viewport=viewport)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.console_errors = []
+    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
+    page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+    return page
+
+
+def body_of(page):  # noqa: ANN001, ANN201 - a Playwright locator
+    return page.get_by_label(re.compile("^Body"))
+
+
+def test_autosave_starts_before_the_first_save_and_shows_local_time(page):
+    sign_in(page)
+    page.goto("/studio/new")
+    expect(page.locator("#autosave-status")).to_contain_text("autosave starts with your first")
+    page.evaluate("window.__sameDocument = true")
+    body = body_of(page)
+    body.click()
+    body.press_sequentially("A thought before any title.", delay=5)
+
+    status = page.locator("#autosave-status")
+    expect(status).to_contain_text("Autosaved at", timeout=15_000)
+    # The page now edits the article the autosave created, without a reload.
+    expect(page).to_have_url(re.compile(r"/studio/\d+/edit$"))
+    assert page.evaluate("window.__sameDocument === true")
+    expect(body).to_be_focused()
+    # The time is the reader's local time (the browser formats it), not the server's UTC text.
+    time = status.locator("time")
+    expect(time).to_have_attribute("datetime", re.compile(r"Z$"))
+    expect(time).not_to_contain_text("UTC")
+    # The preview shows the provisional header until a title is typed.
+    expect(page.locator("#preview .post-title")).to_have_text("Untitled draft")
+
+    page.get_by_label("Title").fill("Thoughts on pools")
+    expect(page.locator("#preview .post-title")).to_have_text("Thoughts on pools")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.locator(".flash")).to_have_text(re.compile(r"^(Saved|No changes.*)\.$"))
+    expect(body_of(page)).to_have_value("A thought before any title.")
+    expect(page.get_by_label("Title")).to_have_value("Thoughts on pools")
+    page.goto("/studio/")
+    expect(page.get_by_role("link", name="Thoughts on pools")).to_have_count(1)
+    expect(page.get_by_role("link", name="Untitled draft")).to_have_count(0)
+
+
+def test_a_live_article_warns_before_the_first_keystroke(page):
+    sign_in(page)
+    page.goto("/studio/1/edit")
+    warning = page.locator("#live-warning")
+    expect(warning).to_contain_text("This article is live.")
+    body = body_of(page)
+    before = body.input_value()
+    expect(body).not_to_be_editable()
+    body.click()
+    page.keyboard.type("x")
+    expect(body).to_have_value(before)  # nothing typed before the author has read the warning
+
+    page.get_by_role("button", name="Start a new draft").click()
+    expect(body).to_be_editable()
+    expect(body).to_be_focused()
+    expect(warning).to_contain_text("Editing a new draft")
+    body.press("ControlOrMeta+End")
+    body.press_sequentially("\nA new paragraph.", delay=5)
+    expect(page.locator("#autosave-status")).to_contain_text("Autosaved at", timeout=15_000)
+
+
+def test_tab_indents_inside_code_blocks_only(page):
+    sign_in(page)
+    page.goto("/studio/new")
+    body = body_of(page)
+    body.fill("Intro.\n\n```python\nx = 1\n```\n\nOutro.")
+    # In the code block: Tab indents the line, the focus stays.
+    body.evaluate(
+        "(el) => el.setSelectionRange(el.value.indexOf('x = 1'), el.value.indexOf('x = 1'))"
+    )
+    body.press("Tab")
+    expect(body).to_have_value("Intro.\n\n```python\n    x = 1\n```\n\nOutro.")
+    expect(body).to_be_focused()
+    body.press("Shift+Tab")
+    expect(body).to_have_value("Intro.\n\n```python\nx = 1\n```\n\nOutro.")
+    # Esc, then Tab, leaves the text box even inside the block.
+    body.press("Escape")
+    body.press("Tab")
+    expect(body).not_to_be_focused()
+    # Outside any code block Tab moves on as usual.
+    body.focus()
+    body.press("ControlOrMeta+End")
+    body.press("Tab")
+    expect(body).not_to_be_focused()
+    expect(body).to_have_value("Intro.\n\n```python\nx = 1\n```\n\nOutro.")
+
+
+def test_the_preview_follows_the_cursor_on_a_wide_screen(browser, live_server):
+    page = open_page(browser, live_server, DESKTOP)
+    sign_in(page)
+    page.goto("/studio/new")
+    sections = "".join(
+        f"## Section {n}\n\n" + "A sentence that fills the section. " * 40 + "\n\n"
+        for n in range(1, 13)
+    )
+    body = body_of(page)
+    body.fill(sections)
+    panel = page.locator("#preview-panel")
+    expect(panel.locator("h2", has_text="Section 12")).to_be_attached()
+    body.press("ControlOrMeta+End")
+    body.press("End")  # a keyup: the preview catches up with the cursor
+    expect(panel.locator("h2", has_text="Section 12")).to_be_in_viewport()
+    expect(panel.locator(".prose h2").first).not_to_be_in_viewport()
+    body.press("ControlOrMeta+Home")
+    body.press("Home")
+    expect(panel.locator(".post-title")).to_be_in_viewport()
+    assert page.console_errors == []
+    page.context.close()
+
+
+def test_phones_get_edit_and_preview_tabs_and_no_box_scrolling_inside_the_page(
+    browser, live_server
+):
+    page = open_page(browser, live_server, PHONE)
+    sign_in(page)
+    page.goto("/studio/new")
+    body = body_of(page)
+    body.fill("## Hello\n\n" + "Words for a long article. " * 400)
+    preview_tab = page.get_by_role("tab", name="Preview")
+    expect(page.locator("#preview-panel")).to_be_hidden()
+    preview_tab.click()
+    expect(preview_tab).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#preview-panel")).to_be_visible()
+    expect(body).to_be_hidden()
+    expect(page.locator("#preview h2")).to_have_text(re.compile("^Hello"))
+    nested = page.locator("#preview-panel").evaluate(
+        "(el) => getComputedStyle(el).overflowY !== 'visible' || el.scrollHeight > el.clientHeight"
+    )
+    assert not nested, "the preview scrolls inside its own box on a phone"
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    page.get_by_role("tab", name="Edit").click()
+    expect(body).to_be_visible()
+    assert page.console_errors == []
+    page.context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_editor_and_conflict_pages_have_no_accessibility_violations(
+    browser, live_server, scheme, viewport
+):
+    from axe_playwright_python.sync_playwright import Axe
+
+    page = open_page(browser, live_server, viewport)
+    context = page.context
+    page.emulate_media(color_scheme=scheme)
+    sign_in(page)
+    found = []
+
+    def check(label: str) -> None:
+        for violation in Axe().run(page).response["violations"]:
+            node = violation["nodes"][0]["html"][:120]
+            found.append(f"{label} {violation['id']}: {violation['help']} (e.g. {node})")
+
+    page.goto("/studio/new")
+    body_of(page).fill("## A heading\n\n| Name | Value |\n| --- | --- |\n| a | b |\n")
+    expect(page.locator("#preview table")).to_be_attached()
+    check("new")
+    if viewport is PHONE:
+        page.get_by_role("tab", name="Preview").click()
+        check("new, preview tab")
+    page.goto("/studio/1/edit")
+    check("live article")
+
+    # The conflict page: a second tab saves first.
+    url = "/studio/1/edit"
+    other = context.new_page()
+    other.goto(url)
+    other.get_by_role("button", name="Start a new draft").click()
+    body_of(other).fill(body_of(other).input_value() + "\nOther tab.")
+    other.get_by_role("button", name="Save draft").click()
+    expect(other.locator(".flash")).to_have_text("Saved.")
+    other.close()
+    page.get_by_role("button", name="Start a new draft").click()
+    body_of(page).fill(body_of(page).input_value() + "\nThis tab.")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "You saved a newer version in another tab"
+    )
+    check("conflict")
+    # The browser logs the conflict page's 409 status; that one is the point of this step.
+    assert [e for e in page.console_errors if "409" not in e] == []
+    context.close()
+    assert not found, "\n".join(found)
