@@ -4,7 +4,7 @@ Broad searches are not scored match by match any more (blog.search.query): title
 matches come first, newest first. These judgements check that the first page still holds what
 a reader means, against the exact ranking over every match (BM25 or ts_rank_cd):
 
-- the title of a known article, typed as a query, finds an article with that title first;
+- the title of a known article, typed as a query, finds an article with that title in the top 3;
 - a rare word is ranked exactly (few matches): the same top 10 as the exact ranking;
 - for broad queries, every one of the top 10 has the words in its title or tags, at least as
   many as in the exact ranking's top 10 (where the title's weight puts them too).
@@ -66,8 +66,9 @@ def judge(app: Flask) -> list[str]:
             label = f"q={query.strip()[:40]!r} ({kind}, {'tiered' if results.tiered else 'ranked'})"
             if kind == "known title":
                 # Generated titles repeat (templates and tags): any article with it is right.
-                ok = bool(shown) and shown[0].title == known.title
-                lines.append(f"{'ok' if ok else 'WORSE':5} {label}: an article so titled first")
+                # BM25 itself may put a near-namesake with the words in its tags above it.
+                ok = any(article.title == known.title for article in shown[:3])
+                lines.append(f"{'ok' if ok else 'WORSE':5} {label}: an article so titled in top 3")
             elif kind == "rare":
                 ok = [a.id for a in shown] == exact_ids
                 lines.append(f"{'ok' if ok else 'WORSE':5} {label}: top {TOP} as ranked exactly")
