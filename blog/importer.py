@@ -299,7 +299,7 @@ class _Run:
             db.session.rollback()
             current_app.logger.exception("batch write failed (%s); retrying file by file", error)
             self.claimed, self.categories, self.tags = claimed, {}, {}
-            entries = [self._one_by_one(item) for item in batch]
+            entries = [entry for item in batch for entry in self._one_by_one(item)]
             db.session.commit()
         for entry in entries:
             if isinstance(entry, ImportFailure):
@@ -319,7 +319,7 @@ class _Run:
                 continue
             slug = item.fields.draft.slug
             if slug in self.claimed or slug in existing or len(slug) > SLUG_MAX:
-                entries.append(self._one_by_one(item))
+                entries.extend(self._one_by_one(item))
                 continue
             try:
                 owner = self._owner(item.fields.author_email)
@@ -334,30 +334,27 @@ class _Run:
             entries.append(("created", new.entry))
         return fresh
 
-    def _one_by_one(self, item: _Prepared) -> tuple[str, ImportedFile] | ImportFailure:
+    def _one_by_one(self, item: _Prepared) -> list[tuple[str, ImportedFile] | ImportFailure]:
         """Import one file through the domain functions, in a savepoint of its own."""
         if item.fields is None:
-            line, message = item.problems[0]
-            return ImportFailure(item.path, line, message)
+            return [ImportFailure(item.path, line, message) for line, message in item.problems]
         savepoint = db.session.begin_nested()
         try:
             bucket, entry = _import_file(item.path, item.fields, self.author, self.claimed)
             savepoint.commit()
         except _FileProblems as problems:
             savepoint.rollback()
-            [first, *rest] = problems.problems
-            self.report.errors.extend(ImportFailure(item.path, ln, msg) for ln, msg in rest)
-            return ImportFailure(item.path, first[0], first[1])
+            return [ImportFailure(item.path, line, msg) for line, msg in problems.problems]
         except SQLAlchemyError as error:
             savepoint.rollback()
             cause = getattr(error, "orig", None) or error
-            return ImportFailure(item.path, None, f"database error: {cause}")
+            return [ImportFailure(item.path, None, f"database error: {cause}")]
         except Exception as error:  # noqa: BLE001 - a bug met in one file must not stop the rest
             savepoint.rollback()
             current_app.logger.exception("importing %s failed", item.path)
-            return ImportFailure(item.path, None, _unexpected(error))
+            return [ImportFailure(item.path, None, _unexpected(error))]
         self.claimed[entry.slug] = item.path
-        return bucket, entry
+        return [(bucket, entry)]
 
     def _owner(self, email: str) -> User:
         """Find a file's owner once per e-mail for the whole run."""

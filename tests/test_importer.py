@@ -723,3 +723,16 @@ def test_the_command_reports_a_hostile_file_without_a_traceback(app, runner, tmp
     assert f"{tmp_path / 'loop.md'}:3: " in result.output
     assert f"{tmp_path / 'old.md'}:3: " in result.output
     assert "1 created, 0 updated, 0 skipped, 2 errors" in result.output
+
+
+def test_a_batch_written_again_file_by_file_keeps_every_problem_of_a_file(
+    app, tmp_path, monkeypatch
+):
+    import blog.importer
+
+    monkeypatch.setattr(blog.importer, "_create_in_bulk", _fail)
+    write(tmp_path, "wrong.md", "---\ntitle: [1]\ntags: 5\n---\nText.\n")
+    write(tmp_path, "good.md", GOOD_FILE)
+    report = run(app, tmp_path)
+    assert [e.slug for e in report.created] == ["good"]
+    assert [(name, line) for name, line, _ in errors(report)] == [("wrong.md", 2), ("wrong.md", 3)]
