@@ -58,6 +58,8 @@ def test_autosave_starts_before_the_first_save_and_shows_local_time(page):
     time = status.locator("time")
     expect(time).to_have_attribute("datetime", re.compile(r"Z$"))
     expect(time).not_to_contain_text("UTC")
+    # The checks panel appears for the new article and runs the review checks on what was saved.
+    expect(page.locator("#checks .checklist")).to_be_visible()
     # The preview shows the provisional header until a title is typed.
     expect(page.locator("#preview .post-title")).to_have_text("Untitled draft")
 
@@ -84,6 +86,10 @@ def test_a_live_article_warns_before_the_first_keystroke(page):
     page.keyboard.type("x")
     expect(body).to_have_value(before)  # nothing typed before the author has read the warning
 
+    checked = page.locator("#checks .hint").last
+    expect(checked).to_contain_text("Checked revision")
+    checked_before = checked.inner_text()
+
     page.get_by_role("button", name="Start a new draft").click()
     expect(body).to_be_editable()
     expect(body).to_be_focused()
@@ -91,6 +97,8 @@ def test_a_live_article_warns_before_the_first_keystroke(page):
     body.press("ControlOrMeta+End")
     body.press_sequentially("\nA new paragraph.", delay=5)
     expect(page.locator("#autosave-status")).to_contain_text("Autosaved at", timeout=15_000)
+    # The checks panel looked again after the autosave: it names the revision just saved.
+    expect(checked).not_to_have_text(checked_before)
 
 
 def test_tab_indents_inside_code_blocks_only(page):
