@@ -31,7 +31,7 @@ from .articles import (
     add_revision,
     create_article,
     get_category,
-    get_tag,
+    get_tags,
     latest_revision,
     same_text,
     split_tags,
@@ -381,9 +381,9 @@ class _Run:
         for start in range(0, len(unknown), 500):  # SQLite's limit on bound parameters
             found = select(Tag.slug, Tag.id).where(Tag.slug.in_(unknown[start : start + 500]))
             self.tags.update((slug, tag_id) for slug, tag_id in db.session.execute(found))
-        for slug in unknown:
-            if slug not in self.tags:
-                self.tags[slug] = get_tag(wanted[slug]).id
+        missing = [wanted[slug] for slug in unknown if slug not in self.tags]
+        if missing:  # created together: one statement for the batch, not one per tag
+            self.tags.update((tag.slug, tag.id) for tag in get_tags(missing))
 
     def tag_id(self, name: str) -> int:
         """Return a tag's id (tag_ids has looked it up)."""
