@@ -250,6 +250,8 @@ def import_command(paths: tuple[Path, ...], author_email: str) -> None:
             click.echo(f"updated  {entry}")
     for entry in report.skipped:
         click.echo(f"skipped  {entry}")
+    for warning in report.warnings:
+        click.echo(f"warning  {warning}", err=True)
     for error in report.errors:
         click.echo(f"error    {error}", err=True)
     click.echo(report.summary())

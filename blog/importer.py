@@ -17,8 +17,9 @@ import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from flask import current_app
 from sqlalchemy import func, insert, select, update
@@ -40,6 +41,7 @@ from .articles import _fill as _fill_revision  # the one way a revision's fields
 from .content import render, slugify
 from .extensions import db
 from .frontmatter import Document, FrontMatterError, parse
+from .media import MediaError, Processed, max_bytes, process, save
 from .models import Article, ArticleTag, ReviewEvent, Revision, Role, Status, Tag, User, utcnow
 from .search import search_index
 from .search.sqlite_fts import SqliteIndex
@@ -113,6 +115,7 @@ class ImportReport:
     skipped: list[ImportedFile] = field(default_factory=list)
     errors: list[ImportFailure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # said once, before any file was read
+    warnings: list[str] = field(default_factory=list)  # "path: message"; the file was imported
 
     def summary(self) -> str:
         """Return one line such as "3 created, 1 updated, 2 skipped, 1 error"."""
@@ -146,6 +149,10 @@ class _Fields:
     ai_model: str | None
     author_email: str
     slug_line: int | None
+    # Said about the file without stopping it (a date taken from the name, a missing image).
+    warnings: list[str] = field(default_factory=list)
+    # The pictures the post shows, read and re-encoded (by _post_images), stored by the writer.
+    images: list[tuple[str, Processed]] = field(default_factory=list)
 
 
 class ImportBlocked(Exception):
@@ -253,7 +260,7 @@ def _prepare(path: Path, limit: int) -> _Prepared:
             document = parse(text)
         except FrontMatterError as error:
             raise _FileProblems([(error.line, error.message)]) from None
-        fields = _fields(path, document, _key_lines(text, document))
+        fields = _post_images(path, _fields(path, document, _key_lines(text, document)))
         rendered = render(fields.draft.body)
         return _Prepared(path, fields, rendered.html, rendered.minutes)
     except _FileProblems as problems:
@@ -288,6 +295,7 @@ class _Run:
         When the bulk write fails (a database error, a bug), the batch is rolled back and
         written again file by file, each in its own savepoint, so only the bad file is lost.
         """
+        _store_post_images(batch, self.report)
         claimed = dict(self.claimed)
         entries: list[tuple[str, ImportedFile] | ImportFailure] = []
         try:
@@ -840,13 +848,21 @@ def _fields(path: Path, document: Document, lines: dict[str, int]) -> _Fields:
         stem = jekyll["rest"]
 
     published_at = name_date
+    warnings: list[str] = []
     if meta.get("date") is not None:
         try:
             published_at = _date(meta["date"])
         except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
             problem("date", NOT_UTC)
         else:
-            if published_at is None:
+            if published_at is None and name_date is not None:
+                # Jekyll itself would fall back on the file name's date.
+                published_at = name_date
+                warnings.append(
+                    f"line {lines.get('date', '?')}: `date` {str(meta['date'])[:60]!r} is not a "
+                    f"date; used the file name's, {name_date:%Y-%m-%d}"
+                )
+            elif published_at is None:
                 wrong("date", "a date such as 2025-04-20 or 2025-04-20T09:30:00+02:00")
 
     slug = ""
@@ -893,6 +909,7 @@ def _fields(path: Path, document: Document, lines: dict[str, int]) -> _Fields:
         ai_model=ai_model,
         author_email=author.strip() if isinstance(author, str) and "@" in author else "",
         slug_line=lines.get("slug"),
+        warnings=warnings,
     )
 
 
@@ -938,7 +955,10 @@ def _date(value: object) -> datetime | None:
         try:
             moment = datetime.fromisoformat(_ZONE_AFTER_SPACE.sub(r"\g<zone>", value.strip()))
         except ValueError:
-            return None
+            found = _loose_date(value)
+            if found is None:
+                return None
+            moment = found
     else:
         return None
     if moment.tzinfo is None:
@@ -965,3 +985,173 @@ def _kind(value: object) -> str:
     if isinstance(value, str):
         return "text"
     return type(value).__name__
+
+
+# -- dates as Jekyll reads them ------------------------------------------------------------------
+
+# Jekyll parses dates with Ruby's Time.parse, which skips what it does not understand: its own
+# news posts carry `date: 2023-01-29 18:30:22 2023 -0800` (a stray year before the zone).
+_LOOSE_DATE = re.compile(
+    r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"
+    r"(?:[T\s]+(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?)?"
+    r"(?:\s+\d{4})?"
+    r"\s*(?P<zone>Z|UTC|GMT|[+-]\d{2}:?\d{2})?$",
+    re.IGNORECASE,
+)
+
+
+def _loose_date(value: str) -> datetime | None:
+    """Read the date forms Jekyll accepts beyond ISO 8601; None when it is not one."""
+    match = _LOOSE_DATE.match(value.strip())
+    if match is None:
+        return None
+    zone = (match["zone"] or "").upper()
+    tz = None
+    if zone in ("Z", "UTC", "GMT"):
+        tz = UTC
+    elif zone:
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    try:
+        return datetime(
+            int(match["y"]),
+            int(match["m"]),
+            int(match["d"]),
+            int(match["H"] or 0),
+            int(match["M"] or 0),
+            int(match["S"] or 0),
+            tzinfo=tz,
+        )
+    except ValueError:  # 2023-02-30, 25:00
+        return None
+
+
+# -- the pictures a post shows ---------------------------------------------------------------------
+
+# ![alt](src "title"): src may hold Liquid ({{ site.baseurl }}/assets/a.png), which has spaces.
+_IMAGE_REF = re.compile(
+    r"!\[(?P<alt>(?:[^\]\\\n]|\\.)*)\]\(\s*"
+    r"(?P<src><[^>\n]*>|(?:\{\{[^}\n]*\}\}|[^\s()])+)"
+    r"(?P<rest>(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'))?\s*)\)"
+)
+_LIQUID_FILTER = re.compile(
+    r"\{\{\s*['\"](?P<path>[^'\"]+)['\"]\s*\|\s*(?:relative_url|absolute_url)\s*\}\}"
+)
+_LIQUID_SITE = re.compile(r"\{\{\s*site\.(?:baseurl|url)\s*\}\}")
+# Files that mark the top of a Jekyll or Hugo site: `/assets/a.png` is found from there.
+SITE_MARKERS = (
+    "_config.yml", "_config.yaml", "_config.toml", "hugo.toml", "hugo.yaml", "hugo.json",
+    "config.toml", "config.yaml",
+)  # fmt: skip
+MAX_IMAGES_PER_POST = 50
+
+
+def _site_root(post: Path) -> Path:
+    """Find the site a post belongs to (the nearest folder with a Jekyll or Hugo config).
+
+    Without one, the post's own folder (a Hugo page bundle holds its pictures beside it).
+    """
+    folder = post.absolute().parent
+    for candidate in (folder, *folder.parents):
+        if any((candidate / marker).is_file() for marker in SITE_MARKERS):
+            return candidate
+    return folder
+
+
+def _image_path(src: str) -> str | None:
+    """Reduce an image reference to a path in the tree, or None for another site's (or data:)."""
+    src = src.strip()
+    if src.startswith("<") and src.endswith(">"):
+        src = src[1:-1]
+    src = _LIQUID_FILTER.sub(lambda m: m["path"], src)
+    src = _LIQUID_SITE.sub("", src).strip()
+    parts = urlsplit(src)
+    if parts.scheme or parts.netloc or not parts.path or "{{" in parts.path:
+        return None
+    return unquote(parts.path)
+
+
+def _find_image(post: Path, root: Path, reference: str) -> Path | None:
+    """Return the file an image reference names, if it is a regular file inside the site."""
+    root = root.resolve()
+    if reference.startswith("/"):
+        # Jekyll serves the site's root; Hugo serves static/ there (and assets/ through pipes).
+        candidates = [root / reference.lstrip("/"), root / "static" / reference.lstrip("/")]
+    else:
+        candidates = [post.absolute().parent / reference, root / reference]
+    for candidate in candidates:
+        try:
+            resolved = candidate.resolve()
+        except (OSError, RuntimeError):
+            continue
+        # Never outside the site: `../../.ssh/id_rsa`, or a link pointing out of the tree.
+        if resolved.is_relative_to(root) and resolved.is_file():
+            return resolved
+    return None
+
+
+def _post_images(path: Path, fields: _Fields) -> _Fields:
+    """Read and re-encode the pictures a post shows from the tree it came from.
+
+    Runs where the file is prepared (perhaps a worker process): no database here. The writer
+    stores them and points the Markdown at /media/ (_store_post_images). A picture that cannot
+    be found or is not an image is a warning naming the post and the path; the post imports.
+    """
+    refs = list(dict.fromkeys(m["src"] for m in _IMAGE_REF.finditer(fields.draft.body)))
+    if not refs:
+        return fields
+    root = _site_root(path)
+    images: list[tuple[str, Processed]] = []
+    warnings = list(fields.warnings)
+    for src in refs[:MAX_IMAGES_PER_POST]:
+        reference = _image_path(src)
+        if reference is None or reference.startswith("/media/"):
+            continue  # another site's picture, or one already uploaded here
+        found = _find_image(path, root, reference)
+        if found is None:
+            warnings.append(f"image {src!r} not found under {root}; its link is kept as it was")
+            continue
+        try:
+            if found.stat().st_size > max_bytes():
+                raise MediaError(413, f"larger than {max_bytes():,} bytes")
+            images.append((src, process(found.read_bytes())))
+        except MediaError as error:
+            warnings.append(f"image {src!r} ({found}) was not imported: {error.message}")
+        except OSError as error:
+            warnings.append(f"image {src!r} ({found}) cannot be read: {error.strerror}")
+    if len(refs) > MAX_IMAGES_PER_POST:
+        warnings.append(f"only the first {MAX_IMAGES_PER_POST} images were imported")
+    return replace(fields, images=images, warnings=warnings)
+
+
+def _store_post_images(batch: list[_Prepared], report: ImportReport) -> None:
+    """Store a batch's pictures, point each post's Markdown at them, and report warnings.
+
+    The images are committed before the batch's articles, so a batch that is retried file by
+    file still finds them.
+    """
+    stored = False
+    for item in batch:
+        fields = item.fields
+        if fields is None:
+            continue
+        report.warnings.extend(f"{item.path}: {warning}" for warning in fields.warnings)
+        if not fields.images:
+            continue
+        urls = {}
+        for src, processed in fields.images:
+            media, _new = save(processed, None)
+            urls[src] = f"/media/{media.key}"  # the route's fixed path (CONTRACT.md)
+        stored = True
+
+        def point(match: re.Match[str], urls: dict[str, str] = urls) -> str:
+            url = urls.get(match["src"])
+            return match.group(0) if url is None else f"![{match['alt']}]({url}{match['rest']})"
+
+        body = _IMAGE_REF.sub(point, fields.draft.body)
+        item.fields = replace(fields, draft=replace(fields.draft, body=body), images=[])
+        rendered = render(body)  # now with each picture's size and srcset
+        item.html, item.minutes = rendered.html, rendered.minutes
+    if stored:
+        db.session.commit()

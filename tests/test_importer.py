@@ -725,6 +725,118 @@ def test_the_command_reports_a_hostile_file_without_a_traceback(app, runner, tmp
     assert "1 created, 0 updated, 0 skipped, 2 errors" in result.output
 
 
+# -- images and Jekyll's dates ------------------------------------------------------------------
+
+MEDIA_TREES = Path(__file__).parent / "fixtures" / "media-import"
+
+
+@pytest.fixture
+def media_trees(tmp_path: Path) -> Path:
+    """A Hugo site with a page bundle and a Jekyll site, each with pictures in the tree."""
+    target = tmp_path / "media-import"
+    shutil.copytree(MEDIA_TREES, target)
+    return target
+
+
+def test_a_hugo_bundle_brings_its_pictures(app, client, media_trees):
+    from blog.models import Media
+
+    report = run(app, media_trees / "hugo")
+    assert [e.slug for e in report.created] == ["queues"] and report.errors == []
+    post = media_trees / "hugo/content/posts/queues/index.md"
+    assert report.warnings == [
+        f"{post}: image 'missing.png' not found under {(media_trees / 'hugo').resolve()}; "
+        "its link is kept as it was"
+    ]
+    with app.app_context():
+        body = find("queues").body
+        assert "diagram.png" not in body and "/images/logo.png" not in body
+        assert "![A picture nobody committed](missing.png)" in body
+        assert db.session.scalar(select(func.count()).select_from(Media)) == 2
+    page = parse(client.get("/articles/queues"))
+    figure = page.select_one("figure")
+    picture = figure.img
+    assert (picture["width"], picture["height"]) == ("640", "360")
+    assert picture["alt"] == "How a queue fills" and "srcset" in picture.attrs
+    assert figure.figcaption.get_text() == "Depth over a day"
+    assert client.get(picture["src"]).status_code == 200
+    logo = page.find("img", alt="Logo")
+    assert logo["src"].endswith(".png") and logo["width"] == "96"
+    # Pictures of other sites stay links; the missing one too.
+    assert page.find("a", href="https://example.com/remote.png") is not None
+
+
+def test_a_jekyll_site_brings_its_pictures_and_its_dates(app, client, media_trees):
+    report = run(app, media_trees / "jekyll")
+    assert sorted(e.slug for e in report.created) == ["date-in-words", "jekyll-4-3-2-released"]
+    assert report.errors == []
+    news = media_trees / "jekyll/_posts/2023-01-29-jekyll-4-3-2-released.md"
+    words = media_trees / "jekyll/_posts/2024-05-01-date-in-words.md"
+    assert sorted(report.warnings) == sorted(
+        [
+            f"{news}: image '../../../../../../etc/hostname' not found under "
+            f"{(media_trees / 'jekyll').resolve()}; its link is kept as it was",
+            f"{words}: line 3: `date` 'sometime in May' is not a date; used the file name's, "
+            "2024-05-01",
+        ]
+    )
+    with app.app_context():
+        released = find("jekyll-4-3-2-released")
+        # Jekyll's own `2023-01-29 18:30:22 2023 -0800`, as Ruby's Time.parse reads it.
+        assert released.published_at == utc(2023, 1, 30, 2, 30, 22)
+        assert "{{" not in released.body and "assets/img" not in released.body
+        assert find("date-in-words").published_at == utc(2024, 5, 1)
+        # One chart referenced by two posts (in two Liquid forms) is one image.
+        chart = find("date-in-words").body.split("(")[1].split(")")[0]
+        assert chart in released.body
+    page = parse(client.get("/articles/jekyll-4-3-2-released"))
+    photo = page.find("img", alt="A photo")
+    served = client.get(photo["src"]).data
+    assert b"SpyCam" not in served  # the EXIF (and its GPS) stayed behind
+
+
+def test_reimporting_a_tree_with_pictures_changes_nothing(app, media_trees):
+    run(app, media_trees / "hugo", media_trees / "jekyll")
+    again = run(app, media_trees / "hugo", media_trees / "jekyll")
+    assert again.summary() == "0 created, 0 updated, 3 skipped, 0 errors"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2023-01-29 18:30:22 2023 -0800", utc(2023, 1, 30, 2, 30, 22)),
+        ("2023-1-9 8:05 UTC", utc(2023, 1, 9, 8, 5)),
+        ("2023-01-29 18:30:22 +05:30", utc(2023, 1, 29, 13, 0, 22)),
+    ],
+)
+def test_dates_jekyll_accepts(app, tmp_path, value, expected):
+    write(tmp_path, "dated.md", f'---\ntitle: Dated\ndate: "{value}"\ndraft: true\n---\nText.\n')
+    assert run(app, tmp_path).summary() == "1 created, 0 updated, 0 skipped, 0 errors"
+    with app.app_context():
+        assert find("dated").created_at == expected
+
+
+def test_a_date_that_is_not_one_without_a_dated_name_is_still_an_error(app, tmp_path):
+    write(tmp_path, "undated.md", "---\ntitle: Undated\ndate: sometime in May\n---\nText.\n")
+    report = run(app, tmp_path)
+    assert [(line, message.split(",")[0]) for _name, line, message in errors(report)] == [
+        (3, "`date` must be a date such as 2025-04-20 or 2025-04-20T09:30:00+02:00")
+    ]
+
+
+def test_pictures_prepared_in_worker_processes_are_stored_by_the_writer(
+    app, client, media_trees, monkeypatch
+):
+    import blog.importer
+
+    monkeypatch.setattr(blog.importer, "POOL_THRESHOLD", 1)  # prepared in worker processes
+    app.config["IMPORT_WORKERS"] = 2
+    report = run(app, media_trees / "hugo", media_trees / "jekyll")
+    assert report.summary() == "3 created, 0 updated, 0 skipped, 0 errors"
+    picture = parse(client.get("/articles/queues")).select_one("figure img")
+    assert picture["width"] == "640" and client.get(picture["src"]).status_code == 200
+
+
 def test_a_batch_written_again_file_by_file_keeps_every_problem_of_a_file(
     app, tmp_path, monkeypatch
 ):
