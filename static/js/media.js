@@ -30,7 +30,9 @@
   // (editor.js then points the form at /studio/<id>/edit).
   const uploadUrl = () => {
     if (toolbar.dataset.uploadUrl) return toolbar.dataset.uploadUrl;
-    const match = new URL(form.action, location.href).pathname.match(/^(.*\/studio\/\d+)\/edit$/);
+    // getAttribute: form.action would name the form's "action" buttons, not its address.
+    const action = new URL(form.getAttribute("action") ?? "", location.href).pathname;
+    const match = action.match(/^(.*\/studio\/\d+)\/edit$/);
     return match ? `${match[1]}/media` : null;
   };
   const csrfToken = () => form.querySelector("input[name=csrf_token]")?.value ?? "";

@@ -214,3 +214,24 @@ def test_the_media_list_shows_the_upload_and_its_use_and_axe_is_clean(page, live
     row.get_by_role("button", name=re.compile("^Delete")).click()
     expect(page.locator(".flash")).to_have_text("Image deleted.")
     expect(page.locator("table.media-list")).to_have_count(0)
+
+
+def test_a_new_article_takes_images_once_its_first_autosave_has_made_it(page, live_server):
+    sign_in(page, AUTHOR)
+    page.goto("/studio/new")
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Add image").click()
+    chooser.value.set_files({"name": "early.png", "mimeType": "image/png", "buffer": png()})
+    expect(page.locator("[data-media-status]")).to_have_text(re.compile("once the draft"))
+    expect(page.get_by_role("dialog")).to_be_hidden()
+
+    page.get_by_label("Title").fill("A new article with an image")
+    body = page.get_by_label(re.compile("^Body"))
+    body.fill("First words.\n\n")
+    expect(page.locator("#autosave-status [data-saved=yes]")).to_be_visible(timeout=15_000)
+    body.press("ControlOrMeta+End")
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Add image").click()
+    chooser.value.set_files({"name": "late.png", "mimeType": "image/png", "buffer": png("navy")})
+    describe(page, "A navy square")
+    expect_inserted(page, "A navy square")
