@@ -134,6 +134,16 @@ def test_an_image_added_with_the_button_shows_in_the_preview_and_on_the_publishe
     expect(published).to_have_js_property("complete", True)
     assert published.evaluate("img => img.naturalWidth") > 0
 
+    # The admin's site-wide list shows it, used in the published article, with no Delete button.
+    page.emulate_media(color_scheme="dark")
+    page.goto("/studio/media")
+    expect(page.locator("h1")).to_have_text("All images")
+    row = page.locator("table.media-list tbody tr").filter(has_text="Pool sizes, with a chart")
+    expect(row).to_have_count(1)
+    expect(row.get_by_role("button", name=re.compile("^Delete"))).to_have_count(0)
+    violations = Axe().run(page).response["violations"]
+    assert not violations, [f"{v['id']}: {v['help']}" for v in violations]
+
 
 def test_an_image_dropped_onto_the_text_goes_in_at_the_cursor(page, live_server):
     article_id = draft(live_server, "Dropped image")
@@ -141,6 +151,8 @@ def test_an_image_dropped_onto_the_text_goes_in_at_the_cursor(page, live_server)
     open_editor(page, article_id)
     page.evaluate(DROP, [base64.b64encode(png("blue")).decode(), "dropped.png"])
     expect(page.get_by_role("dialog")).to_contain_text("dropped.png")
+    violations = Axe().run(page).response["violations"]  # with the alt-text dialog open
+    assert not violations, [f"{v['id']}: {v['help']}" for v in violations]
     describe(page, "A blue square")
     expect_inserted(page, "A blue square")
 
