@@ -110,6 +110,14 @@
       say(`“${file.name}” is not an image: choose a JPEG, PNG, GIF or WebP file.`, true);
       return;
     }
+    // Said before a long upload rather than after it; the server checks again (413).
+    const maxBytes = Number(toolbar.dataset.maxBytes) || Infinity;
+    if (file.size > maxBytes) {
+      const megabytes = (bytes) => (bytes / 1048576).toFixed(1);
+      say(`“${file.name || "The pasted image"}” is ${megabytes(file.size)} MB: `
+        + `images may be at most ${megabytes(maxBytes)} MB.`, true);
+      return;
+    }
     const url = uploadUrl();
     if (!url) {
       say("Type a few words first: images can be added once the draft has been saved.", true);

@@ -185,6 +185,20 @@ def test_a_file_that_is_not_an_image_is_refused_inline_and_cancel_inserts_nothin
         re.compile(r"^The image was not added: \S")
     )
     page.console_errors.clear()  # the refused upload's 4xx is reported by the console
+    # A file over the size limit is refused before it is sent.
+    page.evaluate(
+        """() => {
+          const transfer = new DataTransfer();
+          transfer.items.add(new File([new Uint8Array(11 * 1024 * 1024)], "huge.png",
+                                      { type: "image/png" }));
+          const init = { dataTransfer: transfer, bubbles: true, cancelable: true };
+          document.getElementById("body").dispatchEvent(new DragEvent("drop", init));
+        }"""
+    )
+    expect(page.locator("[data-media-status]")).to_have_text(
+        "“huge.png” is 11.0 MB: images may be at most 10.0 MB."
+    )
+    expect(page.get_by_role("dialog")).to_be_hidden()
     # Cancelling the dialog leaves the text as it was.
     page.evaluate(PASTE, [base64.b64encode(png()).decode(), "image.png"])
     page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
