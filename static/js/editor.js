@@ -52,7 +52,7 @@
   // The first autosave of a new article created it: go on editing that article in place.
   const switchToCreated = (created) => {
     form.setAttribute("data-hx-post", created.autosaveUrl);
-    form.action = created.saveUrl;
+    form.setAttribute("action", created.saveUrl); // form.action would name the "action" buttons
     document.querySelector(".page-head h1").textContent = "Edit article";
     const checks = document.getElementById("checks");
     const panel = document.getElementById("checks-panel");

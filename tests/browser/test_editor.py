@@ -53,6 +53,10 @@ def test_autosave_starts_before_the_first_save_and_shows_local_time(page):
     # The page now edits the article the autosave created, without a reload.
     expect(page).to_have_url(re.compile(r"/studio/\d+/edit$"))
     assert page.evaluate("window.__sameDocument === true")
+    # The Save buttons now save into that article (not through /studio/new again).
+    expect(page.locator("#editor-form")).to_have_attribute(
+        "action", re.compile(r"/studio/\d+/edit$")
+    )
     expect(body).to_be_focused()
     # The time is the reader's local time (the browser formats it), not the server's UTC text.
     time = status.locator("time")
