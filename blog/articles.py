@@ -230,7 +230,7 @@ def add_revision(
         created_by=actor,
         editing_session=editing_session,
     )
-    _fill(revision, _keep_ai_label(article, draft))
+    fill_revision(revision, _keep_ai_label(article, draft))
     db.session.add(revision)
     db.session.flush()
     if draft.slug and article.published_revision_id is None:
@@ -242,7 +242,7 @@ def add_revision(
     return revision
 
 
-def _fill(revision: Revision, draft: Draft) -> None:
+def fill_revision(revision: Revision, draft: Draft) -> None:
     """Put a draft's fields on a revision, normalised as they are stored, with their digest."""
     revision.title = draft.title.strip()
     revision.summary = draft.summary.strip()
@@ -343,7 +343,7 @@ def save_draft(
         and latest.created_by_id == actor.id
     )
     if foldable:
-        _fill(latest, kept)
+        fill_revision(latest, kept)
         latest.kind = "autosave" if autosave else "edit"
         latest.created_at = utcnow()
         latest.check_flags = None  # the text changed: the queue's flags must be computed again

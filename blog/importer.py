@@ -31,22 +31,19 @@ from .articles import (
     Draft,
     add_revision,
     create_article,
+    fill_revision,
     get_category,
     get_tags,
     latest_revision,
     same_text,
     split_tags,
 )
-from .articles import _fill as _fill_revision  # the one way a revision's fields and digest are set
 from .content import render, slugify
 from .extensions import db
 from .frontmatter import Document, FrontMatterError, parse
 from .media import MediaError, Processed, max_bytes, process, save
 from .models import Article, ArticleTag, ReviewEvent, Revision, Role, Status, Tag, User, utcnow
 from .search import search_index
-from .search.sqlite_fts import SqliteIndex
-from .search.sqlite_fts import entries as fts_entries
-from .search.sqlite_fts import fts as fts_table
 from .workflow import back_to_draft, enter_review, publish_without_review
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
@@ -438,7 +435,7 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
             ai_model=(fields.ai_model or "") if fields.ai_generated else "",
         )
         revision = Revision()
-        _fill_revision(revision, draft)
+        fill_revision(revision, draft)
         tag_names.append(revision.tag_names)
         published = not fields.ai_generated and not fields.is_draft
         if fields.ai_generated:
@@ -528,41 +525,8 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
         db.session.execute(insert(ReviewEvent), events)
     if public:
         db.session.execute(update(Article), public)
-        _index_in_bulk([row["id"] for row in public])
+        search_index().add_new([row["id"] for row in public])
         pagecache.public_changed()
-
-
-def _index_in_bulk(article_ids: list[int]) -> None:
-    """Put newly published articles (never indexed before) in the search index, in bulk.
-
-    The index interface has no bulk fill yet: SQLite's is filled here with two statements, as
-    its rebuild does; another backend gets one call per article.
-    """
-    index = search_index()
-    if isinstance(index, SqliteIndex):
-        for start in range(0, len(article_ids), 500):  # SQLite's limit on bound parameters
-            chunk = article_ids[start : start + 500]
-            db.session.execute(
-                insert(fts_entries).from_select(
-                    ["revision_id", "article_id"],
-                    select(Article.published_revision_id, Article.id).where(Article.id.in_(chunk)),
-                )
-            )
-            db.session.execute(
-                insert(fts_table).from_select(
-                    ["rowid", "title", "summary", "tags", "body"],
-                    select(
-                        Revision.id, Revision.title, Revision.summary, Revision.tags, Revision.body
-                    )
-                    .join(fts_entries, fts_entries.c.revision_id == Revision.id)
-                    .where(fts_entries.c.article_id.in_(chunk)),
-                )
-            )
-        return
-    for start in range(0, len(article_ids), 500):
-        chunk = article_ids[start : start + 500]
-        for article in db.session.scalars(select(Article).where(Article.id.in_(chunk))):
-            index.index_article(article)
 
 
 OUTSIDE = "outside the folder given, not followed"
