@@ -170,7 +170,7 @@ def test_the_queue_computes_flags_once_per_revision(app, admin_client, make_arti
         revision = db.session.scalar(
             select(Revision).filter_by(article_id=article_id).order_by(Revision.number.desc())
         )
-        assert json.loads(revision.check_flags) == ["Code blocks"]
+        assert "Code blocks" in json.loads(revision.check_flags)["flags"]
 
 
 def test_bodies_past_the_limit_are_refused_with_the_text_kept(app, author_client, runner):
