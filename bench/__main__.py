@@ -9,7 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import corpus, worst
+from . import corpus, load, postgres, worst
+from .judged import judge
 from .measure import (
     BenchFailure,
     Scenario,
@@ -86,11 +87,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="time only the worst inputs at the body limit (no corpora; saved to worst.txt)",
     )
+    parser.add_argument(
+        "--load",
+        action="store_true",
+        help="run only the load phase: gunicorn driven by wrk on the 10k corpus (load.txt)",
+    )
+    parser.add_argument("--no-load", action="store_true", help="skip the load phase")
+    parser.add_argument(
+        "--load-seconds", type=float, default=10.0, help="seconds per wrk run (default 10)"
+    )
     return parser.parse_args(argv)
 
 
-def run_size(size: int, path: Path, settings: Settings, only: list[str]) -> SizeResult:
-    """Measure the floor and every scenario on one corpus."""
+def run_size(size: int, path: Path | str, settings: Settings, only: list[str]) -> SizeResult:
+    """Measure the floor and every scenario on one corpus (an SQLite file or a database URL)."""
     from blog import create_app
     from blog.extensions import db
 
@@ -112,6 +122,13 @@ def run_size(size: int, path: Path, settings: Settings, only: list[str]) -> Size
                 result.timings[scenario.name] = timing
             after = floor(client, size, settings)
             result.floor.samples += after.samples
+            if isinstance(path, str):
+                result.backend = "postgresql"
+                result.database_bytes = postgres.database_bytes(path)
+            else:
+                result.database_bytes = path.stat().st_size
+            if any(s.name.startswith("q=") for s in chosen):
+                result.judged = judge(app)
         finally:
             with app.app_context():
                 db.engine.dispose()
@@ -131,6 +148,19 @@ def run_worst(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_load(args: argparse.Namespace) -> int:
+    """Run only the load phase, print and save it; 2 when it cannot run (no wrk)."""
+    lines = load.measure_load(args.load_seconds, args.cache_dir)
+    report = "\n".join(lines) + "\n"
+    sys.stdout.write(report)
+    if not args.no_save:
+        path = args.output.with_name("load.txt")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(report, encoding="utf-8")
+        corpus.progress(f"saved to {path}")
+    return 2 if lines[0].startswith("load: not measured") else 0
+
+
 def _select(found: list[Scenario], only: list[str]) -> list[Scenario]:
     """Keep the scenarios named by --only (all when it is empty)."""
     if not only:
@@ -147,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     only = [word.strip() for word in args.only.split(",") if word.strip()]
     if args.worst:
         return run_worst(args)
+    if args.load:
+        return run_load(args)
     fingerprint = code_fingerprint()
     problems = corpus.check_sample()
     for problem in problems:
@@ -164,11 +196,24 @@ def main(argv: list[str] | None = None) -> int:
     except BenchFailure as failure:
         print(f"bench: FAILED, this is a bug: {failure}", file=sys.stderr)
         return 1
+    others = []
+    server = postgres.server_url()
+    if server:  # the same corpora and scenarios on PostgreSQL, reported beside SQLite's
+        try:
+            for size in args.sizes:
+                url = postgres.ensure(size, paths[size], server, args.rebuild)
+                others.append(run_size(size, url, settings, only))
+        except BenchFailure as failure:
+            print(f"bench: FAILED on PostgreSQL, this is a bug: {failure}", file=sys.stderr)
+            return 1
     elapsed = time.perf_counter() - started
     changed = code_fingerprint() != fingerprint
-    report = render(settings, results[0].scenarios, results, elapsed, fingerprint, changed)
+    report = render(settings, results[0].scenarios, results, elapsed, fingerprint, changed, others)
     corpus.progress("timing the worst inputs at the body limit")
     report += "\n" + "\n".join(worst.measure_worst()) + "\n"
+    if not args.no_load:
+        corpus.progress("the load phase: gunicorn and wrk")
+        report += "\n" + "\n".join(load.measure_load(args.load_seconds, args.cache_dir)) + "\n"
     if not args.no_import:
         from .importing import import_lines
 
