@@ -439,6 +439,51 @@ def test_an_article_without_images_has_no_og_image(client: FlaskClient, make_art
     assert page.find("meta", property="og:image") is None
 
 
+# -- review -------------------------------------------------------------------------------------
+
+
+def test_review_checks_flag_images_without_alt_unresolved_and_oversized(
+    app: Flask,
+    author_client: FlaskClient,
+    admin_client: FlaskClient,
+    make_article,  # noqa: ANN001
+) -> None:
+    scratch = make_article("Scratch", status="draft")
+    fine = upload(author_client, scratch, image_bytes(size=(400, 300))).get_json()["url"]
+    heavy = upload(author_client, scratch, noise_png(1000, 800)).get_json()["url"]
+    missing = "/media/" + "0" * 64 + ".png"
+    body = (
+        f"![A fine chart]({fine})\n\n![]({fine})\n\n![Huge photo]({heavy})\n\n"
+        f"![Gone]({missing})\n\n![Hotlinked](https://elsewhere.example/a.png)\n"
+    )
+    draft = make_article("Pictures to review", body=body, status="in_review")
+    page = parse(admin_client.get(f"/review/{draft}"))
+    item = next(li for li in page.select(".checklist > li") if li.strong.get_text() == "Images")
+    assert "check-warn" in item["class"]
+    findings = [li.get_text(" ", strip=True) for li in item.select("ul li")]
+    assert "4 of 5 need attention" in item.get_text()
+    assert any(fine in f and "no alt text" in f for f in findings)
+    assert any(heavy in f and "oversized original" in f for f in findings)
+    assert any(missing in f and "does not resolve" in f for f in findings)
+    assert any("elsewhere.example" in f and "will not load" in f for f in findings)
+    # The reviewer sees each image of ours in the rendered draft.
+    shown = {img["src"] for img in page.select("img")}
+    assert {fine, heavy} <= shown
+
+
+def test_review_checks_pass_images_with_alt_text(
+    app: Flask,
+    author_client: FlaskClient,
+    admin_client: FlaskClient,
+    make_article,  # noqa: ANN001
+) -> None:
+    scratch = make_article("Scratch", status="draft")
+    fine = upload(author_client, scratch, image_bytes(size=(400, 300))).get_json()["url"]
+    draft = make_article("One picture", body=f"![A fine chart]({fine})\n", status="in_review")
+    page = parse(admin_client.get(f"/review/{draft}"))
+    item = next(li for li in page.select(".checklist > li") if li.strong.get_text() == "Images")
+    assert "check-ok" in item["class"]
+
 
 def test_an_animated_gif_keeps_its_frames(author_client: FlaskClient, draft_id: int) -> None:
     frames = [Image.new("RGB", (100, 80), (i * 60, 0, 0)) for i in range(4)]
