@@ -10,11 +10,13 @@ from urllib.parse import urlsplit
 
 from flask import Config, Flask, Response, current_app, request
 from flask.globals import request_ctx
-from werkzeug.exceptions import BadRequest, HTTPException, SecurityError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import BadRequest, HTTPException, SecurityError, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .extensions import cache, compress, csrf, db, limiter, login_manager, migrate
 from .params import BoundedIntConverter
+from .sqlite import reads_only_from_now_on
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
@@ -213,6 +215,12 @@ def _refuse_host() -> HTTPException:
     return BadRequest(f"This site does not answer to that host name.{where}")
 
 
+def _database_is_busy(error: OperationalError) -> bool:
+    """Say whether a database error means "locked, try again" (SQLite busy, PostgreSQL 55P03)."""
+    original = error.orig
+    return "database is locked" in str(original) or getattr(original, "sqlstate", "") == "55P03"
+
+
 def _register_error_pages(app: Flask) -> None:
     """Answer errors with a page in the site's layout (JSON under /api), never a stack trace."""
     from flask import jsonify, render_template
@@ -241,6 +249,23 @@ def _register_error_pages(app: Flask) -> None:
         return response
 
     app.register_error_handler(HTTPException, handle)
+
+    @app.errorhandler(OperationalError)
+    def database_busy(error: OperationalError) -> Response:
+        """Answer 503 and Retry-After when the database stayed locked past its busy timeout.
+
+        Under a burst of writes SQLite's lock can outlast the timeout; the writer should try
+        again in a moment, and the editor keeps its text. Any other database failure is a 500.
+        """
+        db.session.rollback()
+        if not _database_is_busy(error):
+            raise error
+        reads_only_from_now_on()  # the error page must not queue for the lock it just missed
+        busy = ServiceUnavailable(
+            "The site is busy writing other changes. Nothing was saved: try again in a moment.",
+            retry_after=2,
+        )
+        return handle(busy)  # type: ignore[return-value]
 
     @app.before_request
     def answer_health_checks_on_any_host() -> Response | None:

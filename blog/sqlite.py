@@ -57,8 +57,16 @@ def writes(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def reads_only_from_now_on() -> None:
+    """Let the rest of this request read without the write lock (an answer that writes nothing)."""
+    g.may_write = False
+    g.reads_only = True
+
+
 def _may_write() -> bool:
     """Say whether the current unit of work may write: any request but a read, and the CLI."""
     if has_request_context():
+        if g.get("reads_only", False):
+            return False
         return request.method not in READ_ONLY_METHODS or g.get("may_write", False)
     return True
