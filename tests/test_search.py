@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from blog.extensions import db
 from blog.search import build_match, find_articles, parse_filters
+from blog.templating import highlighted
 
 from .conftest import ADMIN, parse, sqlite_only
 
@@ -296,17 +297,15 @@ def test_the_fts_index_drives_the_search_join(app, ctx):
     assert plan[2].startswith("SEARCH articles USING INDEX ix_articles_listing"), plan
 
 
-@sqlite_only
-def test_a_typed_word_the_index_has_is_matched_whole(app, ctx):
-    """A 4+ letter prefix makes FTS5 merge the postings of every term it begins (bench/README)."""
-    from blog.search import search_index
-    from blog.search.index import parse_terms
-
-    index = search_index()
-    assert index.settle(parse_terms("kubernetes")).prefix is False
-    assert index.settle(parse_terms("kuberne")).prefix is True  # not a word: still typing
-    assert index.settle(parse_terms("kub")).prefix is True  # 2-3 letters: the prefix index
-    assert "docker-to-kubernetes-a-practical-path-for-backend-engineers" in slugs("kuberne")
+def test_the_word_being_typed_stays_a_prefix_even_when_it_is_a_word(app, ctx, make_article):
+    """Typing "kube" must go on finding Kubernetes, even where "kube" is a word of its own."""
+    make_article("Kube on its own", body="The kube command line, and nothing else.")
+    found = slugs("kube")
+    assert "docker-to-kubernetes-a-practical-path-for-backend-engineers" in found
+    assert "kube-on-its-own" in found
+    hits = find_articles(parse_filters({"q": "kube"})).hits
+    titles = [str(highlighted(hit.title)) for hit in hits if hit.title]
+    assert any("<mark>Kubernetes</mark>" in title for title in titles)
 
 
 def test_new_articles_can_be_indexed_in_bulk(app, ctx):

@@ -193,21 +193,14 @@ class SqliteIndex:
         return db.session.scalar(select(func.count()).select_from(entries)) or 0
 
     def settle(self, terms: Terms) -> Terms:
-        """Match a typed word of 4+ letters whole when the index has it as a word.
+        """Keep the word being typed a prefix, whatever its length.
 
-        Prefixes of 2 and 3 letters come ready-made from the prefix index. A longer one makes
-        FTS5 merge the postings of every term it begins, for every statement: 40 ms for
-        "query"* at 100,000 articles, against 0.1 ms for "query". So once the letters typed
-        are a word of the index, the results are that word's; "querys" is not, and stays a
-        prefix. (The stemmer already folds query, queries and querying into one term.)
+        A 4+ letter prefix makes FTS5 merge the postings of every term it begins (40 ms for
+        "query"* at 100,000 articles, bench/README.md), and matching the word whole once the
+        index has it would be cheaper; but then "kube" finds only articles with the word "kube",
+        not the Kubernetes ones, which is worse for a reader typing. Speed gives way here.
         """
-        last = terms.words[-1]
-        if not terms.prefix or sum(ch.isalnum() for ch in last) < 4:
-            return terms
-        exact = select(fts.c.rowid).where(_fts.op("MATCH")(quote(last))).limit(1)
-        if db.session.scalar(exact) is None:
-            return terms
-        return Terms(terms.words, prefix=False)
+        return terms
 
     def add_new(self, article_ids: list[int]) -> None:
         """Index newly published articles in two statements per 500 (SQLite's parameter limit)."""
