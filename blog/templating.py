@@ -137,6 +137,7 @@ def init_app(app: Flask) -> None:
         absolute_url=absolute_url,
         provenance=provenance,
         ai_disclosure=ai_disclosure,
+        ai_assisted_below=AI_ASSISTED_BELOW,
         status_labels=STATUS_LABELS,
         status_label=status_label,
     )
