@@ -23,11 +23,12 @@ from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from . import clock
 from .articles import MAX_TAGS, TITLE_MAX, Draft, create_article
 from .audit import record
 from .content import MAX_BODY_CHARS
 from .extensions import csrf, db, limiter
-from .models import ApiToken, Article, IdempotentResponse, ReviewEvent, Status, User, utcnow
+from .models import ApiToken, Article, IdempotentResponse, ReviewEvent, Status, User
 from .params import SQLITE_INT_MAX
 from .sqlite import writes
 from .templating import absolute_url
@@ -269,7 +270,7 @@ def create_draft() -> Response:
     )
     article.ai_prompt = fields["prompt"] or None
     enter_review(article, revision, user, f"Sent through the API ({token.name or token.prefix})")
-    token.last_used_at = utcnow()
+    token.last_used_at = clock.now()
     record("token_used", user, f"token {token.prefix}… created draft {article.slug}")
     answer = _draft_answer(article)
     body = json.dumps(answer)
@@ -320,7 +321,7 @@ def get_draft(article_id: int) -> Response:
     article = db.session.get(Article, article_id)
     if article is None or not (article.author_id == token.user_id or token.user.is_admin):
         return _problem(404, "No such draft for this token.")
-    token.last_used_at = utcnow()
+    token.last_used_at = clock.now()
     db.session.commit()
     events = db.session.scalars(
         select(ReviewEvent)
@@ -379,7 +380,7 @@ def create_media() -> Response:
         return _problem(error.status, error.message, [{"field": "file", "message": error.message}])
     media, _new = save(processed, user_id)
     token = db.session.get(ApiToken, token_id)
-    token.last_used_at = utcnow()
+    token.last_used_at = clock.now()
     url = url_for("media.file", name=media.key)
     body = json.dumps({"url": url, "width": media.width, "height": media.height})
     if key:

@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from . import pagecache
+from . import clock, pagecache
 from .content import MAX_BODY_CHARS, render, slugify
 from .diff import word_counts
 from .extensions import db
-from .models import Article, ArticleTag, Category, Revision, Tag, User, utcnow
+from .models import Article, ArticleTag, Category, Revision, Tag, User
 from .retry import retry_unique
 from .search import index_article
 
@@ -237,7 +237,7 @@ def add_revision(
         claim_slug(article, draft.slug)
     if article.published_revision_id is None:
         copy_to_public(article, revision)
-    article.updated_at = utcnow()
+    article.updated_at = clock.now()
     article.version += 1
     return revision
 
@@ -290,7 +290,7 @@ def text_digest(text: str) -> str:
 def seal(revision: Revision) -> None:
     """Freeze a revision's text: it is being submitted or approved, so it must never change."""
     if revision.sealed_at is None:
-        revision.sealed_at = utcnow()
+        revision.sealed_at = clock.now()
 
 
 def conflicting_revision(
@@ -345,11 +345,11 @@ def save_draft(
     if foldable:
         fill_revision(latest, kept)
         latest.kind = "autosave" if autosave else "edit"
-        latest.created_at = utcnow()
+        latest.created_at = clock.now()
         latest.check_flags = None  # the text changed: the queue's flags must be computed again
         if article.published_revision_id is None:
             copy_to_public(article, latest)
-        article.updated_at = utcnow()
+        article.updated_at = clock.now()
         article.version += 1
     else:
         add_revision(
@@ -453,7 +453,7 @@ def publish(
     seal(revision)
     copy_to_public(article, revision)
     article.ai_share = ai_share(article, revision)
-    now = utcnow()
+    now = clock.now()
     article.taken_down_at = None
     article.taken_down_reason = ""
     article.published_revision_id = revision.id

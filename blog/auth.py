@@ -33,9 +33,10 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.security import check_password_hash
 from werkzeug.wrappers import Response
 
+from . import clock
 from .audit import record
 from .extensions import db, limiter, login_manager
-from .models import SignIn, User, utcnow
+from .models import SignIn, User
 from .sqlite import READ_ONLY_METHODS
 
 bp = Blueprint("auth", __name__)
@@ -94,7 +95,7 @@ def load_user(user_id: str) -> User | None:
 
 def _touch(sign_in: SignIn) -> None:
     """Note when a sign-in was last used, at most every TOUCH_INTERVAL, and never at any cost."""
-    now = utcnow()
+    now = clock.now()
     if now - sign_in.last_seen_at < TOUCH_INTERVAL:
         return
     if request.method not in READ_ONLY_METHODS or g.get("may_write", False):
@@ -115,7 +116,7 @@ def _touch(sign_in: SignIn) -> None:
 
 def start_sign_in(user: User, remember: bool) -> SignIn:
     """Sign `user` in with a new session and a new SignIn record (the caller commits)."""
-    now = utcnow()
+    now = clock.now()
     db.session.execute(
         delete(SignIn).where(SignIn.user_id == user.id, SignIn.last_seen_at < now - STALE_AFTER)
     )

@@ -25,7 +25,7 @@ from flask import current_app
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import pagecache
+from . import clock, pagecache
 from .articles import (
     SLUG_MAX,
     Draft,
@@ -42,7 +42,7 @@ from .content import render, slugify
 from .extensions import db
 from .frontmatter import Document, FrontMatterError, parse
 from .media import MediaError, Processed, max_bytes, process, save
-from .models import Article, ArticleTag, ReviewEvent, Revision, Role, Status, Tag, User, utcnow
+from .models import Article, ArticleTag, ReviewEvent, Revision, Role, Status, Tag, User
 from .search import search_index
 from .workflow import back_to_draft, enter_review, publish_without_review
 
@@ -424,7 +424,7 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
     file (revision 1, its digest and seal, the review event of an AI file, the public copy
     with the HTML rendered beforehand), and the published ones are indexed in one go.
     """
-    now = utcnow()
+    now = clock.now()
     article_rows, revision_rows, tag_names = [], [], []
     for new in fresh:
         fields = new.item.fields

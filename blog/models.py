@@ -36,9 +36,11 @@ from .extensions import db
 
 
 def utcnow() -> datetime:
-    """Return the current time as an aware UTC datetime, from the one clock (blog.clock)."""
-    # Looked up at each call, so a column default or a module that imported utcnow still
-    # follows a clock fixed by a test.
+    """Column default for "when": the one clock (blog.clock), for rows created without a time.
+
+    Code asks `clock.now()`; this wrapper exists because a column default is bound when the
+    model is defined, and looking `clock.now` up at each call lets a test's fixed clock apply.
+    """
     return clock.now()
 
 
@@ -235,7 +237,7 @@ class Article(db.Model):
         """Say whether readers can see the article now."""
         if self.published_revision_id is None or self.published_at is None:
             return False
-        return self.published_at <= (now or utcnow())
+        return self.published_at <= (now or clock.now())
 
 
 class SealedRevisionError(RuntimeError):

@@ -48,7 +48,7 @@ from flask_login import current_user
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from . import models
+from . import clock
 from .extensions import cache, compress, db
 from .models import Article, Category, Tag, User
 
@@ -328,7 +328,7 @@ def public_state() -> str:
         generation = secrets.token_hex(8)
         if not cache.add(GENERATION, generation, timeout=STATE_TIMEOUT):
             generation = cache.get(GENERATION) or generation
-    now = models.utcnow()
+    now = clock.now()
     if not _due_is_current(due, generation, now):
         due = (generation, now, next_scheduled(now))
         cache.set(NEXT_DUE, due, timeout=STATE_TIMEOUT)

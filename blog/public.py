@@ -18,6 +18,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select, text
 
+from . import clock
 from .articles import ai_original, source_text
 from .content import headings, table_of_contents
 from .diff import REVISION_FIELDS, changed_fields, diff_texts
@@ -30,7 +31,6 @@ from .models import (
     Revision,
     User,
     last_public_change,
-    utcnow,
 )
 from .search import (
     PAGE_SIZE,
@@ -206,7 +206,7 @@ def feed() -> Response:
         .unique()
         .all()
     )
-    updated = max((a.public_updated_at for a in articles), default=utcnow())
+    updated = max((a.public_updated_at for a in articles), default=clock.now())
     body = render_template("public/feed.xml", articles=articles, updated=updated)
     return _xml(body, "application/atom+xml; charset=utf-8")
 

@@ -23,6 +23,7 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 from sqlalchemy import func, or_, select
 
+from . import clock
 from .account import reset_link
 from .api import create_token
 from .articles import (
@@ -50,7 +51,6 @@ from .models import (
     Role,
     Status,
     User,
-    utcnow,
 )
 from .params import MAX_PAGE, clamped_int
 from .workflow import (
@@ -116,7 +116,7 @@ def queue() -> Response:
     rows = db.session.execute(query.limit(200)).unique().all()
     newest = latest_revisions([article.id for article, _at in rows])  # one query, not 200
     flags = queue_flags(list(newest.values()), quick_flags)
-    now = utcnow()
+    now = clock.now()
     items = []
     for article, since in rows:
         revision = newest.get(article.id)
@@ -259,8 +259,8 @@ def _review_page(
         comment=comment,
         edit_values=edit_values or _edit_values(revision),
         editing_session=secrets.token_hex(8),
-        now=utcnow(),
-        age=lambda at: _age(utcnow() - at),
+        now=clock.now(),
+        age=lambda at: _age(clock.now() - at),
     ), status
 
 
@@ -558,7 +558,7 @@ def tokens() -> Response | str:
             if token is None:
                 abort(404)
             if token.revoked_at is None:
-                token.revoked_at = utcnow()
+                token.revoked_at = clock.now()
                 record("token_revoked", current_user, f"token {token.prefix}… revoked")
                 db.session.commit()
             flash(f"Token {token.prefix}… revoked.", "info")

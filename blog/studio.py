@@ -27,6 +27,7 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 
+from . import clock
 from .articles import (
     Draft,
     add_revision,
@@ -43,7 +44,7 @@ from .content import MAX_BODY_CHARS, render
 from .diff import changed_fields, diff_texts
 from .extensions import db, limiter
 from .htmx import render_page
-from .models import Article, Category, Revision, Status, Tag, utcnow
+from .models import Article, Category, Revision, Status, Tag
 from .params import SQLITE_INT_MAX, bounded_int
 from .workflow import (
     TransitionError,
@@ -392,7 +393,7 @@ def _autosave_answer(message: str, *, ok: bool, created: Article | None = None) 
         "studio/_autosave.html",
         message=message,
         ok=ok,
-        saved_at=utcnow() if ok else None,
+        saved_at=clock.now() if ok else None,
         created=created,
     )
     response = make_response(html)

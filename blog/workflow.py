@@ -35,11 +35,11 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from . import pagecache
+from . import clock, pagecache
 from .articles import latest_revision, publish, seal
 from .audit import record
 from .extensions import db
-from .models import Article, ReviewEvent, Revision, Status, User, utcnow
+from .models import Article, ReviewEvent, Revision, Status, User
 from .search import index_article
 
 # action: (states it may start from, state it leads to, who may do it)
@@ -140,7 +140,7 @@ def transition(
     if action == "schedule":
         if publish_at is None:
             raise TransitionError("Choose the date and time to publish at.")
-        if publish_at <= utcnow():
+        if publish_at <= clock.now():
             raise TransitionError("The publish time must be in the future.")
     revision = latest_revision(article)
     if revision is None:
@@ -162,7 +162,7 @@ def transition(
     moved = db.session.execute(
         update(Article)
         .where(*conditions)
-        .values(status=target, version=Article.version + 1, updated_at=utcnow())
+        .values(status=target, version=Article.version + 1, updated_at=clock.now())
         .execution_options(synchronize_session=False)
     ).rowcount
     if moved != 1:
@@ -231,7 +231,7 @@ def enter_review(
             actor=actor,
             action="submit",
             comment=comment,
-            created_at=at or utcnow(),
+            created_at=at or clock.now(),
             digest=revision.digest,
         )
     )
@@ -266,7 +266,7 @@ def publish_without_review(
     through enter_review instead.
     """
     publish(article, revision, reviewer=actor, publish_at=at)
-    future = article.published_at is not None and article.published_at > utcnow()
+    future = article.published_at is not None and article.published_at > clock.now()
     article.status = Status.SCHEDULED if future else Status.PUBLISHED
 
 
@@ -286,7 +286,7 @@ def take_down(article: Article, actor: User, reason: str) -> ReviewEvent:
     reason = reason.strip()
     if not reason:
         raise TransitionError("Say why the article is taken down: it goes into the audit log.")
-    now = utcnow()
+    now = clock.now()
     moved = db.session.execute(
         update(Article)
         .where(Article.id == article.id, Article.published_revision_id.is_not(None))

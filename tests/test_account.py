@@ -9,8 +9,9 @@ import pytest
 from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
+from blog import clock
 from blog.extensions import db
-from blog.models import AuditEntry, SignIn, User, utcnow
+from blog.models import AuditEntry, SignIn, User
 
 from .conftest import ADMIN, AUTHOR, PASSWORD, _make_app, login, parse
 
@@ -144,7 +145,7 @@ def test_last_seen_is_written_at_most_every_few_minutes(app, author_client):
             db.session.execute(SignIn.__table__.update().values(last_seen_at=moment))
             db.session.commit()
 
-    recent = utcnow().replace(microsecond=0) - timedelta(minutes=1)
+    recent = clock.now().replace(microsecond=0) - timedelta(minutes=1)
     set_last_seen(recent)
     author_client.get("/account")
     assert last_seen() == recent

@@ -13,9 +13,10 @@ from datetime import datetime
 
 from sqlalchemy import Select, exists, func, select
 
+from .. import clock
 from ..content import markdown_parser
 from ..extensions import db
-from ..models import Article, ArticleTag, Category, Tag, utcnow
+from ..models import Article, ArticleTag, Category, Tag
 from ..params import MAX_PAGE, clamped_int
 from .index import MARK_CLOSE, MARK_OPEN, MAX_QUERY_CHARS, Terms, parse_terms, search_index
 from .visibility import public_articles
@@ -118,7 +119,7 @@ class Results:
 
 def find_articles(filters: Filters, now: datetime | None = None) -> Results:
     """Run the reader's filters: one page of hits, the total and the per-category counts."""
-    now = now or utcnow()
+    now = now or clock.now()
     terms = parse_terms(filters.q) if filters.q.strip() else None
     impossible = (
         filters.unknown_category or filters.unknown_tag or (filters.q.strip() and terms is None)

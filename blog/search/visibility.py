@@ -6,7 +6,8 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, select
 
-from ..models import Article, utcnow
+from .. import clock
+from ..models import Article
 
 
 def is_public(now: datetime | None = None) -> ColumnElement[bool]:
@@ -16,7 +17,7 @@ def is_public(now: datetime | None = None) -> ColumnElement[bool]:
     column says "approved" too; it keeps the list's counts inside the (category_id, published_at)
     index instead of reading every row.
     """
-    return Article.published_at <= (now or utcnow())
+    return Article.published_at <= (now or clock.now())
 
 
 def public_articles(now: datetime | None = None) -> Select:
