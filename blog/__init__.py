@@ -54,11 +54,6 @@ def create_app(
     # Before any route is added: an <int:...> past the database's range is a 404, not a 500.
     app.url_map.converters["int"] = BoundedIntConverter
 
-    if app.config.get("PROXY_FIX_X_FOR"):
-        # Trust this many proxies' X-Forwarded-* headers, so rate limits see the client's address.
-        hops = int(app.config["PROXY_FIX_X_FOR"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
-
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     csrf.init_app(app)
@@ -93,6 +88,15 @@ def create_app(
     cli.init_app(app)
     _register_error_pages(app)
     app.after_request(_security_headers)
+
+    from . import fastpath
+
+    fastpath.install(app)  # repeat anonymous hits answered from memory, before Flask
+    if app.config.get("PROXY_FIX_X_FOR"):
+        # Trust this many proxies' X-Forwarded-* headers, so rate limits see the client's address
+        # (outermost, so the fast path keys pages by the host and scheme the client asked for).
+        hops = int(app.config["PROXY_FIX_X_FOR"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app
 
 

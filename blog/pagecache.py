@@ -79,6 +79,7 @@ GENERATION = "public:generation"
 NEXT_DUE = "public:next-due"
 STATE_TIMEOUT = 30 * 24 * 3600  # long, but not "never": FileSystemCache prunes those first
 PENDING = "pagecache.public_changed"
+SHARED = "blog.pagecache.shared"  # set in the WSGI environ of a response this module shares
 COMPRESSED_MEMO_BYTES = 32 * 2**20  # per process: about 3,000 compressed pages
 
 
@@ -110,6 +111,8 @@ def configure(app: Flask) -> None:
     config.setdefault("CACHE_NO_NULL_WARNING", True)  # "no cache" is a choice here, not a slip
     config.setdefault("PAGE_CACHE_MAX_AGE", 60)  # seconds browsers and CDNs keep a public page
     config.setdefault("PAGE_CACHE_STALE_WHILE_REVALIDATE", 600)
+    # Finished answers each process keeps for repeat anonymous visits (blog/fastpath.py); 0: none.
+    config.setdefault("PAGE_CACHE_MEMORY_BYTES", 16 * 2**20)
     # Compression is called from here (after the page is stored), not as its own hook.
     config.setdefault("COMPRESS_REGISTER", False)
     # Compressing a 50 kB page costs more than serving it from the cache: keep each compressed
@@ -231,6 +234,7 @@ def store_and_label(response: Response) -> Response:
     )
     response.vary.update(VARY)
     response.headers["X-Cache"] = "HIT" if hit else "MISS"
+    request.environ[SHARED] = True  # blog/fastpath.py may replay this very answer
     # Answers a client holding the uncompressed variant; compress_response answers the others.
     response.make_conditional(request)
     return response
@@ -334,6 +338,19 @@ def public_state() -> str:
         cache.set(NEXT_DUE, due, timeout=STATE_TIMEOUT)
     moment = due[2]
     return f"{generation}:{moment.isoformat() if moment else '-'}"
+
+
+def known_public_state(store: Any, now: datetime) -> tuple[str, datetime | None] | None:
+    """Read the public state as the shared cache holds it, without the database.
+
+    None when it must be worked out (no generation yet, or the next scheduled time has passed):
+    then only a request through Flask, which may query, can say it. `store` is the cache or its
+    backend (blog/fastpath.py reads the backend, outside any app context).
+    """
+    generation, due = store.get_many(GENERATION, NEXT_DUE)
+    if generation is None or not _due_is_current(due, generation, now):
+        return None
+    return generation, due[2]
 
 
 def _due_is_current(due: Any, generation: str, now: datetime) -> bool:
