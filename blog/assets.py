@@ -12,9 +12,11 @@ its path checks; the caches that matter (browsers, CDNs, nginx) key on the whole
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, Response, current_app, request
 
@@ -46,6 +48,14 @@ def init_app(app: Flask) -> None:
                 values[VERSION_ARG] = digest
 
     app.after_request(cache_static_files)
+    inline = functools.cache(lambda filename: data_uri(app, filename))
+    app.add_template_global(inline, "inline_static")
+
+
+def data_uri(app: Flask, filename: str) -> str:
+    """Spell a small static SVG as a data: URI, to save a first visit one request (the icon)."""
+    svg = Path(app.static_folder or "", filename).read_text().strip().replace('"', "'")
+    return "data:image/svg+xml," + quote(svg, safe="=:/',.-()")  # single quotes stay short
 
 
 def cache_static_files(response: Response) -> Response:

@@ -358,6 +358,28 @@ def test_static_urls_carry_the_file_hash_and_are_kept_for_a_year(reader):
     assert fetch("/static/css/site.css?v=0ld")[0] == "no-cache"
 
 
+def test_a_first_visit_to_the_list_fetches_only_what_it_shows(reader):
+    """The list shows no code, and the icon travels in the page: neither costs a request."""
+    home = parse(reader.get("/"))
+    fetched = [link["href"] for link in home.select("link[rel~=stylesheet], link[rel~=icon]")]
+    assert [url.split("?")[0] for url in fetched if not url.startswith("data:")] == [
+        "/static/css/site.css"
+    ]
+    icon = home.select_one("link[rel~=icon]")["href"]
+    assert icon.startswith("data:image/svg+xml,%3Csvg") and "#" not in icon and " " not in icon
+    article = parse(reader.get(f"/articles/{SLUG}"))
+    assert article.select_one("link[href^='/static/css/highlight.css?v=']")
+
+
+def test_static_files_carry_nosniff_and_leave_the_document_policies_to_pages(reader):
+    page = reader.get("/")
+    assert "Content-Security-Policy" in page.headers and "X-Frame-Options" in page.headers
+    with reader.get(parse(page).select_one("script[src]")["src"]) as script:
+        assert script.headers["X-Content-Type-Options"] == "nosniff"
+        assert "Content-Security-Policy" not in script.headers
+        assert "X-Frame-Options" not in script.headers
+
+
 # -- across workers and servers ----------------------------------------------------------------
 
 
