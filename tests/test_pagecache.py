@@ -371,6 +371,20 @@ def test_a_first_visit_to_the_list_fetches_only_what_it_shows(reader):
     assert article.select_one("link[href^='/static/css/highlight.css?v=']")
 
 
+def test_a_browser_gets_this_releases_files_compressed_once_at_the_highest_quality(reader):
+    src = parse(reader.get("/")).select_one("script[src*=htmx]")["src"]
+    browser = {"Accept-Encoding": "gzip, deflate, br, zstd"}
+    with reader.get(src, headers=browser) as packed:
+        assert packed.content_encoding == "br"
+        body, etag = packed.data, packed.headers["ETag"]
+    static = Path(__file__).parents[1] / "static"
+    original = (static / src.split("?")[0].removeprefix("/static/")).read_bytes()
+    assert brotli.decompress(body) == original
+    assert len(body) < len(brotli.compress(original, quality=4))  # Flask-Compress's own level
+    with reader.get(src, headers={**browser, "If-None-Match": etag}) as again:
+        assert again.status_code == 304 and not again.data
+
+
 def test_static_files_carry_nosniff_and_leave_the_document_policies_to_pages(reader):
     page = reader.get("/")
     assert "Content-Security-Policy" in page.headers and "X-Frame-Options" in page.headers
