@@ -12,11 +12,12 @@ moment a scheduled article goes live.
 Invalidation by generation, not by deleting keys: one publish changes the list under every
 filter, the feed, the sitemap and the neighbours' links, and neither Redis nor files can delete
 "everything under a prefix" cheaply. Every change to what readers see (articles.publish,
-workflow.take_down, any flush that touches a public article, a category, a tag or a person's
-name, any bulk UPDATE of articles) marks the session; after the commit, a new random generation
-is written to the shared cache, so every server's next request misses. Random rather than a
-counter: if the entry is evicted, a fresh token can never bring old pages back. Bumping after the
-commit (not before) means no request can store the old database state under the new generation.
+workflow.take_down, any flush that touches a public article, a category, an existing tag or a
+person's name, any bulk UPDATE of articles) marks the session; after the commit, a new random
+generation is written to the shared cache, so every server's next request misses. Random rather
+than a counter: if the entry is evicted, a fresh token can never bring old pages back. Bumping
+after the commit (not before) means no request can store the old database state under the new
+generation.
 
 Time. "Published" depends on the clock: a scheduled article goes live with no request changing
 anything. The key therefore carries the next scheduled publish time; once it has passed, the
@@ -382,6 +383,8 @@ def new_generation() -> None:
 
 def _changes_public(session: Session, obj: object) -> bool:
     """Say whether flushing this object changes a page readers can see."""
+    if isinstance(obj, Tag) and obj in session.new:
+        return False  # readers meet a tag through a public article, whose publishing turns over
     if isinstance(obj, Category | Tag):
         return obj not in session.dirty or session.is_modified(obj)
     state = inspect(obj)
@@ -412,8 +415,9 @@ def _watch_flush(session: Session, _context: Any, _instances: Any) -> None:
 
 @event.listens_for(db.session, "do_orm_execute")
 def _watch_statements(execute_state: ORMExecuteState) -> None:
-    """Catch statements that skip the flush: UPDATE/DELETE of articles, any write to categories
-    and tags (they are created with INSERT … ON CONFLICT DO NOTHING).
+    """Catch statements that skip the flush: UPDATE/DELETE of articles, any write to categories,
+    a renamed or deleted tag (they are created with INSERT … ON CONFLICT DO NOTHING; a new tag
+    is on no public article yet, so readers cannot see it: blog/search/query.py).
 
     Decisions are such conditional UPDATEs (one winner); a few of them (submit, reject) change
     nothing readers see, but they are rare, and a spare turnover costs one render per page.
@@ -421,8 +425,10 @@ def _watch_statements(execute_state: ORMExecuteState) -> None:
     mapper = execute_state.bind_mapper
     if mapper is None or execute_state.is_select:
         return
-    if issubclass(mapper.class_, Category | Tag):
+    if issubclass(mapper.class_, Category):
         written = execute_state.is_insert or execute_state.is_update or execute_state.is_delete
+    elif issubclass(mapper.class_, Tag):
+        written = execute_state.is_update or execute_state.is_delete
     else:
         written = issubclass(mapper.class_, Article) and (
             execute_state.is_update or execute_state.is_delete

@@ -228,6 +228,20 @@ def test_a_new_category_from_a_draft_shows_among_the_chips(cached_app, reader, a
     assert "Quantum" in chips()
 
 
+def test_a_drafts_new_tag_is_not_public_and_leaves_the_cache_alone(reader, author, renders):
+    assert reader.get("/?tag=qubits").status_code == 200
+    renders.clear()
+    fields = editor_fields(author.get("/studio/new"))
+    fields.update(title="Qubits for backend people", body="Some text.", tags="Qubits")
+    assert author.post("/studio/new", data=fields).status_code == 302
+    renders.clear()
+    page = reader.get("/?tag=qubits")
+    assert renders == [] and page.headers["X-Cache"] == "HIT"
+    assert "There is no tag" in parse(page).select_one(".empty-state").get_text()
+    fresh = author.get("/?tag=qubits")  # signed in: rendered now, not shared
+    assert "There is no tag" in parse(fresh).select_one(".empty-state").get_text()
+
+
 # -- never shared -------------------------------------------------------------------------------
 
 
