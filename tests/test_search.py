@@ -319,3 +319,39 @@ def test_new_articles_can_be_indexed_in_bulk(app, ctx):
     assert slug not in slugs("graphql")
     search_index().add_new([article_id])
     assert slugs("graphql")[:1] == [slug]
+
+
+@sqlite_only
+def test_highlighting_a_page_runs_the_match_once_not_once_per_row(app, ctx):
+    """Given `rowid IN (...)`, SQLite ran the match once per row shown, and FTS5 expanded a
+    prefix its prefix index does not hold each time: 190 ms instead of 11 ms at 100,000."""
+    from sqlalchemy import event
+
+    from blog.search import public_articles, search_index
+    from blog.search.index import parse_terms
+
+    index, terms = search_index(), parse_terms("production")
+    ids = index.ranked_ids(public_articles(), terms, 20, 0)
+    assert len(ids) > 1
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if "highlight(" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        marked = index.highlights(ids, terms)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert set(marked) == set(ids)
+    [(statement, parameters)] = statements
+    connection = db.session.connection()
+    [plan] = [
+        row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+    ]
+    # FTS5 names its plan after the constraints it takes: M a match, < and > a rowid range,
+    # = one rowid at a time.
+    fts5_plan = plan.rpartition(":")[2]
+    assert plan.startswith("SCAN articles_fts VIRTUAL TABLE") and "M" in fts5_plan, plan
+    assert "=" not in fts5_plan, plan
