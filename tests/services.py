@@ -18,10 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60  # seconds for a server to accept connections on a busy machine
 
 
@@ -117,6 +119,44 @@ def redis_server() -> Iterator[str]:
         if process.stderr:
             process.stderr.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def gunicorn_server(instance: Path, env: dict[str, str]) -> Iterator[str]:
+    """Serve app:app as `make run` does (gunicorn, blog/gunicorn_conf.py) on a free port.
+
+    Yields the base URL once /healthz answers; the log is `gunicorn.log` in the instance
+    folder, quoted in the error if the server does not come up. `env` is the whole environment.
+    """
+    port = free_port()
+    log_path = instance / "gunicorn.log"
+    env = {**env, "BLOG_INSTANCE_PATH": str(instance), "HOST": "127.0.0.1", "PORT": str(port)}
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf", "app:app"]
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while not _answers(f"{url}/healthz"):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn did not answer on {url}:\n{log_path.read_text()}")
+                time.sleep(0.1)  # gunicorn has no readiness signal but the port answering
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import http.cookiejar
 import os
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,9 +24,7 @@ from blog import create_app
 from blog.extensions import db
 
 from .conftest import ADMIN, AUTHOR, PASSWORD, _config, fresh_database, login, parse
-from .services import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from .services import gunicorn_server
 
 
 @pytest.fixture
@@ -100,54 +97,22 @@ def test_a_sign_in_on_one_server_works_on_the_other(two_apps):
 # -- real servers: gunicorn processes sharing PostgreSQL (or SQLite) and Redis -----------------
 
 
+@dataclass
 class Server:
-    """The app under gunicorn in its own process, configured as in production (instance/)."""
+    """One gunicorn server of the site, as the tests reach it."""
 
-    def __init__(self, folder: Path, **config: object) -> None:
-        folder.mkdir()
-        settings = "".join(f"{name} = {value!r}\n" for name, value in config.items())
-        (folder / "config.py").write_text(settings)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "BLOG_INSTANCE_PATH": str(folder)}
-        for name in ("DATABASE_URL", "SECRET_KEY", "RATELIMIT_STORAGE_URI", "SITE_URL"):
-            env.pop(name, None)  # the instance's config.py decides, not the tester's shell
-        self.log = (folder / "gunicorn.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", f"127.0.0.1:{self.port}"]
-            + ["app:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            self._wait_until_healthy(folder)
-        except BaseException:
-            self.stop()
-            raise
+    url: str
 
-    def _wait_until_healthy(self, folder: Path) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError((folder / "gunicorn.log").read_text())
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)  # gunicorn has no readiness signal but the port answering
-        raise RuntimeError(f"gunicorn did not answer on {self.url}")
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+def start_server(stack: ExitStack, folder: Path, **config: object) -> Server:
+    """Start the app under gunicorn, configured as in production by its instance/config.py."""
+    folder.mkdir()
+    settings = "".join(f"{name} = {value!r}\n" for name, value in config.items())
+    (folder / "config.py").write_text(settings)
+    env = dict(os.environ, WEB_CONCURRENCY="1")
+    for name in ("DATABASE_URL", "SECRET_KEY", "RATELIMIT_STORAGE_URI", "SITE_URL"):
+        env.pop(name, None)  # the instance's config.py decides, not the tester's shell
+    return Server(stack.enter_context(gunicorn_server(folder, env)))
 
 
 class Browser:
@@ -190,14 +155,11 @@ def servers(tmp_path: Path, template_databases, redis_url: str) -> Iterator[tupl
         "RATELIMIT_KEY_PREFIX": f"servers-test-{tmp_path.name}",
         "SESSION_COOKIE_SECURE": False,  # plain HTTP on 127.0.0.1
     }
-    started: list[Server] = []
-    try:
-        for name in ("one", "two"):
-            started.append(Server(tmp_path / name, **config))
-        yield started[0], started[1]
-    finally:
-        for server in started:
-            server.stop()
+    with ExitStack() as stack:
+        yield (
+            start_server(stack, tmp_path / "one", **config),
+            start_server(stack, tmp_path / "two", **config),
+        )
 
 
 def test_servers_share_sign_ins_and_rate_limits(servers):

@@ -12,12 +12,9 @@ Without any browser the tests are skipped, except under CI=true, where that is a
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -28,10 +25,8 @@ from blog import create_app
 from blog.extensions import db
 
 from ..conftest import Template, _config, fresh_database
-from ..services import free_port
+from ..services import gunicorn_server
 
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 60  # seconds for gunicorn to answer /healthz on a busy machine
 # Settings of the tester's shell that would point the server elsewhere than its instance folder.
 PRODUCTION_SETTINGS = (
     "DATABASE_URL",
@@ -99,20 +94,14 @@ class GunicornServer:
 
     def __init__(self, folder: Path, template: Template) -> None:
         database = fresh_database(folder, template)
-        instance = folder / "instance"
-        instance.mkdir()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {name: value for name, value in os.environ.items() if name not in PRODUCTION_SETTINGS}
-        env.update(
-            BLOG_INSTANCE_PATH=str(instance),
-            DATABASE_URL=database,
-            HOST="127.0.0.1",
-            PORT=str(self.port),
-            # Two workers, not one per core: enough to share the page cache and the database
-            # between processes as in production, without crowding the machine that runs Chromium.
-            WEB_CONCURRENCY="2",
-        )
+        self.instance = folder / "instance"
+        self.instance.mkdir()
+        self.env = {
+            name: value for name, value in os.environ.items() if name not in PRODUCTION_SETTINGS
+        }
+        # Two workers, not one per core: enough to share the page cache and the database
+        # between processes as in production, without crowding the machine that runs Chromium.
+        self.env.update(DATABASE_URL=database, WEB_CONCURRENCY="2")
         self.app: Flask = create_app(
             _config(
                 database,
@@ -120,47 +109,21 @@ class GunicornServer:
                 WTF_CSRF_ENABLED=True,
                 CACHE_TYPE="FileSystemCache",  # the server's cache, in the same instance folder
             ),
-            instance_path=str(instance),
+            instance_path=str(self.instance),
         )
-        self.log_path = folder / "gunicorn.log"
-        self.log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf", "app:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        self.url = ""
 
     def __enter__(self) -> GunicornServer:
-        try:
-            self._wait_until_healthy()
-        except BaseException:
-            self.__exit__()
-            raise
+        with ExitStack() as stack:  # the documented idiom: undo what started if a step fails
+            stack.callback(self._dispose)
+            self.url = stack.enter_context(gunicorn_server(self.instance, self.env))
+            self.stack = stack.pop_all()
         return self
 
-    def _wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)  # gunicorn has no readiness signal but the port answering
-        raise RuntimeError(f"gunicorn did not answer on {self.url}:\n{self.log_path.read_text()}")
-
     def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+        self.stack.close()
+
+    def _dispose(self) -> None:
         with self.app.app_context():
             db.engine.dispose()
 
