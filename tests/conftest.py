@@ -224,6 +224,15 @@ def app(tmp_path: Path, template_databases: dict[str, Path]) -> Iterator[Flask]:
 
 
 @pytest.fixture
+def cached_app(tmp_path: Path, template_databases: dict[str, Path]) -> Iterator[Flask]:
+    """The demo blog with a real (in-process) page cache; the other apps here run without one."""
+    app = _make_app(tmp_path, template_databases["demo"], CACHE_TYPE="SimpleCache")
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
 def empty_app(tmp_path: Path, template_databases: dict[str, Path]) -> Iterator[Flask]:
     """The app on a fresh, empty (migrated) database."""
     app = _make_app(tmp_path, template_databases["empty"])

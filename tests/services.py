@@ -110,12 +110,7 @@ def redis_server() -> Iterator[str]:
         _wait_for_port(port, process)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process, timeout=10)
         if process.stderr:
             process.stderr.close()
         shutil.rmtree(folder, ignore_errors=True)
@@ -143,12 +138,17 @@ def gunicorn_server(instance: Path, env: dict[str, str]) -> Iterator[str]:
                 time.sleep(0.1)  # gunicorn has no readiness signal but the port answering
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop(process, timeout=30)
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Ask a server to stop, and kill it if it has not within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _answers(url: str) -> bool:

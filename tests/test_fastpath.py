@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
-from pathlib import Path
 
 import brotli
 import pytest
@@ -19,14 +18,6 @@ from blog.extensions import db
 from blog.fastpath import FastPath
 
 from .conftest import AUTHOR, _make_app, login
-
-
-@pytest.fixture
-def cached_app(tmp_path: Path, template_databases) -> Iterator[Flask]:  # noqa: ANN001
-    app = _make_app(tmp_path, template_databases["demo"], CACHE_TYPE="SimpleCache")
-    yield app
-    with app.app_context():
-        db.engine.dispose()
 
 
 @pytest.fixture

@@ -31,15 +31,6 @@ SLUG = "postgresql-performance-indexing-strategies-that-actually-work"
 
 
 @pytest.fixture
-def cached_app(tmp_path: Path, template_databases) -> Iterator[Flask]:  # noqa: ANN001
-    """The demo blog with a real (in-process) page cache."""
-    app = _make_app(tmp_path, template_databases["demo"], CACHE_TYPE="SimpleCache")
-    yield app
-    with app.app_context():
-        db.engine.dispose()
-
-
-@pytest.fixture
 def reader(cached_app: Flask) -> FlaskClient:
     """An anonymous visitor."""
     return cached_app.test_client()
