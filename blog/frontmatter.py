@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+# PyYAML's C extension (libyaml), when it was built with it: None means the pure Python loader.
+FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
 # tomllib (before Python 3.14) puts the position only in its message.
 _TOML_POSITION = re.compile(r"\s*\(at (?:line (?P<line>\d+), column \d+|end of document)\)$")
 
@@ -52,9 +54,26 @@ def parse(text: str) -> Document:
 
 
 def _yaml(source: str) -> dict[str, Any]:
+    """Read YAML front matter with libyaml when PyYAML has it, else (or on any error) in Python.
+
+    libyaml's parser is ten times faster (a tenth of a large import's time was this) and builds
+    the same nodes; the values are constructed in Python either way. A file it refuses is read
+    again by the pure loader, whose messages and lines the error reports are written against: a
+    problem reads the same, with or without libyaml.
+    """
+    if FAST_LOADER is not None:
+        try:
+            return _load(source, FAST_LOADER)
+        except Exception:  # noqa: BLE001 - the pure loader below says what is wrong, and where
+            pass
+    return _load(source, yaml.SafeLoader)
+
+
+def _load(source: str, loader_class: type[yaml.SafeLoader]) -> dict[str, Any]:
+    """Load one YAML document with the safe loader given, checking its node graph for cycles."""
     # Compose and construct in two steps, as safe_load does, to check the node graph in between.
     try:
-        loader = yaml.SafeLoader(source)
+        loader = loader_class(source)
     except yaml.reader.ReaderError as error:  # a control character YAML does not allow
         line = source[: error.position].count("\n") + 2
         raise FrontMatterError(f"YAML front matter: {error.reason}", line) from None

@@ -851,3 +851,54 @@ def test_a_batch_written_again_file_by_file_keeps_every_problem_of_a_file(
     report = run(app, tmp_path)
     assert [e.slug for e in report.created] == ["good"]
     assert [(name, line) for name, line, _ in errors(report)] == [("wrong.md", 2), ("wrong.md", 3)]
+
+
+@pytest.mark.parametrize(
+    "front",
+    [
+        "title: 'Quoted: yes'\ndate: 2025-04-20T09:30:00+02:00\ndraft: false\nweight: 3",
+        "title: Plain\ndate: 2025-04-20 09:30:00\ntags: [a, 'b, c', 1984, true]\nratio: 1.5",
+        'title: "Dated"\ndate: 2025-04-20\ncategories:\n  - One\n  - Two\nempty:\nnull: ~',
+        "title: x\nbase: &b [a, b]\ntags: *b\nmore: {k: *b, n: [*b]}\nyes: yes\noct: 0o17",
+        'title: >\n  Folded\n  text\nsummary: |\n  Kept\n  lines\nu: "caf\\u00e9 \\U0001F600"',
+        "Title: Upper\nTAGS: [X]\n? complex\n: key\nstamp: 2001-12-14t21:59:43.10-05:00",
+    ],
+    ids=["hugo", "jekyll", "lists", "aliases", "block-scalars", "odd-keys"],
+)
+def test_libyaml_and_pyyaml_read_front_matter_alike(front):
+    import yaml
+
+    from blog import frontmatter
+
+    if frontmatter.FAST_LOADER is None:
+        pytest.skip("PyYAML was installed without libyaml")
+    fast = frontmatter._load(front, frontmatter.FAST_LOADER)
+    assert fast == frontmatter._load(front, yaml.SafeLoader) and fast["title"]
+
+
+def test_libyaml_reads_front_matter_and_a_problem_is_said_as_pyyaml_says_it(monkeypatch):
+    from datetime import date
+
+    import yaml
+
+    from blog import frontmatter
+
+    if frontmatter.FAST_LOADER is None:
+        pytest.skip("PyYAML was installed without libyaml")
+    used = []
+    real = frontmatter._load
+
+    def spy(source, loader_class):  # noqa: ANN001, ANN202
+        used.append(loader_class)
+        return real(source, loader_class)
+
+    monkeypatch.setattr(frontmatter, "_load", spy)
+    document = frontmatter.parse("---\ntitle: Fast\ndate: 2025-04-20\n---\nBody\n")
+    assert document.meta == {"title": "Fast", "date": date(2025, 4, 20)}
+    assert used == [frontmatter.FAST_LOADER]
+    used.clear()
+    # libyaml words this "control characters are not allowed" and counts bytes, not lines.
+    with pytest.raises(frontmatter.FrontMatterError) as caught:
+        frontmatter.parse("---\ntitle: x\nsummary: a\x01b\n---\nBody\n")
+    assert used == [frontmatter.FAST_LOADER, yaml.SafeLoader]
+    assert caught.value.line == 3 and "special characters are not allowed" in caught.value.message
