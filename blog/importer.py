@@ -19,10 +19,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import clock, pagecache
@@ -157,6 +158,18 @@ class ImportBlocked(Exception):
 
 
 @dataclass
+class _Stored:
+    """A new article's first revision as fill_revision stores it, and the names it refers to.
+
+    Computed where the file is prepared (a worker), so the writer only looks up ids.
+    """
+
+    revision: dict[str, Any]  # the columns fill_revision sets, digest included
+    tags: list[tuple[str, str]]  # each tag's (slug, name), in order
+    category_key: str  # the category's slug ("" for none): one lookup per name in a run
+
+
+@dataclass
 class _Prepared:
     """A file read, checked and rendered outside the database (possibly in a worker process)."""
 
@@ -165,6 +178,7 @@ class _Prepared:
     html: str = ""
     minutes: int = 1
     problems: list[tuple[int | None, str]] = field(default_factory=list)
+    stored: _Stored | None = None  # None when the body changed since (its pictures were stored)
 
 
 Progress = Callable[[int, int, "ImportReport"], None]
@@ -259,11 +273,31 @@ def _prepare(path: Path, limit: int) -> _Prepared:
             raise _FileProblems([(error.line, error.message)]) from None
         fields = _post_images(path, _fields(path, document, _key_lines(text, document)))
         rendered = render(fields.draft.body)
-        return _Prepared(path, fields, rendered.html, rendered.minutes)
+        return _Prepared(path, fields, rendered.html, rendered.minutes, stored=_stored(fields))
     except _FileProblems as problems:
         return _Prepared(path, problems=problems.problems)
     except Exception as error:  # noqa: BLE001 - a bug met in one file must not stop the rest
         return _Prepared(path, problems=[(None, _unexpected(error))])
+
+
+def _stored(fields: _Fields) -> _Stored:
+    """Compute what a new article's first revision stores, as create_article would."""
+    draft = replace(
+        fields.draft,
+        ai_generated=fields.ai_generated,
+        ai_model=(fields.ai_model or "") if fields.ai_generated else "",
+    )
+    revision = Revision()
+    fill_revision(revision, draft)
+    values = {column: getattr(revision, column) for column in _FILLED}
+    tags = [(slugify(name), name) for name in revision.tag_names]
+    return _Stored(values, tags, slugify(revision.category_name))
+
+
+# The revision columns fill_revision sets.
+_FILLED = (
+    "title", "summary", "category_name", "tags", "body", "ai_generated", "ai_model", "digest",
+)  # fmt: skip
 
 
 def _unexpected(error: Exception) -> str:
@@ -369,9 +403,10 @@ class _Run:
             self.owners[email.lower()] = _owner(email)
         return self.owners[email.lower()]
 
-    def category_id(self, name: str) -> int | None:
-        """Find or create a category once per name for the whole run."""
-        key = slugify(" ".join(name.split()))
+    def category_id(self, name: str, key: str | None = None) -> int | None:
+        """Find or create a category once per name (its slug, `key`) for the whole run."""
+        if key is None:
+            key = slugify(" ".join(name.split()))
         if key not in self.categories:
             category = get_category(name)
             if category is not None and category.id is None:
@@ -379,9 +414,11 @@ class _Run:
             self.categories[key] = category.id if category is not None else None
         return self.categories[key]
 
-    def tag_ids(self, names: list[str]) -> None:
-        """Look up a batch's tags in one query, creating only those the blog lacks."""
-        wanted = {slugify(name): name for name in names}
+    def tag_ids(self, tags: list[tuple[str, str]]) -> None:
+        """Look up a batch's tags, (slug, name) pairs, in one query; create those the blog lacks."""
+        wanted: dict[str, str] = {}
+        for slug, name in tags:  # a new tag is named as its first file says, as one at a time
+            wanted.setdefault(slug, name)
         unknown = [slug for slug in wanted if slug not in self.tags]
         for start in range(0, len(unknown), 500):  # SQLite's limit on bound parameters
             found = select(Tag.slug, Tag.id).where(Tag.slug.in_(unknown[start : start + 500]))
@@ -390,9 +427,9 @@ class _Run:
         if missing:  # created together: one statement for the batch, not one per tag
             self.tags.update((tag.slug, tag.id) for tag in get_tags(missing))
 
-    def tag_id(self, name: str) -> int:
+    def tag_id(self, slug: str) -> int:
         """Return a tag's id (tag_ids has looked it up)."""
-        return self.tags[slugify(name)]
+        return self.tags[slug]
 
 
 @dataclass
@@ -422,21 +459,17 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
 
     The rows are those create_article, enter_review and publish_without_review write for one
     file (revision 1, its digest and seal, the review event of an AI file, the public copy
-    with the HTML rendered beforehand), and the published ones are indexed in one go.
+    with the HTML rendered beforehand), and the published ones are indexed in one go. They go
+    through the tables, not the ORM: the ORM's bulk insert costs more per row than SQLite's.
     """
     now = clock.now()
-    article_rows, revision_rows, tag_names = [], [], []
+    article_rows, revision_rows, tags = [], [], []
     for new in fresh:
-        fields = new.item.fields
+        item, fields = new.item, new.item.fields
         assert fields is not None
-        draft = replace(
-            fields.draft,
-            ai_generated=fields.ai_generated,
-            ai_model=(fields.ai_model or "") if fields.ai_generated else "",
-        )
-        revision = Revision()
-        fill_revision(revision, draft)
-        tag_names.append(revision.tag_names)
+        stored = item.stored or _stored(fields)
+        revision = stored.revision
+        tags.append(stored.tags)
         published = not fields.ai_generated and not fields.is_draft
         if fields.ai_generated:
             status = Status.IN_REVIEW
@@ -447,17 +480,17 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
         new.entry.status = status
         article_rows.append(
             {
-                "slug": draft.slug,
+                "slug": fields.draft.slug,
                 "author_id": new.owner.id,
                 "status": status,
-                "ai_generated": revision.ai_generated,
-                "ai_model": revision.ai_model,
-                "title": revision.title,
-                "summary": revision.summary,
-                "category_id": run.category_id(revision.category_name),
-                "body": revision.body,
-                "body_html": new.item.html,
-                "reading_minutes": new.item.minutes,
+                "ai_generated": revision["ai_generated"],
+                "ai_model": revision["ai_model"],
+                "title": revision["title"],
+                "summary": revision["summary"],
+                "category_id": run.category_id(revision["category_name"], stored.category_key),
+                "body": revision["body"],
+                "body_html": item.html,
+                "reading_minutes": item.minutes,
                 "published_at": (fields.date or now) if published else None,
                 "reviewed_by_id": new.owner.id if published else None,
                 "reviewed_at": now if published else None,
@@ -468,42 +501,38 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
         )
         revision_rows.append(
             {
+                **revision,
                 "number": 1,
-                "title": revision.title,
-                "summary": revision.summary,
-                "category_name": revision.category_name,
-                "tags": revision.tags,
-                "body": revision.body,
-                "ai_generated": revision.ai_generated,
-                "ai_model": revision.ai_model,
                 "kind": "ai_original" if fields.ai_generated else "import",
-                "note": f"imported from {_display_name(new.item.path)}"[:NOTE_MAX],
+                "note": f"imported from {_display_name(item.path)}"[:NOTE_MAX],
                 "created_by_id": new.owner.id,
                 "created_at": now,
-                "digest": revision.digest,
                 "sealed_at": now if published or fields.ai_generated else None,
             }
         )
-    article_ids = list(
-        db.session.scalars(
-            insert(Article).returning(Article.id, sort_by_parameter_order=True), article_rows
-        )
+    articles, revisions = Article.__table__, Revision.__table__
+    # RETURNING the slug (the revision's article) to match the ids: asking for them in the
+    # order given would make SQLAlchemy send SQLite one INSERT per row.
+    by_slug = dict(
+        db.session.execute(
+            insert(articles).returning(articles.c.slug, articles.c.id), article_rows
+        ).all()
     )
+    article_ids = [by_slug[row["slug"]] for row in article_rows]
     for article_id, row in zip(article_ids, revision_rows, strict=True):
         row["article_id"] = article_id
-    revision_ids = list(
-        db.session.scalars(
-            insert(Revision).returning(Revision.id, sort_by_parameter_order=True), revision_rows
-        )
+    by_article = dict(
+        db.session.execute(
+            insert(revisions).returning(revisions.c.article_id, revisions.c.id), revision_rows
+        ).all()
     )
-    run.tag_ids([name for names in tag_names for name in names])
+    run.tag_ids([pair for pairs in tags for pair in pairs])
     links, events, public = [], [], []
-    for new, article_id, revision_id, row, names in zip(
-        fresh, article_ids, revision_ids, revision_rows, tag_names, strict=True
-    ):
+    for new, article_id, row, pairs in zip(fresh, article_ids, revision_rows, tags, strict=True):
+        revision_id = by_article[article_id]
         links += [
-            {"article_id": article_id, "tag_id": run.tag_id(name), "position": position}
-            for position, name in enumerate(names)
+            {"article_id": article_id, "tag_id": run.tag_id(slug), "position": position}
+            for position, (slug, _name) in enumerate(pairs)
         ]
         if new.entry.status == Status.IN_REVIEW:
             events.append(
@@ -518,14 +547,19 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
                 }
             )
         elif new.entry.status != Status.DRAFT:
-            public.append({"id": article_id, "published_revision_id": revision_id})
+            public.append({"article": article_id, "revision": revision_id})
     if links:
-        db.session.execute(insert(ArticleTag), links)
+        db.session.execute(insert(ArticleTag.__table__), links)
     if events:
-        db.session.execute(insert(ReviewEvent), events)
+        db.session.execute(insert(ReviewEvent.__table__), events)
     if public:
-        db.session.execute(update(Article), public)
-        search_index().add_new([row["id"] for row in public])
+        db.session.execute(
+            update(articles)
+            .where(articles.c.id == bindparam("article"))
+            .values(published_revision_id=bindparam("revision")),
+            public,
+        )
+        search_index().add_new([row["article"] for row in public])
         pagecache.public_changed()
 
 
@@ -544,8 +578,8 @@ def _markdown_files(paths: list[Path], report: ImportReport) -> Iterator[Path]:
     """Yield the files to import, in order and once each; note missing paths and section pages."""
     seen: set[Path] = set()
 
-    def wanted(file: Path) -> bool:
-        key = file.resolve()
+    def wanted(file: Path, key: Path | None = None) -> bool:
+        key = key or file.resolve()
         if key in seen:
             return False
         seen.add(key)
@@ -560,6 +594,7 @@ def _markdown_files(paths: list[Path], report: ImportReport) -> Iterator[Path]:
         if path.is_dir():
             root = path.resolve()
             for folder, dirs, files in os.walk(path):  # never descends into linked folders
+                real_folder = Path(folder).resolve()  # once, not for each file (not links)
                 # Hidden folders (.git, .obsidian) hold no articles; Jekyll's _posts does.
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in dirs:
@@ -583,7 +618,7 @@ def _markdown_files(paths: list[Path], report: ImportReport) -> Iterator[Path]:
                             reason += "; the file itself is imported under its own name"
                         report.skipped.append(ImportedFile(file, "", reason=reason))
                         continue
-                    if wanted(file):
+                    if wanted(file, real_folder / name):  # not a link: in its real folder
                         yield file
         elif path.is_file() or path.exists():  # a FIFO or a device is reported when read
             # A file named on the command line was asked for, even a _name.md (not an _index).
@@ -1115,6 +1150,7 @@ def _store_post_images(batch: list[_Prepared], report: ImportReport) -> None:
 
         body = _IMAGE_REF.sub(point, fields.draft.body)
         item.fields = replace(fields, draft=replace(fields.draft, body=body), images=[])
+        item.stored = None  # computed again from the new body, as is its digest
         rendered = render(body)  # now with each picture's size and srcset
         item.html, item.minutes = rendered.html, rendered.minutes
     if stored:

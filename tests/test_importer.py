@@ -853,6 +853,41 @@ def test_a_batch_written_again_file_by_file_keeps_every_problem_of_a_file(
     assert [(name, line) for name, line, _ in errors(report)] == [("wrong.md", 2), ("wrong.md", 3)]
 
 
+def test_a_tag_spelled_two_ways_in_one_batch_is_named_as_its_first_file_says(app, tmp_path):
+    # One file at a time, the first file creates the tag and the second finds it by its slug.
+    write(tmp_path, "a.md", "---\ntitle: A\ntags: [JavaScript]\n---\nText.\n")
+    write(tmp_path, "b.md", "---\ntitle: B\ntags: [javascript]\n---\nText.\n")
+    assert run(app, tmp_path).summary() == "2 created, 0 updated, 0 skipped, 0 errors"
+    with app.app_context():
+        assert (
+            [t.name for t in find("a").tags] == [t.name for t in find("b").tags] == ["JavaScript"]
+        )
+
+
+def test_a_batch_of_new_files_is_a_few_statements_not_some_per_file(app, tmp_path):
+    from collections import Counter
+
+    from sqlalchemy import event
+
+    many_files(tmp_path, 40)  # fewer than POOL_THRESHOLD: prepared in this process
+    inserts: Counter[str] = Counter()
+
+    def count(_conn, _cursor, statement, _params, _context, _many):  # noqa: ANN001, ANN202
+        if statement.startswith("INSERT INTO"):
+            inserts[statement.split()[2]] += 1
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        report = run(app, tmp_path)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert report.summary() == "40 created, 0 updated, 0 skipped, 0 errors"
+    # Asking for the new ids in the order given made SQLAlchemy send SQLite one INSERT a row.
+    assert inserts["articles"] == inserts["revisions"] == 1, inserts
+
+
 @pytest.mark.parametrize(
     "front",
     [
