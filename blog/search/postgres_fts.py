@@ -152,12 +152,20 @@ class PostgresIndex:
         return query.where(Article.id.in_(matches))
 
     def ranked_ids(self, query: Select, terms: Terms, limit: int, offset: int) -> list[int]:
-        """Rank with ts_rank_cd (default weights: title 1.0, tags 0.4, summary 0.2, body 0.1)."""
+        """Rank title or tag matches first, then the others, each with ts_rank_cd.
+
+        ts_rank_cd's default weights: title 1.0, tags 0.4, summary 0.2, body 0.1. The tier is the
+        one broad searches use (tiered_ids) and SQLite's ranking uses, so that both backends put
+        an article whose title or tags hold every word first.
+        """
         joined, ts = _ranked(query, terms)
         joined = joined.where(pg_fts.c.document.bool_op("@@")(ts))
+        in_head = pg_fts.c.head.bool_op("@@")(ts)
         ranked = (
             joined.order_by(
-                func.ts_rank_cd(pg_fts.c.document, ts).desc(), Article.published_at.desc()
+                in_head.desc(),
+                func.ts_rank_cd(pg_fts.c.document, ts).desc(),
+                Article.published_at.desc(),
             )
             .limit(limit)
             .offset(offset)

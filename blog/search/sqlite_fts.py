@@ -195,10 +195,12 @@ class SqliteIndex:
     def settle(self, terms: Terms) -> Terms:
         """Keep the word being typed a prefix, whatever its length.
 
-        A 4+ letter prefix makes FTS5 merge the postings of every term it begins (40 ms for
-        "query"* at 100,000 articles, bench/README.md), and matching the word whole once the
-        index has it would be cheaper; but then "kube" finds only articles with the word "kube",
-        not the Kubernetes ones, which is worse for a reader typing. Speed gives way here.
+        Prefixes of 2 to 4 letters (after stemming) come ready-made from the prefix index
+        (migration 0009). A longer one makes FTS5 merge the postings of every term it begins,
+        once per statement (~9 ms for "query"*, stemmed "queri"*, at 100,000 articles,
+        bench/README.md), and matching the word whole once the index has it would be cheaper;
+        but then "kube" finds only articles with the word "kube", not the Kubernetes ones,
+        which is worse for a reader typing. Speed gives way here.
         """
         return terms
 
@@ -230,10 +232,22 @@ class SqliteIndex:
         return _joined(query, compile_terms(terms))
 
     def ranked_ids(self, query: Select, terms: Terms, limit: int, offset: int) -> list[int]:
-        """Rank the matches with BM25 (title weighted highest), newest first among equals."""
+        """Rank title or tag matches first, then the others, each by BM25 (then newest first).
+
+        BM25 alone is not enough: FTS5 counts a word that is in more than half the articles as
+        nothing (its IDF is clamped to ~0), so a title of common words typed whole ("Debugging
+        Cache Performance in NestJS") lost to near-namesakes with one of its words in their tags.
+        The tier is the one broad searches use (tiered_ids). Its subquery is unfiltered, but it
+        finds fewer rows than the match, and this runs only when that has few (COUNT_CAP).
+        """
+        match = compile_terms(terms)
+        in_head = fts.c.rowid.in_(
+            # Its own articles_fts, not the outer one: correlating would test the outer row.
+            select(fts.c.rowid).where(_fts.op("MATCH")(_in_title_or_tags(match))).correlate(None)
+        )
         ranked = (
-            _joined(query.with_only_columns(Article.id), compile_terms(terms))
-            .order_by(func.bm25(_fts, *WEIGHTS), Article.published_at.desc())
+            _joined(query.with_only_columns(Article.id), match)
+            .order_by(in_head.desc(), func.bm25(_fts, *WEIGHTS), Article.published_at.desc())
             .limit(limit)
             .offset(offset)
         )
