@@ -122,6 +122,15 @@ def scenarios(app: Flask) -> list[Scenario]:
         search(f"q={common}", common, "a word in most articles"),
         search(f"q={rare}", rare, "a word in under 1% of articles"),
         search("q=co", "co", "two letters typed: prefix query co*"),
+        search("q=quer", "quer", "four letters typed: prefix query quer*"),
+        search("q=kube", "kube", "four letters typed: kube* finds kubernetes"),
+        Scenario(
+            f"q={common} word",
+            f"/?q={common}+",
+            "the word typed whole (a space after it): no prefix",
+            count_sql=SEARCH_COUNT,
+            count_params={"match": build_match(f"{common} ")},
+        ),
         search("q=a", "a", "one letter typed: the word 'a', in every article"),
         search(f"q={common} category=backend", common, "search in a category", category="backend"),
         Scenario(

@@ -151,7 +151,8 @@ def detail_table(scenarios: list[Scenario], results: list[SizeResult]) -> list[s
     return lines
 
 
-BROAD = ("q=query", "q=co", "q=a", "q=query htmx fragment")  # searches matching ~all articles
+# Searches matching most articles: whole words, prefixes being typed, the live-search fragment.
+BROAD = ("q=query", "q=query word", "q=co", "q=quer", "q=a", "q=query htmx fragment")
 
 
 def search_table(results: list[SizeResult], others: list[SizeResult]) -> list[str]:
