@@ -27,10 +27,10 @@ def configure_database(engine: Engine) -> None:
         statement: str,
         parameters: Any,
         _context: Any,
-        executemany: bool,
+        _executemany: bool,
     ) -> tuple[str, Any]:
-        if executemany:
-            return statement, [_clean(row) for row in parameters]
+        # One walk fits every shape: a row, a list of rows (executemany), and the single set
+        # of a multi-row INSERT … VALUES, which SQLAlchemy also flags as executemany.
         return statement, _clean(parameters)
 
 

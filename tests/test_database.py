@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from blog.extensions import db
-from blog.models import Article, Revision
+from blog.models import Article, Revision, Tag
 
 from .conftest import AUTHOR, parse
 
@@ -36,3 +36,20 @@ def test_a_nul_in_the_address_is_an_ordinary_answer(client):
         response = client.get(f"/?{query}")
         assert response.status_code == 200, query
         assert parse(response).select_one("#results") is not None
+
+
+def test_a_multi_row_insert_loses_its_nul_too(app):
+    """Many rows go as one INSERT … VALUES (…), (…) whose parameters are one set, not a list.
+
+    On PostgreSQL the NUL filter once took that set for a list of rows and broke every such
+    insert: the importer's batches all failed there and were written again one file at a time.
+    """
+    rows = [{"slug": f"nul-{n}", "name": f"N\x00UL {n}"} for n in range(3)]
+    with app.app_context():
+        tags = Tag.__table__
+        inserted = db.session.execute(insert(tags).returning(tags.c.slug, tags.c.name), rows)
+        assert sorted(inserted.all()) == [
+            ("nul-0", "NUL 0"),
+            ("nul-1", "NUL 1"),
+            ("nul-2", "NUL 2"),
+        ]
