@@ -13,23 +13,32 @@ to share, to requests that cannot differ from the one that produced it:
 
 - a GET with no cookie and no Authorization (anonymous, no flash waiting, no remember cookie),
   and no conditional or range header (Flask answers those: 304s and 206s are not replayed);
-- the same scheme, host, path, query string, HX-Request, HX-History-Restore-Request and
-  Accept-Encoding (which chose the compression), read after ProxyFix;
+- the same scheme, host (the Host header, else the server's own name and port, as Flask
+  does), path, query string, HX-Request, HX-History-Restore-Request and Accept-Encoding (which
+  chose the compression), read after ProxyFix;
 - the same public state: the generation and next scheduled time that pagecache keeps in the
   shared cache, read at every request (one Redis MGET, or two small files), so a publish on any
-  server, or a scheduled article's time passing (`clock.now()`), retires the answers at once.
+  server, or a scheduled article's time passing (`clock.now()`), retires the answers at once;
+- within the answer's own max-age (PAGE_CACHE_MAX_AGE): what no hook sees (a turnover lost to a
+  cache outage, a change made outside the app) is bounded here as the page cache bounds it.
 
-Answers live in a small LRU of bytes per process; nothing here is needed by another server.
+Only answers whose final headers still say `public` and set no cookie are kept: pagecache
+labels a page half-way through Flask's response hooks, and a later hook could change that.
+Answers live in a small LRU of bytes per process, counted with the request line and headers
+that name them; nothing here is needed by another server.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from flask import Flask
+from werkzeug.datastructures import ResponseCacheControl
+from werkzeug.http import http_date, parse_cache_control_header
 
 from . import clock, pagecache
 from .extensions import cache
@@ -52,18 +61,29 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 class Answer(NamedTuple):
     state: tuple[str, Any]
+    kept_at: float  # seconds, on the same clock as FastPath.now
     status: str
     headers: list[tuple[str, str]]
     body: bytes
+    cost: int  # bytes held: the body, the headers and the key that names it
 
 
 class FastPath:
     """Replay shared pages to anonymous readers from memory; hand everything else to Flask."""
 
-    def __init__(self, wsgi_app: WSGIApp, state: Callable[[], tuple[str, Any] | None], limit: int):
+    def __init__(
+        self,
+        wsgi_app: WSGIApp,
+        state: Callable[[], tuple[str, Any] | None],
+        limit: int,
+        max_age: float,
+        now: Callable[[], float] = time.time,
+    ):
         self.wsgi_app = wsgi_app
         self.state = state
         self.limit = limit
+        self.max_age = max_age
+        self.now = now
         self.answers: OrderedDict[tuple[str, ...], Answer] = OrderedDict()
         self.size = 0
         self.lock = threading.Lock()
@@ -76,7 +96,7 @@ class FastPath:
             return self.wsgi_app(environ, start_response)
         key = (
             environ.get("wsgi.url_scheme", ""),
-            environ.get("HTTP_HOST", ""),
+            _host(environ),
             environ.get("SCRIPT_NAME", ""),
             environ.get("PATH_INFO", ""),
             environ.get("QUERY_STRING", ""),
@@ -84,18 +104,24 @@ class FastPath:
             environ.get("HTTP_HX_HISTORY_RESTORE_REQUEST", ""),
             environ.get("HTTP_ACCEPT_ENCODING", ""),
         )
-        answer = self._get(key, state)
+        now = self.now()
+        answer = self._get(key, state, now)
         if answer is not None:
-            start_response(answer.status, list(answer.headers))
+            # Flask dates each answer (make_conditional): a replay says when it is sent.
+            headers = [(k, http_date(now) if k == "Date" else v) for k, v in answer.headers]
+            start_response(answer.status, headers)
             return [answer.body]
-        return self._answer_and_keep(environ, start_response, key, state)
+        return self._answer_and_keep(environ, start_response, key, state, now)
 
-    def _get(self, key: tuple[str, ...], state: tuple[str, Any]) -> Answer | None:
+    def _get(self, key: tuple[str, ...], state: tuple[str, Any], now: float) -> Answer | None:
         with self.lock:
             answer = self.answers.get(key)
             if answer is None:
                 return None
-            if answer.state != state:  # rendered before the last public change: retire it
+            # Rendered before the last public change, or kept past its max-age (or the clock
+            # went back): retire it.
+            fresh = answer.kept_at <= now < answer.kept_at + self.max_age
+            if answer.state != state or not fresh:
                 self._drop(key)
                 return None
             self.answers.move_to_end(key)
@@ -107,8 +133,9 @@ class FastPath:
         start_response: StartResponse,
         key: tuple[str, ...],
         state: tuple[str, Any],
+        now: float,
     ) -> Iterable[bytes]:
-        """Let Flask answer; keep the answer if pagecache shared it."""
+        """Let Flask answer; keep the answer if pagecache shared it and it is still public."""
         said: list[Any] = []
 
         def remember(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -116,7 +143,8 @@ class FastPath:
             return start_response(status, headers, exc_info)
 
         body_parts = self.wsgi_app(environ, remember)
-        if not (environ.get(pagecache.SHARED) and said and said[0].startswith("200")):
+        shared = environ.get(pagecache.SHARED) and said and said[0].startswith("200")
+        if not (shared and _still_public(said[1])):
             return body_parts
         try:
             body = b"".join(body_parts)
@@ -125,17 +153,18 @@ class FastPath:
             if close is not None:
                 close()
         headers = [(k, "HIT" if k == "X-Cache" else v) for k, v in said[1]]
-        self._keep(key, Answer(state, said[0], headers, body))
+        # The key counts too: a distinct long query string or header is a new entry each time.
+        cost = len(body) + sum(len(k) + len(v) for k, v in headers) + sum(map(len, key)) + 200
+        self._keep(key, Answer(state, now, said[0], headers, body, cost))
         return [body]
 
     def _keep(self, key: tuple[str, ...], answer: Answer) -> None:
-        cost = len(answer.body) + sum(len(k) + len(v) for k, v in answer.headers) + 200
-        if cost > self.limit // 8:
+        if answer.cost > self.limit // 8:
             return  # one huge page (a sitemap) would push out hundreds of small ones
         with self.lock:
             self._drop(key)
             self.answers[key] = answer
-            self.size += cost
+            self.size += answer.cost
             while self.size > self.limit:
                 oldest = next(iter(self.answers))
                 self._drop(oldest)
@@ -143,13 +172,30 @@ class FastPath:
     def _drop(self, key: tuple[str, ...]) -> None:
         answer = self.answers.pop(key, None)
         if answer is not None:
-            self.size -= len(answer.body) + sum(len(k) + len(v) for k, v in answer.headers) + 200
+            self.size -= answer.cost
+
+
+def _host(environ: dict[str, Any]) -> str:
+    """Name the host Flask builds links on: the Host header, else the server's own address."""
+    if "HTTP_HOST" in environ:
+        return environ["HTTP_HOST"]
+    return f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+
+
+def _still_public(headers: list[tuple[str, str]]) -> bool:
+    """Say whether Flask's final headers still let any cache share this answer (no cookie)."""
+    if any(name.lower() == "set-cookie" for name, _ in headers):
+        return False
+    value = ", ".join(v for name, v in headers if name.lower() == "cache-control")
+    control = parse_cache_control_header(value, cls=ResponseCacheControl)
+    return bool(control.public) and not control.private and not control.no_store
 
 
 def install(app: Flask) -> None:
     """Put the fast path in front of Flask when a page cache is configured (before ProxyFix)."""
     limit = app.config["PAGE_CACHE_MEMORY_BYTES"]
-    if not app.extensions["pagecache"]["enabled"] or not limit:
+    max_age = app.config["PAGE_CACHE_MAX_AGE"]
+    if not app.extensions["pagecache"]["enabled"] or not limit or max_age <= 0:
         return
     with app.app_context():
         store = cache.cache  # the backend itself: reading it needs no app context per request
@@ -160,4 +206,7 @@ def install(app: Flask) -> None:
         except Exception:  # an unreachable Redis: Flask renders, and says so in its log
             return None
 
-    app.wsgi_app = FastPath(app.wsgi_app, state, limit)  # type: ignore[method-assign]
+    def now() -> float:
+        return clock.now().timestamp()  # the clock the tests fix, as for the public state
+
+    app.wsgi_app = FastPath(app.wsgi_app, state, limit, max_age, now)  # type: ignore[method-assign]

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import brotli
 import pytest
 from flask import Flask, request_started
+from werkzeug.http import http_date
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from blog import pagecache
 from blog.extensions import db
 from blog.fastpath import FastPath
 
-from .conftest import AUTHOR, _make_app, login
+from .conftest import ADMIN, AUTHOR, _make_app, login
 
 
 @pytest.fixture
@@ -47,8 +50,10 @@ def test_a_repeat_visit_gets_flasks_answer_without_entering_flask(cached_app, en
     assert len(entered) == 1
     assert second.status_code == 200 and second.data == first.data
     assert second.headers["X-Cache"] == "HIT"
-    without_x_cache = [(k, v) for k, v in first.headers.items() if k != "X-Cache"]
-    assert without_x_cache == [(k, v) for k, v in second.headers.items() if k != "X-Cache"]
+    # The same headers, but for X-Cache and Date (each answer is dated when it is sent).
+    same = [(k, v) for k, v in first.headers.items() if k not in ("X-Cache", "Date")]
+    assert same == [(k, v) for k, v in second.headers.items() if k not in ("X-Cache", "Date")]
+    assert "Date" in second.headers
     assert "Content-Security-Policy" in second.headers
 
 
@@ -128,10 +133,13 @@ def test_behind_a_proxy_the_scheme_the_client_used_picks_the_answer(tmp_path, te
         db.engine.dispose()
 
 
+PUBLIC = ("Cache-Control", "public, max-age=60")
+
+
 def _pages(environ, start_response):  # noqa: ANN001
     """A tiny app that shares every page: its body is the path, 1 kB long."""
     environ[pagecache.SHARED] = True
-    start_response("200 OK", [("Content-Type", "text/plain")])
+    start_response("200 OK", [("Content-Type", "text/plain"), PUBLIC])
     return [environ["PATH_INFO"].encode().ljust(1000)]
 
 
@@ -141,13 +149,13 @@ def call(app: FastPath, path: str) -> bytes:
 
 
 def test_memory_stays_within_its_limit_dropping_the_least_recently_used():
-    fast = FastPath(_pages, lambda: ("generation", None), limit=10_000)
+    fast = FastPath(_pages, lambda: ("generation", None), limit=12_000, max_age=60)
     for n in range(50):
         call(fast, f"/{n}")
-    assert fast.size <= 10_000
+    assert fast.size <= 12_000
     assert len(fast.answers) < 10
-    assert ("", "", "", "/49", "", "", "", "") in fast.answers
-    assert ("", "", "", "/0", "", "", "", "") not in fast.answers
+    paths = [key[3] for key in fast.answers]
+    assert "/49" in paths and "/0" not in paths
 
 
 def test_an_answer_from_before_a_public_change_is_never_replayed():
@@ -156,11 +164,143 @@ def test_an_answer_from_before_a_public_change_is_never_replayed():
 
     def page(environ, start_response):  # noqa: ANN001
         environ[pagecache.SHARED] = True
-        start_response("200 OK", [])
+        start_response("200 OK", [PUBLIC])
         return [next(bodies)]
 
-    fast = FastPath(page, lambda: (state[0], None), limit=10_000)
+    fast = FastPath(page, lambda: (state[0], None), limit=10_000, max_age=60)
     assert call(fast, "/") == b"old"
     assert call(fast, "/") == b"old"
     state[0] = "two"
     assert call(fast, "/") == b"new"
+
+
+# -- found in review: each failed before its fix in blog/fastpath.py ---------------------------
+
+
+def held_bytes(fast: FastPath) -> int:
+    """What the kept answers really occupy: the request that names each, and the answer."""
+    return sum(
+        sum(map(len, key)) + len(a.body) + sum(len(k) + len(v) for k, v in a.headers)
+        for key, a in fast.answers.items()
+    )
+
+
+def test_long_urls_and_headers_count_against_the_memory_limit():
+    # Every distinct query string, Host or Accept-Encoding is a new answer: a crawler (or an
+    # attacker) sending 8 kB headers must not make the bound a tenth of what is held.
+    fast = FastPath(_pages, lambda: ("generation", None), limit=100_000, max_age=60)
+    for n in range(100):
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/robots.txt",
+            "QUERY_STRING": f"n={n}&pad=" + "x" * 4000,
+            "HTTP_ACCEPT_ENCODING": "gzip, " + "y" * 4000,
+        }
+        fast(environ, lambda status, headers, exc_info=None: None)
+    assert fast.answers
+    assert held_bytes(fast) <= 100_000
+
+
+def test_a_turnover_lost_to_a_cache_outage_is_not_replayed_past_the_pages_max_age(
+    cached_app, clock, monkeypatch
+):
+    # A take-down commits, but the new generation cannot be written (Redis blinked): the page
+    # cache then serves the old page until its own timeout; the fast path must not keep it for
+    # ever after, only as long as the answer itself lets any shared cache keep it (max-age).
+    from blog.extensions import cache
+
+    from .test_pagecache import SLUG, article_id
+
+    now = datetime.now(UTC)
+    clock(now)
+    reader = cached_app.test_client()
+    for _ in range(2):
+        assert reader.get(f"/articles/{SLUG}").status_code == 200
+
+    def unreachable() -> None:
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(pagecache, "new_generation", unreachable)
+    admin = cached_app.test_client()
+    assert login(admin, ADMIN).status_code == 302
+    taken = admin.post(f"/review/{article_id(cached_app, SLUG)}/take-down", data={"reason": "x"})
+    assert taken.status_code == 302
+    with cached_app.app_context():  # the stored pages' own timeout (CACHE_DEFAULT_TIMEOUT) ends
+        backend = cache.cache
+        pages = [key for key in backend._cache if key.startswith("page:")]
+        assert pages
+        for key in pages:
+            backend.delete(key)
+    clock(now + timedelta(seconds=cached_app.config["PAGE_CACHE_MAX_AGE"] + 1))
+    assert reader.get(f"/articles/{SLUG}").status_code == 410
+
+
+def test_a_request_without_a_host_header_gets_links_to_the_server_it_reached(
+    tmp_path, template_databases
+):
+    # HTTP/1.0 sends no Host: Flask then builds links on SERVER_NAME:SERVER_PORT (one process
+    # may listen on several addresses), so the fast path must tell those requests apart too.
+    app = _make_app(
+        tmp_path,
+        template_databases["demo"],
+        CACHE_TYPE="SimpleCache",
+        SITE_URL=None,
+        TRUSTED_HOSTS=None,
+    )
+
+    def robots(base_url: str) -> str:
+        environ = EnvironBuilder(path="/robots.txt", base_url=base_url).get_environ()
+        del environ["HTTP_HOST"]
+        body, status, _ = run_wsgi_app(app, environ, buffered=True)
+        assert status.startswith("200")
+        return b"".join(body).decode()
+
+    for _ in range(2):
+        assert "Sitemap: http://one.test:8000/sitemap.xml" in robots("http://one.test:8000/")
+    assert "Sitemap: http://two.test:8001/sitemap.xml" in robots("http://two.test:8001/")
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_an_answer_that_sets_a_cookie_or_is_not_public_is_never_replayed():
+    # pagecache labels an answer shared half-way through Flask's response hooks; a hook that
+    # runs after it (the session, Flask-Login's remember cookie) could still add a cookie or
+    # make the answer private. The fast path replays only what the final answer allows.
+    calls: list[str] = []
+
+    def page(environ, start_response):  # noqa: ANN001
+        environ[pagecache.SHARED] = True
+        calls.append(environ["PATH_INFO"])
+        headers = {
+            "/cookie": [("Cache-Control", "public, max-age=60"), ("Set-Cookie", "session=x")],
+            "/private": [("Cache-Control", "private")],
+            "/public": [("Cache-Control", "public, max-age=60")],
+        }[environ["PATH_INFO"]]
+        start_response("200 OK", headers)
+        return [b"page"]
+
+    fast = FastPath(page, lambda: ("generation", None), limit=10_000, max_age=60)
+    for path in ("/cookie", "/private", "/public") * 2:
+        call(fast, path)
+    assert calls == ["/cookie", "/private", "/public", "/cookie", "/private"]
+
+
+def test_a_replayed_answer_is_dated_when_it_is_sent():
+    # Flask dates each answer (make_conditional adds Date); a replay must not say the time the
+    # page was first rendered, or caches downstream count it as that much older.
+    moment = [1_800_000_000.0]
+
+    def page(environ, start_response):  # noqa: ANN001
+        environ[pagecache.SHARED] = True
+        start_response("200 OK", [PUBLIC, ("Date", http_date(moment[0]))])
+        return [b"page"]
+
+    fast = FastPath(
+        page, lambda: ("generation", None), limit=10_000, max_age=60, now=lambda: moment[0]
+    )
+    said: list[tuple[str, str]] = []
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}
+    fast(dict(environ), lambda status, headers, exc_info=None: None)
+    moment[0] += 30
+    fast(dict(environ), lambda status, headers, exc_info=None: said.extend(headers))
+    assert [v for k, v in said if k == "Date"] == [http_date(moment[0])]
