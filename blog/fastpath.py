@@ -30,6 +30,7 @@ that name them; nothing here is needed by another server.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -54,6 +55,9 @@ PASS_THROUGH = (
     "HTTP_IF_RANGE",
     "HTTP_RANGE",
 )
+
+# The Answer, its state tuple, the time and size, and the LRU's own link and table slot.
+ENTRY_OVERHEAD = 400
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -153,8 +157,7 @@ class FastPath:
             if close is not None:
                 close()
         headers = [(k, "HIT" if k == "X-Cache" else v) for k, v in said[1]]
-        # The key counts too: a distinct long query string or header is a new entry each time.
-        cost = len(body) + sum(len(k) + len(v) for k, v in headers) + sum(map(len, key)) + 200
+        cost = _held(key, headers, body)
         self._keep(key, Answer(state, now, said[0], headers, body, cost))
         return [body]
 
@@ -173,6 +176,20 @@ class FastPath:
         answer = self.answers.pop(key, None)
         if answer is not None:
             self.size -= answer.cost
+
+
+def _held(key: tuple[str, ...], headers: list[tuple[str, str]], body: bytes) -> int:
+    """Count the bytes an answer holds, Python's bookkeeping of each string and tuple included.
+
+    The key counts too (a distinct long query string or header is a new entry each time), and
+    a small page's headers weigh more than its body: counting only the text let robots.txt
+    variants take four times the limit.
+    """
+    size = sys.getsizeof(body) + sys.getsizeof(key) + sys.getsizeof(headers) + ENTRY_OVERHEAD
+    size += sum(map(sys.getsizeof, key))
+    for pair in headers:
+        size += sys.getsizeof(pair) + sys.getsizeof(pair[0]) + sys.getsizeof(pair[1])
+    return size
 
 
 def _host(environ: dict[str, Any]) -> str:
