@@ -42,19 +42,28 @@ def test_build_match_limits_terms():
     assert build_match(" ".join(f"w{n}" for n in range(50))).count('"') == 24
 
 
-def test_search_covers_title_summary_tags_and_body(app, ctx):
-    def titles(q: str) -> set[str]:
-        return {hit.article.title for hit in find_articles(parse_filters({"q": q})).hits}
+def test_search_covers_title_summary_tags_and_body(app, ctx, make_article):
+    mine = {"Quokka sightings", "Island notes", "Burrow notes", "Trail notes"}
+    make_article("Quokka sightings")
+    make_article("Island notes", summary="Where the wombats sleep.")
+    make_article("Burrow notes", tags=["Numbat"])
+    make_article("Trail notes", body="We followed a platypus upstream.")
 
-    assert "React Performance Patterns in 2025" in titles("react")  # title
-    assert "PostgreSQL Performance: Indexing Strategies That Actually Work" in titles("healthcare")
-    assert titles("forecasting") >= {"XGBoost in Production: From Training to REST API"}  # tag
-    assert "Docker to Kubernetes: A Practical Path for Backend Engineers" in titles("readiness")
+    def found(q: str) -> set[str]:
+        """The titles of these four articles that the query finds."""
+        return {hit.article.title for hit in find_articles(parse_filters({"q": q})).hits} & mine
+
+    assert found("quokka") == {"Quokka sightings"}  # title
+    assert found("wombats") == {"Island notes"}  # summary
+    assert found("numbat") == {"Burrow notes"}  # tag
+    assert found("platypus") == {"Trail notes"}  # body
 
 
-def test_stemming_finds_other_forms(app, ctx):
-    hits = find_articles(parse_filters({"q": "indexes "})).hits
-    assert hits[0].article.title.startswith("PostgreSQL Performance")
+def test_stemming_finds_other_forms(app, ctx, make_article):
+    make_article("Composting through the winter", body="Keep the heap covered.")
+    # Neither word is in the article: "composted" and "composting" share the stem "compost".
+    hits = find_articles(parse_filters({"q": "composted "})).hits
+    assert [hit.article.slug for hit in hits][:1] == ["composting-through-the-winter"]
 
 
 def test_highlighted_text_is_escaped(client, make_article):
@@ -66,17 +75,21 @@ def test_highlighted_text_is_escaped(client, make_article):
     assert soup.select_one(".card-summary img") is None
 
 
-def test_counts_are_capped_for_broad_queries(app, ctx, monkeypatch):
+def test_counts_are_capped_for_broad_queries(app, ctx, make_article, monkeypatch):
     import blog.search.query as search
 
+    for n in range(4):  # one more than the cap, whatever else the blog holds
+        make_article(f"Counted {n}")
     monkeypatch.setattr(search, "COUNT_CAP", 3)
     results = find_articles(parse_filters({}))
     assert results.total == 3 and results.total_capped
 
 
-def test_the_count_line_says_when_it_stopped_counting(client, monkeypatch):
+def test_the_count_line_says_when_it_stopped_counting(client, make_article, monkeypatch):
     import blog.search.query as search
 
+    for n in range(4):  # one more than the cap, whatever else the blog holds
+        make_article(f"Counted {n}")
     monkeypatch.setattr(search, "COUNT_CAP", 3)
     count = parse(client.get("/")).select_one("#result-count").get_text(strip=True)
     assert count == "3+ articles"
@@ -87,24 +100,46 @@ def slugs(q: str, **filters: str) -> list[str]:
     return [hit.article.slug for hit in find_articles(parse_filters({"q": q, **filters})).hits]
 
 
-# A small judged set on the demo articles: for each query, the article a reader means. Both
-# backends must put it first (and bench/ keeps the same kind of set on the generated corpora).
+# A small judged set: for each query, the article a reader means, among others that match it
+# too (in the body, or one of its words in the title). Both backends must put it first (and
+# bench/ keeps the same kind of set on the generated corpora).
+STARTERS = "sourdough-starters-that-survive-a-holiday"
+MIRROR = "grinding-a-telescope-mirror-by-hand"
+JUDGED_ARTICLES = [
+    # title, tags, body
+    ("Sourdough starters that survive a holiday", ["Baking"], "Feed it rye flour first."),
+    ("Bread flour, compared", ["Baking"], "Rye and spelt behave differently in a sourdough."),
+    ("Grinding a telescope mirror by hand", ["Astronomy"], "First test the curve at night."),
+    ("Choosing a first telescope", ["Astronomy"], "A refractor, or a mirror on a steady mount."),
+    ("Hive inspections through the beekeeping year", ["Bees"], "Look for eggs and stores."),
+    ("Planting for pollinators", ["Gardening"], "A beekeeping hive nearby, busy all year."),
+    ("Kayak rolls for beginners", ["Paddling"], "Practise in warm water, with a friend."),
+    ("Carrying a kayak on a car", ["Paddling"], "Two straps, and rolls of foam under the hull."),
+]
 JUDGED = [
-    ("kubernetes", "docker-to-kubernetes-a-practical-path-for-backend-engineers"),
-    ("kube", "docker-to-kubernetes-a-practical-path-for-backend-engineers"),
-    ("graphql", "graphql-vs-rest-when-to-use-each-an-honest-assessment"),
-    ("openid connect", "oauth2-openid-connect-a-practical-implementation-guide"),
-    ("indexing strategies", "postgresql-performance-indexing-strategies-that-actually-work"),
-    ("react performance", "react-performance-patterns-in-2025"),
-    ("xgboost ", "xgboost-in-production-from-training-to-rest-api"),
-    ("nestjs microservices", "building-scalable-microservices-with-node-js-and-nestjs"),
-    ("django rest framework", "django-rest-framework-patterns-i-use-in-production"),
+    ("sourdough", STARTERS),
+    ("sourd", STARTERS),  # the word being typed
+    ("flour", "bread-flour-compared"),
+    ("telescope mirror", MIRROR),
+    ("first telescope", "choosing-a-first-telescope"),
+    ("beekeeping year", "hive-inspections-through-the-beekeeping-year"),
+    ("hive ", "hive-inspections-through-the-beekeeping-year"),  # a whole word
+    ("kayak rolls", "kayak-rolls-for-beginners"),
 ]
 
 
+@pytest.fixture
+def judged_articles(make_article) -> None:  # noqa: ANN001
+    """Publish JUDGED_ARTICLES."""
+    for title, tags, body in JUDGED_ARTICLES:
+        make_article(title, body, tags=tags)
+
+
 @pytest.mark.parametrize(("query", "slug"), JUDGED)
-def test_the_judged_queries_find_the_article_meant_first(app, ctx, query, slug):
-    assert slugs(query)[:1] == [slug]
+def test_the_judged_queries_find_the_article_meant_first(app, ctx, judged_articles, query, slug):
+    found = slugs(query)
+    assert found[:1] == [slug]
+    assert len(found) > 1  # a choice to make: another article matches the query too
 
 
 HOSTILE = [
@@ -169,9 +204,9 @@ def test_no_input_is_a_query_syntax_error(client, query):
     assert parse(response).select_one("#result-count") is not None
 
 
-@pytest.mark.parametrize("query", ["kube", "kubernetes ", "docker kube"])
-def test_hostile_characters_around_words_still_find_them(app, ctx, query):
-    expected = "docker-to-kubernetes-a-practical-path-for-backend-engineers"
+@pytest.mark.parametrize("query", ["sourd", "sourdough ", "holiday sourd"])
+def test_hostile_characters_around_words_still_find_them(app, ctx, judged_articles, query):
+    expected = STARTERS
     for dressed in (f"({query}", f"'{query}'", f'"{query}', f"{query}:*", f"!{query}"):
         assert expected in slugs(dressed), dressed
 
@@ -202,26 +237,33 @@ def test_publishing_a_new_revision_replaces_the_indexed_text(app, ctx, make_arti
     assert slugs("coral") == ["zanzibar-archipelago-notes"]
 
 
-def test_a_taken_down_article_leaves_the_index(app, ctx):
+def test_a_taken_down_article_leaves_the_index(app, ctx, make_article):
     from blog.models import Article, User
     from blog.workflow import take_down
 
-    article = db.session.scalar(db.select(Article).filter_by(slug=JUDGED[2][1]))
+    article = db.session.get(Article, make_article("Grinding a telescope mirror by hand"))
+    assert MIRROR in slugs("telescope")
     admin = db.session.scalar(db.select(User).filter_by(email=ADMIN))
     take_down(article, admin, "Out of date.")
     db.session.commit()
-    assert JUDGED[2][1] not in slugs("graphql")
+    assert MIRROR not in slugs("telescope")
 
 
-def test_broad_queries_list_title_and_tag_matches_first(app, ctx, monkeypatch):
+def test_broad_queries_list_title_and_tag_matches_first(app, ctx, make_article, monkeypatch):
     """Past COUNT_CAP matches nothing is scored: title or tag matches come first, newest first."""
     import blog.search.query as search
 
+    # Five matches, the word in the title, the tags or only the body, in mixed order.
+    make_article("Zeppelin history")
+    make_article("Hangars", body="A zeppelin hangar is the largest room you will stand in.")
+    make_article("Airships", tags=["Zeppelin"])
+    make_article("Gas cells", body="Each zeppelin carried a dozen of them.")
+    make_article("Zeppelin crews")
     monkeypatch.setattr(search, "COUNT_CAP", 2)
-    results = find_articles(parse_filters({"q": "production"}))
+    results = find_articles(parse_filters({"q": "zeppelin"}))
     assert results.tiered and results.total_capped
     in_head = [
-        "production" in f"{hit.article.title} {' '.join(t.name for t in hit.article.tags)}".lower()
+        "zeppelin" in f"{hit.article.title} {' '.join(t.name for t in hit.article.tags)}".lower()
         for hit in results.hits
     ]
     assert in_head[0] and in_head == sorted(in_head, reverse=True) and not in_head[-1]
@@ -243,13 +285,14 @@ def test_the_fts5_index_stays_true_to_the_revisions_it_reads(app, ctx, make_arti
     from blog.workflow import take_down
 
     article_id = make_article("Lagoon notes", body="Turquoise water.")
+    reef_id = make_article("Reef notes", body="Parrotfish graze the reef.")  # to be taken down
     admin = db.session.scalar(db.select(User).filter_by(email=ADMIN))
     article = db.session.get(Article, article_id)
     for body in ("Coral reef.", "Mangrove roots."):
         draft = Draft(title="Lagoon notes", body=body, summary="S.", category="Backend", tags=[])
         publish(article, add_revision(article, draft, admin), admin)
         db.session.commit()
-    take_down(db.session.scalar(db.select(Article).filter_by(slug=JUDGED[0][1])), admin, "Old.")
+    take_down(db.session.get(Article, reef_id), admin, "Old.")
     db.session.commit()
     # FTS5's own 'integrity-check' would compare with every revision; compare the postings
     # (term, row, column, offset) with a fresh index of exactly the published revisions.
@@ -269,23 +312,24 @@ def test_the_fts5_index_stays_true_to_the_revisions_it_reads(app, ctx, make_arti
         ).all()
         assert extra == [], f"{first} has postings {second} lacks"
     assert slugs("mangrove") == ["lagoon-notes"] and slugs("turquoise") == slugs("coral") == []
+    assert slugs("parrotfish") == []
 
 
 @sqlite_only
-def test_the_fts_index_drives_the_search_join(app, ctx):
+def test_the_fts_index_drives_the_search_join(app, ctx, make_article):
     """Driven from the category index, SQLite once ran MATCH per article: 4.8 s at 100,000.
 
     The query says the order itself (CROSS JOIN, which SQLite never reorders) and names the
     covering index for the articles (a primary-key lookup reads each large row); the plan must
     follow it, whatever the tables' sizes.
     """
-    from blog.models import Article, Category
+    from blog.models import Article
     from blog.search import public_articles, search_index
     from blog.search.index import parse_terms
 
-    category = db.session.scalar(db.select(Category).filter_by(slug="backend"))
+    category_id = db.session.get(Article, make_article("Plans", category="Backend")).category_id
     query = search_index().matching(public_articles(), parse_terms("query"))
-    query = query.where(Article.category_id == category.id)
+    query = query.where(Article.category_id == category_id)
     sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
     assert (
         "FROM articles_fts CROSS JOIN articles_fts_entries ON articles_fts_entries.revision_id ="
@@ -299,26 +343,25 @@ def test_the_fts_index_drives_the_search_join(app, ctx):
 
 def test_the_word_being_typed_stays_a_prefix_even_when_it_is_a_word(app, ctx, make_article):
     """Typing "kube" must go on finding Kubernetes, even where "kube" is a word of its own."""
+    make_article("Kubernetes rollouts without downtime", body="Readiness probes first.")
     make_article("Kube on its own", body="The kube command line, and nothing else.")
     found = slugs("kube")
-    assert "docker-to-kubernetes-a-practical-path-for-backend-engineers" in found
+    assert "kubernetes-rollouts-without-downtime" in found
     assert "kube-on-its-own" in found
     hits = find_articles(parse_filters({"q": "kube"})).hits
     titles = [str(highlighted(hit.title)) for hit in hits if hit.title]
     assert any("<mark>Kubernetes</mark>" in title for title in titles)
 
 
-def test_new_articles_can_be_indexed_in_bulk(app, ctx):
+def test_new_articles_can_be_indexed_in_bulk(app, ctx, make_article):
     """Imports index their new articles together (add_new), not one statement set each."""
-    from blog.models import Article
     from blog.search import search_index
 
-    slug = JUDGED[2][1]
-    article_id = db.session.scalar(db.select(Article.id).filter_by(slug=slug))
+    article_id = make_article("Grinding a telescope mirror by hand")
     search_index().remove(article_id)
-    assert slug not in slugs("graphql")
+    assert MIRROR not in slugs("telescope")
     search_index().add_new([article_id])
-    assert slugs("graphql")[:1] == [slug]
+    assert slugs("telescope")[:1] == [MIRROR]
 
 
 @sqlite_only
