@@ -7,13 +7,14 @@ cache's invalidation tests (tests/test_pagecache.py) run through it too.
 from __future__ import annotations
 
 import gzip
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import brotli
 import pytest
-from flask import Flask, request_started
+from flask import Flask, request_started, template_rendered
 from werkzeug.http import http_date
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
@@ -337,3 +338,35 @@ def test_the_memory_limit_holds_for_many_small_answers():
         tracemalloc.stop()
     assert len(fast.answers) > 100
     assert held <= limit * 1.1
+
+
+def test_a_take_down_during_a_readers_render_is_not_replayed_to_the_next_reader(cached_app):
+    # The page is rendered from the database before the take-down commits, and kept after it:
+    # it must be kept under the state read before the render, which the take-down retires.
+    from .test_pagecache import SLUG, article_id
+
+    admin = cached_app.test_client()
+    assert login(admin, ADMIN).status_code == 302
+    path = f"/review/{article_id(cached_app, SLUG)}/take-down"
+    taken: list[int] = []
+
+    def take_down() -> None:
+        taken.append(admin.post(path, data={"reason": "x"}).status_code)
+
+    def take_down_once(sender: Flask, template, context) -> None:  # noqa: ANN001
+        if template.name == "public/article.html" and not taken:
+            # Another request, as from another thread of this server: its own app context.
+            other = threading.Thread(target=take_down)
+            other.start()
+            other.join()
+
+    reader = cached_app.test_client()
+    reader.get("/robots.txt")  # the public state exists: the next answer may be kept
+    template_rendered.connect(take_down_once, cached_app)
+    try:
+        assert reader.get(f"/articles/{SLUG}").status_code == 200  # rendered before the commit
+    finally:
+        template_rendered.disconnect(take_down_once, cached_app)
+    assert taken == [302]
+    reader.get("/robots.txt")  # the new state is worked out: the fast path may replay again
+    assert reader.get(f"/articles/{SLUG}").status_code == 410
