@@ -511,8 +511,8 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
             }
         )
     articles, revisions = Article.__table__, Revision.__table__
-    # RETURNING the slug (the revision's article) to match the ids: asking for them in the
-    # order given would make SQLAlchemy send SQLite one INSERT per row.
+    # RETURNING the slug (and a revision's article) to match the new ids: asking for them in
+    # the order given makes SQLAlchemy send SQLite one INSERT per row.
     by_slug = dict(
         db.session.execute(
             insert(articles).returning(articles.c.slug, articles.c.id), article_rows
