@@ -261,6 +261,11 @@ def compress_response(response: Response) -> Response:
         # closed with the response, and compress it as one body.
         response.direct_passthrough = False
         response.make_sequence()
+    if request.accept_encodings.best_match(compress.enabled_algorithms) is None:
+        # The client takes none of them. Flask-Compress (1.25) would still pick one it refused
+        # with q=0 ("br;q=0"), and the page would not decode: send it as it is.
+        response.vary.add("Accept-Encoding")
+        return response
     return compress.after_request(response)
 
 

@@ -22,7 +22,7 @@ from blog import pagecache
 from blog.extensions import db
 from blog.fastpath import FastPath
 
-from .conftest import ADMIN, AUTHOR, _make_app, login
+from .conftest import ADMIN, AUTHOR, _make_app, login, parse
 
 
 @pytest.fixture
@@ -370,3 +370,19 @@ def test_a_take_down_during_a_readers_render_is_not_replayed_to_the_next_reader(
     assert taken == [302]
     reader.get("/robots.txt")  # the new state is worked out: the fast path may replay again
     assert reader.get(f"/articles/{SLUG}").status_code == 410
+
+
+@pytest.mark.parametrize("refusal", ["br;q=0", "br;q=0, gzip;q=0", "zstd;q=0, br;q=0, identity"])
+def test_a_client_refusing_the_codings_gets_pages_and_files_uncompressed(cached_app, refusal):
+    # q=0 means "cannot decode this" (RFC 9110 12.5.3); Flask-Compress 1.25 still picks such a
+    # coding when nothing else it knows is listed, so the page would not decode at all.
+    reader = cached_app.test_client()
+    css = parse(reader.get("/")).select_one("link[rel=stylesheet]")["href"]
+    for path in ("/", "/", css):  # the second page from the fast path
+        with reader.get(path, headers={"Accept-Encoding": refusal}) as response:
+            assert response.status_code == 200
+            assert "Content-Encoding" not in response.headers
+            assert "Accept-Encoding" in response.headers["Vary"]
+            assert response.data.lstrip().startswith(
+                (b"<!doctype html>", b"<!DOCTYPE html>", b"/*")
+            )
