@@ -30,6 +30,7 @@ that name them; nothing here is needed by another server.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -112,7 +113,8 @@ class FastPath:
         answer = self._get(key, state, now)
         if answer is not None:
             # Flask dates each answer (make_conditional): a replay says when it is sent.
-            headers = [(k, http_date(now) if k == "Date" else v) for k, v in answer.headers]
+            date = _http_date(int(now))
+            headers = [(k, date if k == "Date" else v) for k, v in answer.headers]
             start_response(answer.status, headers)
             return [answer.body]
         return self._answer_and_keep(environ, start_response, key, state, now)
@@ -190,6 +192,12 @@ def _held(key: tuple[str, ...], headers: list[tuple[str, str]], body: bytes) -> 
     for pair in headers:
         size += sys.getsizeof(pair) + sys.getsizeof(pair[0]) + sys.getsizeof(pair[1])
     return size
+
+
+@functools.lru_cache(maxsize=1)
+def _http_date(second: int) -> str:
+    """Spell a Date header once a second, not once a hit."""
+    return http_date(second)
 
 
 def _host(environ: dict[str, Any]) -> str:
