@@ -386,3 +386,20 @@ def test_a_client_refusing_the_codings_gets_pages_and_files_uncompressed(cached_
             assert response.data.lstrip().startswith(
                 (b"<!doctype html>", b"<!DOCTYPE html>", b"/*")
             )
+
+
+def test_an_answer_is_replayed_only_within_its_max_age_on_a_clock_that_may_go_back():
+    moment = [1_800_000_000.0]
+    calls: list[str] = []
+
+    def page(environ, start_response):  # noqa: ANN001
+        environ[pagecache.SHARED] = True
+        calls.append(environ["PATH_INFO"])
+        start_response("200 OK", [PUBLIC])
+        return [b"page"]
+
+    fast = FastPath(page, lambda: ("generation", None), 10_000, max_age=60, now=lambda: moment[0])
+    for step in (0, 59, -59, -1, 60):  # kept, replayed, replayed, before it was kept, aged out
+        moment[0] += step
+        call(fast, "/")
+    assert len(calls) == 3
