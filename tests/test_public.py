@@ -3,7 +3,7 @@
 In this module `app` is an empty blog with one author and one reviewer, and each test makes the
 articles it reads, so the demo's wording can change without breaking them. Only the seed-page
 test reads the demo blog (`demo_client`): what it checks is that the demo reproduces the
-customer's seed page.
+customer's seed page. The next test checks the same parts of the page on its own articles.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from blog.models import Role, Status, User
 
 from .conftest import ADMIN, AUTHOR, ON_POSTGRES, PASSWORD, Template, _make_app, parse
 
+# The demo's articles as the seed page lists them.
 SEED = [
     # title, category, minutes, date, first three tags
     (
@@ -165,6 +166,38 @@ def test_home_page_is_the_seed_page(demo_client):
         assert card.select_one(".tag-more").contents[0].strip() == "+2"
         assert card.select_one("time").get_text() == date
         assert card.select_one(".read-link").get_text(strip=True) == "Read"
+
+
+def test_cards_chips_and_hero_show_what_the_seed_page_shows(client, make_article):
+    """The seed page's parts, on articles of this test: the same rules whatever the demo says."""
+    make_article(
+        "Five tags",
+        "word " * 450,  # 3 minutes at 200 words a minute
+        summary="Why five tags.",
+        category="Database",
+        tags=["One", "Two", "Three", "Four", "Five"],
+        published_at=day(3, 15),
+    )
+    make_article("Older", category="Security", published_at=day(3, 1))
+    soup = parse(client.get("/"))
+    assert soup.select_one(".hero .provenance").get_text() == (
+        f"Articles labelled AI-generated are reviewed by {REVIEWER_NAME}"
+    )
+    assert soup.select_one("#result-count").get_text(strip=True) == "2 articles"
+    chips = [
+        (a.contents[0].strip(), int(a.select_one(".chip-count").text))
+        for a in soup.select("nav[aria-label=Categories] a")
+    ]
+    assert chips == [("All", 2), ("Database", 1), ("Security", 1)]
+    assert card_titles(soup) == ["Five tags", "Older"]
+    card = soup.select_one("#results .card")
+    assert card.select_one(".card-category").get_text(strip=True) == "Database"
+    assert card.select_one(".reading-time").get_text(" ", strip=True).startswith("3 min")
+    assert card.select_one(".card-summary").get_text(strip=True) == "Why five tags."
+    assert [a.get_text(strip=True) for a in card.select(".tags a.tag")] == ["One", "Two", "Three"]
+    assert card.select_one(".tag-more").contents[0].strip() == "+2"
+    assert card.select_one("time").get_text() == "15 Mar 2025"
+    assert card.select_one(".read-link").get_text(strip=True) == "Read"
 
 
 def test_fragment_request_gets_only_the_results(client, make_article):
