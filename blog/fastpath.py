@@ -17,8 +17,8 @@ to share, to requests that cannot differ from the one that produced it:
   does), path, query string, HX-Request, HX-History-Restore-Request and Accept-Encoding (which
   chose the compression), read after ProxyFix;
 - the same public state: the generation and next scheduled time that pagecache keeps in the
-  shared cache, read at every request (one Redis MGET, or two small files), so a publish on any
-  server, or a scheduled article's time passing (`clock.now()`), retires the answers at once;
+  shared cache (see PublicState: this process's own changes and a scheduled article's time
+  passing retire the answers at once, another worker's or server's change within a second);
 - within the answer's own max-age (PAGE_CACHE_MAX_AGE): what no hook sees (a turnover lost to a
   cache outage, a change made outside the app) is bounded here as the page cache bounds it.
 
@@ -36,6 +36,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from flask import Flask
@@ -216,6 +217,37 @@ def _still_public(headers: list[tuple[str, str]]) -> bool:
     return bool(control.public) and not control.private and not control.no_store
 
 
+class PublicState:
+    """The shared public state, as this process last read it, trusted for `seconds` at most.
+
+    Reading the generation from the shared cache (two small files, or a Redis round trip) costs
+    more than replaying a page, and under a crowd that read alone doubled the readers' p95. So
+    it is kept for a moment: another worker's or server's change is seen within `seconds` (1 s;
+    HTTP caches are allowed a minute), this process's own at once (pagecache counts its
+    turnovers), and a scheduled article's time passing at once (the clock is checked on every
+    request, and records that no longer hold are read again).
+    """
+
+    def __init__(self, store: Any, seconds: float) -> None:
+        self.store = store
+        self.period = timedelta(seconds=seconds)
+        self.kept: tuple[tuple[Any, Any], datetime, int] | None = None  # records, read at, count
+
+    def __call__(self) -> tuple[str, Any] | None:
+        now = clock.now()
+        kept = self.kept  # one read of the attribute: another thread may replace it
+        if kept is not None:
+            records, read_at, count = kept
+            if count == pagecache.turnovers and read_at <= now < read_at + self.period:
+                state = pagecache.public_state_from(records, now)
+                if state is not None:
+                    return state
+        count = pagecache.turnovers  # before reading: a turnover meanwhile makes us read again
+        records = pagecache.read_public_state(self.store)
+        self.kept = (records, now, count)
+        return pagecache.public_state_from(records, now)
+
+
 def install(app: Flask) -> None:
     """Put the fast path in front of Flask when a page cache is configured (before ProxyFix)."""
     limit = app.config["PAGE_CACHE_MEMORY_BYTES"]
@@ -225,9 +257,11 @@ def install(app: Flask) -> None:
     with app.app_context():
         store = cache.cache  # the backend itself: reading it needs no app context per request
 
+    public_state = PublicState(store, app.config["PAGE_CACHE_STATE_SECONDS"])
+
     def state() -> tuple[str, Any] | None:
         try:
-            return pagecache.known_public_state(store, clock.now())
+            return public_state()
         except Exception:  # an unreachable Redis: Flask renders, and says so in its log
             return None
 

@@ -80,7 +80,9 @@ GENERATION = "public:generation"
 NEXT_DUE = "public:next-due"
 STATE_TIMEOUT = 30 * 24 * 3600  # long, but not "never": FileSystemCache prunes those first
 PENDING = "pagecache.public_changed"
-SHARED = "blog.pagecache.shared"  # set in the WSGI environ of a response this module shares
+SHARED = "blog.pagecache.shared"
+# How many times this process started a new generation: tells the fast path its own changes.
+turnovers = 0  # set in the WSGI environ of a response this module shares
 COMPRESSED_MEMO_BYTES = 32 * 2**20  # per process: about 3,000 compressed pages
 
 
@@ -114,6 +116,9 @@ def configure(app: Flask) -> None:
     config.setdefault("PAGE_CACHE_STALE_WHILE_REVALIDATE", 600)
     # Finished answers each process keeps for repeat anonymous visits (blog/fastpath.py); 0: none.
     config.setdefault("PAGE_CACHE_MEMORY_BYTES", 16 * 2**20)
+    # How long the fast path trusts the generation it read, for other workers' and servers'
+    # changes (this process's own are seen at once): reading it is most of a hit's cost.
+    config.setdefault("PAGE_CACHE_STATE_SECONDS", 1.0)
     # Compression is called from here (after the page is stored), not as its own hook.
     config.setdefault("COMPRESS_REGISTER", False)
     # Compressing a 50 kB page costs more than serving it from the cache: keep each compressed
@@ -346,14 +351,23 @@ def public_state() -> str:
     return f"{generation}:{moment.isoformat() if moment else '-'}"
 
 
-def known_public_state(store: Any, now: datetime) -> tuple[str, datetime | None] | None:
-    """Read the public state as the shared cache holds it, without the database.
+def read_public_state(store: Any) -> tuple[Any, Any]:
+    """Read the generation and next-due records from the shared cache, as they are stored.
 
-    None when it must be worked out (no generation yet, or the next scheduled time has passed):
-    then only a request through Flask, which may query, can say it. `store` is the cache or its
-    backend (blog/fastpath.py reads the backend, outside any app context).
+    `store` is the cache or its backend (blog/fastpath.py reads the backend, outside any app
+    context, and keeps what it read for a moment: see public_state_from).
     """
     generation, due = store.get_many(GENERATION, NEXT_DUE)
+    return generation, due
+
+
+def public_state_from(records: tuple[Any, Any], now: datetime) -> tuple[str, Any] | None:
+    """Name the public state at `now` from records read without the database.
+
+    None when it must be worked out (no generation yet, or the next scheduled time has passed):
+    then only a request through Flask, which may query, can say it.
+    """
+    generation, due = records
     if generation is None or not _due_is_current(due, generation, now):
         return None
     return generation, due[2]
@@ -383,6 +397,8 @@ def public_changed() -> None:
 
 def new_generation() -> None:
     """Start a new public generation now: every server's next request renders afresh."""
+    global turnovers
+    turnovers += 1  # before the write: a reader of the old record reads again (fastpath.py)
     cache.set(GENERATION, secrets.token_hex(8), timeout=STATE_TIMEOUT)
 
 

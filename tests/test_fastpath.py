@@ -14,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 
 import brotli
 import pytest
+from cachelib import SimpleCache
 from flask import Flask, request_started, template_rendered
 from werkzeug.http import http_date
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from blog import pagecache
 from blog.extensions import db
-from blog.fastpath import FastPath
+from blog.fastpath import FastPath, PublicState
 
 from .conftest import ADMIN, AUTHOR, _make_app, login, parse
 
@@ -109,16 +110,54 @@ def test_a_signed_in_author_never_gets_a_replayed_page(cached_app):
     assert b"Sign out" in author.get("/").data
 
 
-def test_a_cache_outage_costs_speed_not_the_page(cached_app, entered, monkeypatch):
+def test_a_cache_outage_costs_speed_not_the_page(cached_app, entered, monkeypatch, clock):
     reader = cached_app.test_client()
     reader.get("/")
 
     def unreachable(*args: object) -> None:
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr(pagecache, "known_public_state", unreachable)
+    monkeypatch.setattr(pagecache, "read_public_state", unreachable)
+    clock(datetime.now(UTC) + timedelta(seconds=2))  # past the time the last read is trusted
     assert reader.get("/").status_code == 200
     assert len(entered) == 2
+
+
+def _records(store: SimpleCache, generation: str, at: datetime, due: datetime | None) -> None:
+    """Write the public state as pagecache does (what another server would write)."""
+    store.set(pagecache.GENERATION, generation)
+    store.set(pagecache.NEXT_DUE, (generation, at, due))
+
+
+def test_another_servers_change_is_seen_within_a_second_and_this_ones_at_once(clock, monkeypatch):
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    clock(now)
+    store = SimpleCache()
+    _records(store, "one", now, None)
+    state = PublicState(store, seconds=1)
+    assert state() == ("one", None)
+    _records(store, "two", now, None)  # another server's publish
+    clock(now + timedelta(milliseconds=999))
+    assert state() == ("one", None)
+    clock(now + timedelta(seconds=1))
+    assert state() == ("two", None)
+    _records(store, "three", now, None)
+    monkeypatch.setattr(pagecache, "turnovers", pagecache.turnovers + 1)  # this process's publish
+    assert state() == ("three", None)
+
+
+def test_a_scheduled_time_passing_is_seen_at_once(clock):
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    due = now + timedelta(milliseconds=200)
+    clock(now)
+    store = SimpleCache()
+    _records(store, "one", now, due)
+    state = PublicState(store, seconds=1)
+    assert state() == ("one", due)
+    clock(due)
+    assert state() is None  # only Flask, which may query, can say what is public now
+    _records(store, "one", due, None)  # as Flask's request writes it
+    assert state() == ("one", None)
 
 
 def test_behind_a_proxy_the_scheme_the_client_used_picks_the_answer(tmp_path, template_databases):
