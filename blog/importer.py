@@ -1,8 +1,9 @@
 """Import Markdown files with Hugo or Jekyll front matter as articles (`flask --app app import`).
 
-Each file is its own transaction: a good file is committed at once and a bad one is rolled back
-and reported as `path:line: message`, so one broken file never stops or undoes the rest. The slug
-is the file's identity: importing the same file again adds a revision instead of a duplicate.
+Files are read, checked and rendered (in worker processes when there are many), then written
+BATCH_SIZE to a transaction. A bad file is left out of its batch and reported as `path:line:
+message`, so one broken file never stops or undoes the rest. The slug is the file's identity:
+importing the same file again adds a revision instead of a duplicate.
 
 Trees come from elsewhere (a clone, an archive), so the walk trusts nothing in them: links that
 lead out of the folder given are reported and not followed, files over IMPORT_MAX_FILE_BYTES
@@ -280,6 +281,12 @@ def _prepare(path: Path, limit: int) -> _Prepared:
         return _Prepared(path, problems=[(None, _unexpected(error))])
 
 
+# The revision columns fill_revision sets (what _stored carries to the writer).
+_FILLED = (
+    "title", "summary", "category_name", "tags", "body", "ai_generated", "ai_model", "digest",
+)  # fmt: skip
+
+
 def _stored(fields: _Fields) -> _Stored:
     """Compute what a new article's first revision stores, as create_article would."""
     draft = replace(
@@ -292,12 +299,6 @@ def _stored(fields: _Fields) -> _Stored:
     values = {column: getattr(revision, column) for column in _FILLED}
     tags = [(slugify(name), name) for name in revision.tag_names]
     return _Stored(values, tags, slugify(revision.category_name))
-
-
-# The revision columns fill_revision sets.
-_FILLED = (
-    "title", "summary", "category_name", "tags", "body", "ai_generated", "ai_model", "digest",
-)  # fmt: skip
 
 
 def _unexpected(error: Exception) -> str:
