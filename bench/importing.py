@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import sqlite3
@@ -43,6 +44,10 @@ class ImportTiming:
     summary: str
     import_cpu: float = 0.0
     raw_cpu: float = 0.0
+    # The 1-minute load average as the raw insert and the import started: on a shared machine
+    # wall times compare only at a similar load (CPU times are steadier).
+    raw_load: float = 0.0
+    import_load: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -224,6 +229,7 @@ def measure_size(size: int, work: Path, template: Path) -> ImportTiming:
     articles = [corpus.generate(article_id, size) for article_id in range(1, size + 1)]
     raw_db = work / f"raw-{size}.sqlite3"
     shutil.copyfile(template, raw_db)
+    raw_load = os.getloadavg()[0]
     cpu = cpu_seconds()
     raw_seconds = raw_insert(raw_db, articles)
     raw_cpu = cpu_seconds() - cpu
@@ -231,10 +237,13 @@ def measure_size(size: int, work: Path, template: Path) -> ImportTiming:
     import_db = work / f"import-{size}.sqlite3"
     shutil.copyfile(template, import_db)
     corpus.progress(f"import: importing {size:,} files")
+    import_load = os.getloadavg()[0]
     cpu = cpu_seconds()
     import_seconds, summary = run_import(import_db, folder)
     import_cpu = cpu_seconds() - cpu
-    timing = ImportTiming(size, import_seconds, raw_seconds, summary, import_cpu, raw_cpu)
+    timing = ImportTiming(
+        size, import_seconds, raw_seconds, summary, import_cpu, raw_cpu, raw_load, import_load
+    )
     corpus.progress(
         f"import: {size:,} files in {import_seconds:.1f} s ({size / import_seconds:,.0f}/s); "
         f"raw insert {raw_seconds:.2f} s; ratio {timing.ratio:.0%}, in CPU {timing.cpu_ratio:.0%}"
@@ -261,16 +270,19 @@ def report(timings: list[ImportTiming]) -> list[str]:
         "the same rows inserted with plain sqlite3 executemany in one transaction + an FTS fill",
         f"ratio: raw insert time / import time (goal >= {GOAL:.0%}); both measured in this run;",
         "cpu: the same in CPU seconds (the import's worker processes included)",
+        f"load: 1-minute load average as the raw insert / the import started ({os.cpu_count()} "
+        "cores)",
         "",
         f"{'articles':>10}  {'import s':>9}  {'per s':>7}  {'raw s':>7}  {'raw per s':>9}  "
-        f"{'ratio':>6}  {'cpu s':>7}  {'raw cpu':>7}  {'cpu ratio':>9}  import said",
-        "-" * 120,
+        f"{'ratio':>6}  {'cpu s':>7}  {'raw cpu':>7}  {'cpu ratio':>9}  {'load':>9}  import said",
+        "-" * 131,
     ]
     for t in timings:
         lines.append(
             f"{t.size:>10,}  {t.import_seconds:>9.2f}  {t.size / t.import_seconds:>7,.0f}  "
             f"{t.raw_seconds:>7.2f}  {t.size / t.raw_seconds:>9,.0f}  {t.ratio:>6.0%}  "
-            f"{t.import_cpu:>7.2f}  {t.raw_cpu:>7.2f}  {t.cpu_ratio:>9.0%}  {t.summary}"
+            f"{t.import_cpu:>7.2f}  {t.raw_cpu:>7.2f}  {t.cpu_ratio:>9.0%}  "
+            f"{f'{t.raw_load:.1f}/{t.import_load:.1f}':>9}  {t.summary}"
         )
     return lines
 
