@@ -338,7 +338,7 @@ def public_state() -> str:
     record written from a snapshot older than the last change, or by a server whose clock runs
     ahead, is recomputed instead of trusted.
     """
-    generation, due = cache.get_many(GENERATION, NEXT_DUE)
+    generation, due = read_public_state(cache)
     if generation is None:
         generation = secrets.token_hex(8)
         if not cache.add(GENERATION, generation, timeout=STATE_TIMEOUT):
