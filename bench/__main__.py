@@ -138,27 +138,26 @@ def run_size(size: int, path: Path | str, settings: Settings, only: list[str]) -
 
 def run_worst(args: argparse.Namespace) -> int:
     """Time only the worst inputs (render and diff at the body limit), print and save them."""
-    report = "\n".join(worst.measure_worst()) + "\n"
-    sys.stdout.write(report)
-    if not args.no_save:
-        path = args.output.with_name("worst.txt")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(report, encoding="utf-8")
-        corpus.progress(f"saved to {path}")
+    _print_and_save(worst.measure_worst(), args, "worst.txt")
     return 0
 
 
 def run_load(args: argparse.Namespace) -> int:
     """Run only the load phase, print and save it; 2 when it cannot run (no wrk)."""
     lines = load.measure_load(args.load_seconds, args.cache_dir)
+    _print_and_save(lines, args, "load.txt")
+    return 2 if lines[0].startswith("load: not measured") else 0
+
+
+def _print_and_save(lines: list[str], args: argparse.Namespace, name: str) -> None:
+    """Print a phase's report, and save it beside the main report unless --no-save."""
     report = "\n".join(lines) + "\n"
     sys.stdout.write(report)
     if not args.no_save:
-        path = args.output.with_name("load.txt")
+        path = args.output.with_name(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(report, encoding="utf-8")
         corpus.progress(f"saved to {path}")
-    return 2 if lines[0].startswith("load: not measured") else 0
 
 
 def _select(found: list[Scenario], only: list[str]) -> list[Scenario]:
