@@ -12,6 +12,7 @@ Without any browser the tests are skipped, except under CI=true, where that is a
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -24,7 +25,7 @@ from werkzeug.serving import make_server
 from blog import create_app
 from blog.extensions import db
 
-from ..conftest import Template, _config, fresh_database
+from ..conftest import AUTHOR, PASSWORD, Template, _config, fresh_database
 from ..services import gunicorn_server
 
 # Settings of the tester's shell that would point the server elsewhere than its instance folder.
@@ -174,3 +175,14 @@ def page(browser, live_server):  # noqa: ANN001, ANN201 - Playwright objects
     yield page
     context.close()
     assert errors == [], f"the browser reported errors: {errors}"
+
+
+def sign_in(page, email: str = AUTHOR) -> None:  # noqa: ANN001
+    """Sign in through the form, as a person does, and land in the studio."""
+    from playwright.sync_api import expect  # imported where used, like the browser fixture
+
+    page.goto("/login?next=/studio/")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/studio/$"))

@@ -7,17 +7,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from ..conftest import AUTHOR, PASSWORD
+from .conftest import sign_in
 
 pytestmark = pytest.mark.browser
-
-
-def sign_in(page, email: str = AUTHOR) -> None:  # noqa: ANN001
-    page.goto("/login?next=/studio/")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/studio/$"))
 
 
 def test_author_writes_saves_diffs_meets_a_conflict_and_submits(page, browser, live_server):

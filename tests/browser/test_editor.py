@@ -8,20 +8,12 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from ..conftest import AUTHOR, PASSWORD
+from .conftest import sign_in
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
-
-
-def sign_in(page, email: str = AUTHOR) -> None:  # noqa: ANN001
-    page.goto("/login?next=/studio/")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/studio/$"))
 
 
 def open_page(browser, live_server, viewport: dict[str, int]):  # noqa: ANN001, ANN201
