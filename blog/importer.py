@@ -17,6 +17,7 @@ import re
 import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -64,6 +65,9 @@ NO_ADMIN = "no owner: no `author` with an account here, and no admin (see the no
 BATCH_SIZE = 200
 # Below this many files a pool of workers costs more to start than it saves (measured: bench/).
 POOL_THRESHOLD = 64
+# From this many files the search index is set for bulk writes (search_index().bulk_loading):
+# below it, the few segments written merge as cheaply either way.
+BULK_THRESHOLD = 1_000
 AI_MODEL_MAX = 120  # the column's length
 # A long article is 100 kB of Markdown; 2 MB is a mistake (a log, a data dump), never a post.
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -213,13 +217,35 @@ def import_paths(
         progress(0, len(files), report)
     run = _Run(author, report)
     done = 0
-    for batch in _batches(_prepare_all(files), BATCH_SIZE):
-        run.import_batch(batch)
-        for _ in batch:
-            done += 1
-            if progress is not None:
-                progress(done, len(files), report)
+    with _bulk_loading(len(files) >= BULK_THRESHOLD):
+        for batch in _batches(_prepare_all(files), BATCH_SIZE):
+            run.import_batch(batch)
+            for _ in batch:
+                done += 1
+                if progress is not None:
+                    progress(done, len(files), report)
     return report
+
+
+@contextmanager
+def _bulk_loading(large: bool) -> Iterator[None]:
+    """Make the search index cheaper to write for a large import, and put it back after.
+
+    Each change is committed on its own: a batch rolled back never takes the setting with it,
+    and an import that stops halfway (an error, Ctrl-C) still leaves the index as it was.
+    """
+    if not large:
+        yield
+        return
+    index = search_index()
+    index.bulk_loading(True)
+    db.session.commit()
+    try:
+        yield
+    finally:
+        db.session.rollback()  # whatever an interrupted batch left unfinished
+        index.bulk_loading(False)
+        db.session.commit()
 
 
 def _preflight(author: User | None) -> list[str]:

@@ -22,7 +22,7 @@ from blog.importer import (
     import_paths,
 )
 from blog.models import Article, ReviewEvent, Revision, Role, Status, User
-from tests.conftest import _make_app, parse
+from tests.conftest import _make_app, parse, sqlite_only
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
 HUGO_POSTS = Path("hugo/content/posts")
@@ -925,3 +925,74 @@ def test_libyaml_reads_front_matter_and_a_problem_is_said_as_pyyaml_says_it(monk
         frontmatter.parse("---\ntitle: x\nsummary: a\x01b\n---\nBody\n")
     assert used == [frontmatter.FAST_LOADER, yaml.SafeLoader]
     assert caught.value.line == 3 and "special characters are not allowed" in caught.value.message
+
+
+def _automerge() -> int:
+    """FTS5's merge setting as stored in the index (its default, 4, when never set)."""
+    from sqlalchemy import text
+
+    value = db.session.scalar(text("SELECT v FROM articles_fts_config WHERE k = 'automerge'"))
+    return 4 if value is None else int(value)
+
+
+def found_posts(client) -> set[str]:  # noqa: ANN001
+    """The titles of many_files' articles that a search for them shows."""
+    titles = [
+        " ".join(a.get_text().split())
+        for a in parse(client.get("/?q=post")).select(".card-title a")
+    ]
+    return {title for title in titles if title.startswith("Post ")}
+
+
+@sqlite_only
+def test_a_large_import_writes_the_index_in_bulk_and_puts_it_back(
+    app, client, tmp_path, monkeypatch
+):
+    import blog.importer
+
+    monkeypatch.setattr(blog.importer, "BULK_THRESHOLD", 10)
+    monkeypatch.setattr(blog.importer, "BATCH_SIZE", 4)
+    many_files(tmp_path, 12)
+    seen: list[int] = []
+    write_batch = blog.importer._Run.import_batch
+
+    def watched(self, batch):  # noqa: ANN001, ANN202
+        seen.append(_automerge())
+        write_batch(self, batch)
+
+    monkeypatch.setattr(blog.importer._Run, "import_batch", watched)
+    assert run(app, tmp_path).summary() == "12 created, 0 updated, 0 skipped, 0 errors"
+    assert seen == [16, 16, 16]
+    with app.app_context():
+        assert _automerge() == 4
+    # The published half is found by search, as articles published one by one are.
+    assert found_posts(client) == {f"Post {n}" for n in range(0, 12, 2)}
+
+
+@sqlite_only
+def test_an_import_stopped_halfway_puts_the_index_back_and_keeps_what_it_wrote(
+    app, client, tmp_path, monkeypatch
+):
+    import blog.importer
+
+    monkeypatch.setattr(blog.importer, "BULK_THRESHOLD", 10)
+    monkeypatch.setattr(blog.importer, "BATCH_SIZE", 4)
+    many_files(tmp_path, 12)
+    write_batch = blog.importer._Run.import_batch
+    written: list[int] = []
+
+    def interrupted(self, batch):  # noqa: ANN001, ANN202
+        if written:
+            raise KeyboardInterrupt  # Ctrl-C while the second batch is being written
+        write_batch(self, batch)
+        written.append(len(batch))
+
+    monkeypatch.setattr(blog.importer._Run, "import_batch", interrupted)
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(Article))
+    with pytest.raises(KeyboardInterrupt):
+        run(app, tmp_path)
+    with app.app_context():
+        assert _automerge() == 4
+        assert db.session.scalar(select(func.count()).select_from(Article)) == before + 4
+    assert found_posts(client) == {"Post 0", "Post 2"}

@@ -69,6 +69,13 @@ class SearchIndex(Protocol):
     def add_new(self, article_ids: list[int]) -> None:
         """Index newly published articles that are not in the index yet, in bulk (imports)."""
 
+    def bulk_loading(self, on: bool) -> None:
+        """Trade some query speed for write speed while a large import goes in, and back.
+
+        Executes, commits nothing: the caller commits it apart from the rows it writes, so that
+        a batch rolled back never takes the setting with it.
+        """
+
     def settle(self, terms: Terms) -> Terms:
         """Decide, once per search, how to match the word being typed (a backend's cost call)."""
 

@@ -133,6 +133,9 @@ class PostgresIndex:
         """Keep the typed word a prefix: GIN finds a prefix's lexemes without merging postings."""
         return terms
 
+    def bulk_loading(self, on: bool) -> None:
+        """Nothing to change: the GIN index's pending list already batches inserts (fastupdate)."""
+
     def add_new(self, article_ids: list[int]) -> None:
         """Compute newly published articles' tsvectors in one statement per 500."""
         for start in range(0, len(article_ids), 500):

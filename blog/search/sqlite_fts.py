@@ -46,6 +46,8 @@ LISTING_INDEX = "ix_articles_listing"
 # Column weights for bm25(): title, summary, tags, body.
 WEIGHTS = (10.0, 4.0, 6.0, 1.0)
 SNIPPET_TOKENS = 16
+# FTS5's `automerge`: how many segments of one level it merges at once (see bulk_loading).
+DEFAULT_AUTOMERGE, BULK_AUTOMERGE = 4, 16
 
 # Core views of the index tables, outside the models' metadata so Alembic never manages them
 # (migrations 0001 and 0007 create them).
@@ -203,6 +205,21 @@ class SqliteIndex:
         which is worse for a reader typing. Speed gives way here.
         """
         return terms
+
+    def bulk_loading(self, on: bool) -> None:
+        """Let FTS5 merge its segments 16 at a time during an import, instead of 4 (its default).
+
+        Every batch's commit writes a new segment, and FTS5 merges segments as they accumulate
+        (`automerge`). Merging 4 at a time rewrites each entry more often: at 10,000 imported
+        articles the index took 13 s of a 28 s import; merging 16 at a time saves 3-5 s of it.
+        More segments make a query read a few more b-trees until later writes merge them; the
+        setting is persistent, so it is always put back to the default after, even on failure.
+        """
+        value = BULK_AUTOMERGE if on else DEFAULT_AUTOMERGE
+        db.session.execute(
+            text(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rank) VALUES ('automerge', :value)"),
+            {"value": value},
+        )
 
     def add_new(self, article_ids: list[int]) -> None:
         """Index newly published articles in two statements per 500 (SQLite's parameter limit)."""
