@@ -944,23 +944,38 @@ def found_posts(client) -> set[str]:  # noqa: ANN001
     return {title for title in titles if title.startswith("Post ")}
 
 
-@sqlite_only
-def test_a_large_import_writes_the_index_in_bulk_and_puts_it_back(
-    app, client, tmp_path, monkeypatch
-):
+@pytest.fixture
+def each_batch(tmp_path, monkeypatch):
+    """12 files imported as a large import in batches of 4; call it with what to do per batch.
+
+    The function given gets the batch and the real writer, and decides whether to write.
+    """
     import blog.importer
 
     monkeypatch.setattr(blog.importer, "BULK_THRESHOLD", 10)
     monkeypatch.setattr(blog.importer, "BATCH_SIZE", 4)
     many_files(tmp_path, 12)
-    seen: list[int] = []
     write_batch = blog.importer._Run.import_batch
 
-    def watched(self, batch):  # noqa: ANN001, ANN202
-        seen.append(_automerge())
-        write_batch(self, batch)
+    def around(step):  # noqa: ANN001, ANN202
+        monkeypatch.setattr(
+            blog.importer._Run, "import_batch", lambda run, batch: step(batch, run, write_batch)
+        )
 
-    monkeypatch.setattr(blog.importer._Run, "import_batch", watched)
+    return around
+
+
+@sqlite_only
+def test_a_large_import_writes_the_index_in_bulk_and_puts_it_back(
+    app, client, tmp_path, each_batch
+):
+    seen: list[int] = []
+
+    def watched(batch, run, write):  # noqa: ANN001, ANN202
+        seen.append(_automerge())
+        write(run, batch)
+
+    each_batch(watched)
     assert run(app, tmp_path).summary() == "12 created, 0 updated, 0 skipped, 0 errors"
     assert seen == [16, 16, 16]
     with app.app_context():
@@ -971,23 +986,17 @@ def test_a_large_import_writes_the_index_in_bulk_and_puts_it_back(
 
 @sqlite_only
 def test_an_import_stopped_halfway_puts_the_index_back_and_keeps_what_it_wrote(
-    app, client, tmp_path, monkeypatch
+    app, client, tmp_path, each_batch
 ):
-    import blog.importer
-
-    monkeypatch.setattr(blog.importer, "BULK_THRESHOLD", 10)
-    monkeypatch.setattr(blog.importer, "BATCH_SIZE", 4)
-    many_files(tmp_path, 12)
-    write_batch = blog.importer._Run.import_batch
     written: list[int] = []
 
-    def interrupted(self, batch):  # noqa: ANN001, ANN202
+    def interrupted(batch, run, write):  # noqa: ANN001, ANN202
         if written:
             raise KeyboardInterrupt  # Ctrl-C while the second batch is being written
-        write_batch(self, batch)
+        write(run, batch)
         written.append(len(batch))
 
-    monkeypatch.setattr(blog.importer._Run, "import_batch", interrupted)
+    each_batch(interrupted)
     with app.app_context():
         before = db.session.scalar(select(func.count()).select_from(Article))
     with pytest.raises(KeyboardInterrupt):
