@@ -36,7 +36,6 @@ HEADING_ID_PREFIX = "sec-"
 TOC_MIN_HEADINGS = 4
 HEADING_LEVELS = (2, 4)  # the levels that get an id and a permalink
 
-_WORD = re.compile(r"\S+")
 _LANG_NAME = re.compile(r"[\w+#.-]+")
 _SLUG_STRIP = re.compile(r"[^a-z0-9]+")
 _ALLOWED_ID = re.compile(r"^(sec-[a-z0-9-]+|fn\d+|fnref\d+(:\d+)?)$")
@@ -80,8 +79,12 @@ def slugify(text: str) -> str:
 
 
 def reading_minutes(markdown: str) -> int:
-    """Estimate the reading time of a Markdown body in whole minutes (200 words a minute)."""
-    return max(1, math.ceil(len(_WORD.findall(markdown)) / WORDS_PER_MINUTE))
+    """Estimate the reading time of a Markdown body in whole minutes (200 words a minute).
+
+    A word is a run of anything but whitespace; str.split finds them four times faster than a
+    regular expression, which an import of thousands of files notices.
+    """
+    return max(1, math.ceil(len(markdown.split()) / WORDS_PER_MINUTE))
 
 
 _FORMATTER = HtmlFormatter(nowrap=True)

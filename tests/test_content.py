@@ -127,6 +127,13 @@ def test_reading_time_is_words_at_200_a_minute_rounded_up(words, minutes):
     assert reading_minutes(" ".join(["word"] * words)) == minutes
 
 
+def test_reading_time_counts_words_between_any_whitespace():
+    # Lines, paragraphs, tabs, runs of spaces and no-break spaces all separate words.
+    text = "one\ntwo\n\nthree\tfour  five\u00a0six " * 50  # 300 words
+    assert reading_minutes(text) == 2
+    assert reading_minutes("\n\n" + "word " * 200 + "\n\n") == 1
+
+
 def test_table_of_contents_only_for_long_articles():
     short = render("## One\n\n## Two\n").toc
     long = render("## One\n\n### Sub\n\n## Two\n\n## Three\n\n## Four\n").toc
