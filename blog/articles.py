@@ -77,8 +77,9 @@ def split_tags(value: str | list[str] | None) -> list[str]:
     seen: dict[str, str] = {}
     for item in items:
         name = " ".join(str(item).split())
-        if name and slugify(name) and slugify(name) not in seen:
-            seen[slugify(name)] = name
+        key = slugify(name) if name else ""
+        if key and key not in seen:
+            seen[key] = name
     return list(seen.values())
 
 
