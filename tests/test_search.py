@@ -14,7 +14,11 @@ from blog.extensions import db
 from blog.search import build_match, find_articles, parse_filters
 from blog.templating import highlighted
 
-from .conftest import ADMIN, parse, sqlite_only
+from .conftest import ADMIN, ON_POSTGRES, parse, sqlite_only
+
+postgres_only = pytest.mark.skipif(
+    not ON_POSTGRES, reason="PostgreSQL's storage; make test-postgres"
+)
 
 
 @pytest.mark.parametrize(
@@ -409,3 +413,48 @@ def test_a_title_typed_whole_finds_its_article_first(app, ctx, make_article):
     make_article("Zephyr Guide", body="Read the cache notes.", tags=["Ops"])
     # "cache" is in every demo article too: more than half of them.
     assert slugs("Cache Zephyr Guide ")[:2] == ["cache-zephyr-guide", "zephyr-guide"]
+
+
+# 300 distinct words: a tsvector of ~5 KB (an article's is ~4 KB), over the 2 KB past which
+# PostgreSQL moves a value out of its row by default, and well under a page.
+WORDY_BODY = " ".join(f"lexeme{n}x" for n in range(300))
+
+
+def _out_of_line_values() -> int:
+    """Count the values of articles_fts that PostgreSQL keeps in its TOAST table."""
+    toast = db.session.scalar(
+        text("SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = 'articles_fts'")
+    )
+    return db.session.scalar(text(f"SELECT count(DISTINCT chunk_id) FROM {toast}"))
+
+
+def _only_in_the_index(article_id: int) -> None:
+    """Leave only this article in the search index (its deleted neighbours' TOAST goes too)."""
+    db.session.execute(text("DELETE FROM articles_fts WHERE article_id <> :id"), {"id": article_id})
+
+
+@postgres_only
+def test_an_articles_search_row_keeps_its_tsvector_inline(app, ctx, make_article):
+    """A match test reads the row's own page: through TOAST it cost ~5 buffers a row (0010)."""
+    article_id = make_article("Kept Inline", body=WORDY_BODY)
+    _only_in_the_index(article_id)
+    size = "SELECT pg_column_size(document) FROM articles_fts WHERE article_id = :id"
+    assert db.session.scalar(text(size), {"id": article_id}) > 2100
+    assert _out_of_line_values() == 0
+    assert slugs("lexeme299x") == ["kept-inline"]
+
+
+@postgres_only
+def test_upgrading_moves_the_search_rows_already_written_inline(app, ctx, make_article):
+    from flask_migrate import downgrade, upgrade
+
+    db.session.rollback()  # no lock of ours may wait on the migration's ALTER TABLE
+    downgrade(revision="0009")
+    article_id = make_article("Written Before", body=WORDY_BODY)
+    _only_in_the_index(article_id)
+    db.session.commit()
+    assert _out_of_line_values() == 1
+    db.session.commit()
+    upgrade()
+    assert _out_of_line_values() == 0
+    assert slugs("lexeme299x") == ["written-before"]
