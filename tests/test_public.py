@@ -633,7 +633,6 @@ def test_chip_counts_are_exact_past_the_search_caps(app, client, make_article, m
 
     for n, category in enumerate(["Backend", "Backend", "Backend", "Database", "Security"]):
         make_article(f"Production notes {n}", category=category)
-    monkeypatch.setattr(search, "CATEGORY_COUNT_CAP", 2)
     monkeypatch.setattr(search, "COUNT_CAP", 2)
     plain = parse(client.get("/"))
     chips = {
@@ -644,3 +643,24 @@ def test_chip_counts_are_exact_past_the_search_caps(app, client, make_article, m
     assert plain.select_one("#result-count").get_text(strip=True) == "2+ articles"
     searched = parse(client.get("/?q=production"))  # five matches: past the chips' cap
     assert searched.select("nav[aria-label=Categories] .chip-count") == []
+
+
+def test_a_search_past_the_count_cap_shows_chips_without_numbers(client, make_article, monkeypatch):
+    """Counting a broad search's chips past the total's cap only said "no numbers" at a cost: the
+    chips and the total now stop together, so "N+" and numberless chips go together."""
+    import blog.search.query as search
+
+    for n, category in enumerate(["Backend", "Backend", "Database", "Security"]):
+        make_article(f"Quokka notes {n}", category=category)
+    monkeypatch.setattr(search, "COUNT_CAP", 3)
+    past = parse(client.get("/?q=quokka"))  # four matches
+    assert past.select_one("#result-count").get_text(strip=True).startswith("3+ articles")
+    assert past.select("nav[aria-label=Categories] .chip-count") == []
+    monkeypatch.setattr(search, "COUNT_CAP", 4)
+    within = parse(client.get("/?q=quokka"))
+    counts = {
+        a.contents[0].strip(): a.select_one(".chip-count").get_text()
+        for a in within.select("nav[aria-label=Categories] a")
+    }
+    assert counts["All"] == "4" and counts["Backend"] == "2" and counts["Security"] == "1"
+    assert within.select_one("#result-count").get_text(strip=True).startswith("4 articles")

@@ -21,7 +21,6 @@ from .index import (
     search_index,
 )
 from .query import (
-    CATEGORY_COUNT_CAP,
     COUNT_CAP,
     PAGE_SIZE,
     PROVENANCES,
@@ -36,7 +35,6 @@ from .sqlite_fts import build_match
 from .visibility import is_public, public_articles
 
 __all__ = [
-    "CATEGORY_COUNT_CAP",
     "COUNT_CAP",
     "MAX_PAGE",
     "MAX_QUERY_CHARS",
