@@ -330,16 +330,20 @@ def _image_attribute(name: str, value: str) -> str | None:
     return value
 
 
+# Built once: nh3.clean() turns the allow-lists into ammonia's own sets on every call, which
+# was a third of sanitizing an article (0.19 ms against 0.13 ms for 900 words).
+_CLEANER = nh3.Cleaner(
+    tags=_TAGS,
+    attributes=_ATTRIBUTES,
+    attribute_filter=_attribute_filter,
+    url_schemes={"http", "https", "mailto"},
+    link_rel="noopener noreferrer nofollow",
+)
+
+
 def sanitize(fragment: str) -> str:
     """Pass rendered HTML through nh3 with our allow-list (hx-* and on* never survive)."""
-    return nh3.clean(
-        fragment,
-        tags=_TAGS,
-        attributes=_ATTRIBUTES,
-        attribute_filter=_attribute_filter,
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer nofollow",
-    )
+    return _CLEANER.clean(fragment)
 
 
 @dataclass
