@@ -175,8 +175,7 @@ class Writers:
 
     def _record(self, started: float, kind: str, status: int) -> None:
         self.latencies.append(time.perf_counter() - started)
-        # 0: the connection closed or timed out without an answer (seen once, under a saturating
-        # load: a writer and 4 of wrk's requests at the same moment, with nothing in the log).
+        # 0: the connection closed or timed out without an answer (bench/README.md, load phase).
         label = f"{kind} {status}" if status else f"{kind} NO ANSWER"
         self.statuses[label] = self.statuses.get(label, 0) + 1
 

@@ -40,6 +40,10 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 ON_POSTGRES = POSTGRES_URL is not None
 # Tests of SQLite's own machinery (WAL, the online backup API, FTS5 files) run in `make test`.
 sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="SQLite-specific; runs in make test")
+# And PostgreSQL's own (pg_dump, TOAST storage) in `make test-postgres`.
+postgres_only = pytest.mark.skipif(
+    not ON_POSTGRES, reason="PostgreSQL only; runs in make test-postgres"
+)
 
 # A template is an SQLite file to copy, or the name of a PostgreSQL template database.
 Template = Path | str

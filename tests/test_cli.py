@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
 from sqlalchemy import select
 
 from blog.extensions import db
 from blog.models import User
 
-from .conftest import ON_POSTGRES, sqlite_only
+from .conftest import postgres_only, sqlite_only
 
 
 def test_init_db_is_safe_to_run_again(runner):
@@ -92,7 +91,7 @@ def test_backup_is_a_consistent_copy(app, runner, tmp_path):
     assert again.exit_code != 0 and "exists already" in again.output
 
 
-@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL only; runs in make test-postgres")
+@postgres_only
 def test_backup_on_postgresql_says_to_use_pg_dump(runner, tmp_path):
     result = runner.invoke(args=["backup", str(tmp_path / "copy")])
     assert result.exit_code != 0 and "pg_dump --format=custom" in result.output

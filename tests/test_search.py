@@ -14,11 +14,7 @@ from blog.extensions import db
 from blog.search import build_match, find_articles, parse_filters
 from blog.templating import highlighted
 
-from .conftest import ADMIN, ON_POSTGRES, parse, sqlite_only
-
-postgres_only = pytest.mark.skipif(
-    not ON_POSTGRES, reason="PostgreSQL's storage; make test-postgres"
-)
+from .conftest import ADMIN, parse, postgres_only, sqlite_only
 
 
 @pytest.mark.parametrize(
