@@ -64,6 +64,7 @@ SHARED_ENDPOINTS = frozenset(
         "public.source",
         "public.feed",
         "public.sitemap",
+        "public.sitemap_page",
         "public.robots",
     }
 )

@@ -104,7 +104,8 @@ def article_id(app: Flask, slug: str) -> int:
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/?q=postgres", f"/articles/{SLUG}", "/feed.xml", "/sitemap.xml"]
+    "path",
+    ["/", "/?q=postgres", f"/articles/{SLUG}", "/feed.xml", "/sitemap.xml", "/sitemap-1.xml"],
 )
 def test_a_public_page_is_rendered_once_then_served_as_stored(reader, renders, path):
     first = reader.get(path)

@@ -581,6 +581,41 @@ def test_sitemap_and_robots(client, make_article):
     assert "Disallow: /studio/" in robots.get_data(as_text=True)
 
 
+SITEMAP = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+
+
+def test_a_blog_past_one_sitemap_page_gets_an_index_whose_pages_list_every_article(
+    client, make_article, monkeypatch
+):
+    # Before, /sitemap.xml stopped at its first 50,000 articles: older ones were in no sitemap.
+    from blog import public
+
+    monkeypatch.setattr(public, "SITEMAP_PAGE", 2)
+    for n in range(5):
+        make_article(f"Piece {n}", published_at=datetime(2026, 1, 5 - n, tzinfo=UTC))
+    make_article("Not yet", status=Status.DRAFT)
+
+    index = ET.fromstring(client.get("/sitemap.xml").data)
+    assert index.tag == f"{SITEMAP}sitemapindex"
+    pages = [el.text for el in index.iter(f"{SITEMAP}loc")]
+    assert pages == [f"http://blog.test/sitemap-{n}.xml" for n in (1, 2, 3)]
+
+    listed = []
+    for page in pages:
+        response = client.get(page.removeprefix("http://blog.test"))
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "application/xml; charset=utf-8"
+        root = ET.fromstring(response.data)
+        assert root.tag == f"{SITEMAP}urlset"
+        listed += [el.text for el in root.iter(f"{SITEMAP}loc")]
+    # Oldest first, so a page's contents stay put as new articles arrive on the last one.
+    assert listed == ["http://blog.test/"] + [
+        f"http://blog.test/articles/piece-{n}" for n in (4, 3, 2, 1, 0)
+    ]
+    assert client.get("/sitemap-4.xml").status_code == 404
+    assert client.get("/sitemap-0.xml").status_code == 404
+
+
 def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.json["database"] == "ok"
