@@ -44,8 +44,8 @@ from .templating import PROVENANCE_LABELS, absolute_url, long_date
 bp = Blueprint("public", __name__)
 
 FEED_SIZE = 20
-# URLs per sitemap file. The protocol allows 50,000, but building that many takes over a second
-# (~30 µs each) every time the page cache turns over; 5,000 take ~0.1 s.
+# URLs per sitemap file. The protocol allows 50,000, but building that many took 0.6-1.6 s, by
+# the machine, every time the page cache turned over; 5,000 take 0.05-0.2 s (bench/README.md).
 SITEMAP_PAGE = 5_000
 
 
