@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import corpus, words
@@ -48,6 +48,8 @@ class ImportTiming:
     # wall times compare only at a similar load (CPU times are steadier).
     raw_load: float = 0.0
     import_load: float = 0.0
+    # Every round's ratio, lowest first, when the size was timed more than once.
+    ratios: list[float] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -58,6 +60,13 @@ class ImportTiming:
     def cpu_ratio(self) -> float:
         """The same share in CPU time."""
         return self.raw_cpu / self.import_cpu if self.import_cpu else 0.0
+
+    @property
+    def spread(self) -> str:
+        """The rounds' ratios as a range ("36-50% of 5"), or "-" for a single round."""
+        if len(self.ratios) < 2:
+            return "-"
+        return f"{self.ratios[0]:.0%}-{self.ratios[-1]:.0%} of {len(self.ratios)}"
 
 
 def cpu_seconds() -> float:
@@ -221,39 +230,52 @@ def run_import(database: Path, folder: Path) -> tuple[float, str]:
     return seconds, summary
 
 
+def rounds_for(size: int) -> int:
+    """How many times to time a size: one import of 1,000 files swung between 36 % and 50 % of
+    the floor from run to run on an idle machine, so small sizes are timed five times."""
+    return min(5, max(1, 5_000 // size))
+
+
 def measure_size(size: int, work: Path, template: Path) -> ImportTiming:
-    """Write the files, then time the raw insert and the import of the same articles."""
+    """Write the files, then time the raw insert and the import of the same articles.
+
+    Each round times both, one after the other, on fresh copies of the empty database; the
+    round with the median ratio is the one reported, with the range of all rounds beside it.
+    """
     folder = work / f"files-{size}"
     corpus.progress(f"import: writing {size:,} Markdown files")
     write_files(size, folder)
     articles = [corpus.generate(article_id, size) for article_id in range(1, size + 1)]
-    raw_db = work / f"raw-{size}.sqlite3"
-    shutil.copyfile(template, raw_db)
-    raw_load = os.getloadavg()[0]
-    cpu = cpu_seconds()
-    raw_seconds = raw_insert(raw_db, articles)
-    raw_cpu = cpu_seconds() - cpu
-    del articles
-    import_db = work / f"import-{size}.sqlite3"
-    shutil.copyfile(template, import_db)
-    corpus.progress(f"import: importing {size:,} files")
-    import_load = os.getloadavg()[0]
-    cpu = cpu_seconds()
-    import_seconds, summary = run_import(import_db, folder)
-    import_cpu = cpu_seconds() - cpu
-    timing = ImportTiming(
-        size, import_seconds, raw_seconds, summary, import_cpu, raw_cpu, raw_load, import_load
-    )
-    corpus.progress(
-        f"import: {size:,} files in {import_seconds:.1f} s ({size / import_seconds:,.0f}/s); "
-        f"raw insert {raw_seconds:.2f} s; ratio {timing.ratio:.0%}, in CPU {timing.cpu_ratio:.0%}"
-    )
-    for leftover in (folder, raw_db, import_db):
-        if leftover.is_dir():
-            shutil.rmtree(leftover)
-        else:
-            leftover.unlink(missing_ok=True)
-    return timing
+    raw_db, import_db = work / f"raw-{size}.sqlite3", work / f"import-{size}.sqlite3"
+    timings = []
+    rounds = rounds_for(size)
+    for round_number in range(1, rounds + 1):
+        shutil.copyfile(template, raw_db)
+        raw_load = os.getloadavg()[0]
+        cpu = cpu_seconds()
+        raw_seconds = raw_insert(raw_db, articles)
+        raw_cpu = cpu_seconds() - cpu
+        shutil.copyfile(template, import_db)
+        corpus.progress(f"import: importing {size:,} files (round {round_number} of {rounds})")
+        import_load = os.getloadavg()[0]
+        cpu = cpu_seconds()
+        import_seconds, summary = run_import(import_db, folder)
+        import_cpu = cpu_seconds() - cpu
+        timing = ImportTiming(
+            size, import_seconds, raw_seconds, summary, import_cpu, raw_cpu, raw_load, import_load
+        )
+        corpus.progress(
+            f"import: {size:,} files in {import_seconds:.1f} s "
+            f"({size / import_seconds:,.0f}/s); raw insert {raw_seconds:.2f} s; "
+            f"ratio {timing.ratio:.0%}, in CPU {timing.cpu_ratio:.0%}"
+        )
+        timings.append(timing)
+        for database in (raw_db, import_db):
+            for leftover in database.parent.glob(f"{database.name}*"):  # -wal, -shm
+                leftover.unlink()
+    shutil.rmtree(folder)
+    timings.sort(key=lambda t: t.ratio)
+    return replace(timings[len(timings) // 2], ratios=[t.ratio for t in timings])
 
 
 def measure_import(sizes: list[int]) -> list[ImportTiming]:
@@ -269,18 +291,22 @@ def report(timings: list[ImportTiming]) -> list[str]:
         "import: `flask import` of N generated Markdown files (Hugo front matter, published) vs",
         "the same rows inserted with plain sqlite3 executemany in one transaction + an FTS fill",
         f"ratio: raw insert time / import time (goal >= {GOAL:.0%}); both measured in this run;",
+        "rounds: a small import is timed several times (5 at 1,000 files, once from 5,000); the",
+        "round with the median ratio is shown, the range of all of them beside it",
         "cpu: the same in CPU seconds (the import's worker processes included)",
         f"load: 1-minute load average as the raw insert / the import started ({os.cpu_count()} "
         "cores)",
         "",
         f"{'articles':>10}  {'import s':>9}  {'per s':>7}  {'raw s':>7}  {'raw per s':>9}  "
-        f"{'ratio':>6}  {'cpu s':>7}  {'raw cpu':>7}  {'cpu ratio':>9}  {'load':>9}  import said",
-        "-" * 131,
+        f"{'ratio':>6}  {'rounds':>13}  {'cpu s':>7}  {'raw cpu':>7}  {'cpu ratio':>9}  "
+        f"{'load':>9}  import said",
+        "-" * 146,
     ]
     for t in timings:
         lines.append(
             f"{t.size:>10,}  {t.import_seconds:>9.2f}  {t.size / t.import_seconds:>7,.0f}  "
             f"{t.raw_seconds:>7.2f}  {t.size / t.raw_seconds:>9,.0f}  {t.ratio:>6.0%}  "
+            f"{t.spread:>13}  "
             f"{t.import_cpu:>7.2f}  {t.raw_cpu:>7.2f}  {t.cpu_ratio:>9.0%}  "
             f"{f'{t.raw_load:.1f}/{t.import_load:.1f}':>9}  {t.summary}"
         )
