@@ -248,14 +248,15 @@ def store_and_label(response: Response) -> Response:
 
 
 def compress_response(response: Response) -> Response:
-    """Compress text responses, except those holding a CSRF token.
+    """Compress text responses, except those holding a CSRF token or a digest of their bytes.
 
     Flask-Compress makes a strong ETag per encoding ("abc:gzip") and answers If-None-Match
     after compressing. Pages with a CSRF token are signed-in pages that can reflect what a
     visitor typed (search): compressing those would let an attacker guess the token by size
-    (BREACH), and they are few.
+    (BREACH), and they are few. A `Repr-Digest` (an article's approved source) names the plain
+    bytes; compressed, the body would be another representation that the digest does not match.
     """
-    if embeds_csrf_token():
+    if embeds_csrf_token() or "Repr-Digest" in response.headers:
         return response
     etag, weak = response.get_etag()
     g.compress_key = etag if etag and not weak and response.status_code == 200 else None

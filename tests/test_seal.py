@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
@@ -129,6 +130,24 @@ def test_approval_records_the_digest_that_readers_can_check(app, client, admin_c
     data = json.loads(page.select_one("script[type='application/ld+json']").string)
     assert data["encoding"]["sha256"] == expected
     assert data["encoding"]["contentUrl"].endswith(f"/articles/{slug}/source.txt")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "zstd"])
+def test_the_source_goes_out_as_the_bytes_its_digest_names(
+    app, client, runner, admin_client, encoding
+):
+    """Repr-Digest names the plain text; a compressed body is another representation (RFC 9530)
+    whose digest it is not, so a client checking the header would see a mismatch."""
+    token = runner.invoke(args=["token", "create", AUTHOR]).stdout.strip().splitlines()[0]
+    long = {**GOOD, "body_markdown": GOOD["body_markdown"] + "\n\nMore words to compress. " * 80}
+    draft = post(client, token, long).json["id"]
+    _approve(admin_client, draft)
+    url = f"/articles/{_slug(app, draft)}/source.txt"
+    for _ in range(2):  # rendered, then served as stored
+        source = client.get(url, headers={"Accept-Encoding": encoding})
+        assert source.status_code == 200 and "Content-Encoding" not in source.headers
+        digest = base64.b64encode(hashlib.sha256(source.data).digest()).decode()
+        assert source.headers["Repr-Digest"] == f"sha-256=:{digest}:"
 
 
 # -- 2. the AI label --------------------------------------------------------------------------
