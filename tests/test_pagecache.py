@@ -27,6 +27,11 @@ from blog.models import Article, User
 from .conftest import ADMIN, AUTHOR, _config, _make_app, login, parse
 from .test_studio import editor_fields
 
+try:
+    from compression import zstd  # Python 3.14
+except ImportError:  # before it, Flask-Compress brings the backport
+    from backports import zstd
+
 SLUG = "postgresql-performance-indexing-strategies-that-actually-work"
 
 
@@ -309,6 +314,37 @@ def test_a_matching_if_none_match_answers_304(cached_app, reader, admin, encodin
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
 
 
+@pytest.mark.parametrize("encoding", [None, "zstd"])
+@pytest.mark.parametrize(
+    "path", [f"/articles/{SLUG}", "/feed.xml", "/sitemap.xml", "/sitemap-1.xml", "/robots.txt"]
+)
+def test_the_article_feed_and_sitemap_answer_304_to_their_etag(reader, path, encoding):
+    headers = {"Accept-Encoding": encoding} if encoding else {}
+    for _ in range(2):  # rendered, then served as stored
+        etag = reader.get(path, headers=headers).headers["ETag"]
+        again = reader.get(path, headers={**headers, "If-None-Match": etag})
+        assert again.status_code == 304 and again.data == b""
+        assert again.headers["ETag"] == etag
+
+
+def test_a_changed_site_setting_turns_the_shared_pages_over(tmp_path, template_databases):
+    """A deploy that renames the blog must not keep serving pages with the old name."""
+    shared = {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(tmp_path / "shared-cache")}
+    (tmp_path / "one").mkdir()
+    before = _make_app(tmp_path / "one", template_databases["demo"], **shared)
+    url = before.config["SQLALCHEMY_DATABASE_URI"]
+    config = _config(tmp_path / "unused", SQLALCHEMY_DATABASE_URI=url, **shared)
+    same = create_app(config, instance_path=str(tmp_path / "two"))
+    renamed = create_app({**config, "SITE_TITLE": "Renamed Blog"}, instance_path=str(tmp_path))
+    assert before.test_client().get("/").headers["X-Cache"] == "MISS"
+    assert same.test_client().get("/").headers["X-Cache"] == "HIT"  # the same settings share
+    page = renamed.test_client().get("/")
+    assert page.headers["X-Cache"] == "MISS" and "Renamed Blog" in page.text
+    for app in (before, same, renamed):
+        with app.app_context():
+            db.engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("path", "headers"),
     [
@@ -325,6 +361,7 @@ def test_compressed_responses_decode_to_the_same_bytes(reader, path, headers):
     decoders: dict[str, Callable[[bytes], bytes]] = {
         "gzip": gzip.decompress,
         "br": brotli.decompress,
+        "zstd": zstd.decompress,  # what Chrome and Firefox get: Flask-Compress prefers it
     }
     for encoding, decode in decoders.items():
         for _ in range(2):  # rendered, then served from the cache
