@@ -47,6 +47,7 @@ FEED_SIZE = 20
 # URLs per sitemap file. The protocol allows 50,000, but building that many took 0.6-1.6 s, by
 # the machine, every time the page cache turned over; 5,000 take 0.05-0.2 s (bench/README.md).
 SITEMAP_PAGE = 5_000
+XML = "application/xml; charset=utf-8"
 
 
 @bp.get("/")
@@ -220,22 +221,22 @@ def sitemap() -> Response:
     A crawler reads a sitemap index at the same address as a sitemap, so robots.txt and the
     address people registered with search engines stay right as a blog grows.
     """
-    pages = _sitemap_pages()
+    pages = sitemap_pages()
     if pages == 1:
         return _sitemap_page(1)
-    body = render_template("public/sitemap_index.xml", pages=range(1, pages + 1))
-    return _xml(body, "application/xml; charset=utf-8")
+    return _xml(render_template("public/sitemap_index.xml", pages=range(1, pages + 1)), XML)
 
 
 @bp.get("/sitemap-<int:page>.xml")
 def sitemap_page(page: int) -> Response:
     """List one page of published articles, oldest first, for the sitemap index."""
-    if not 1 <= page <= _sitemap_pages():
+    if page < 1:
         abort(404)
     return _sitemap_page(page)
 
 
-def _sitemap_pages() -> int:
+def sitemap_pages() -> int:
+    """Count the sitemap's pages: at least one, which lists the home page even on an empty blog."""
     count = db.session.scalar(select(func.count(Article.id)).where(is_public())) or 0
     return max(1, -(-count // SITEMAP_PAGE))
 
@@ -249,6 +250,8 @@ def _sitemap_page(page: int) -> Response:
         .offset((page - 1) * SITEMAP_PAGE)
         .limit(SITEMAP_PAGE)
     ).all()
+    if not rows and page > 1:
+        abort(404)  # past the last page: no count needed to know it
     # One url_for for the pattern, not thousands: the slug is the only part that changes.
     pattern = absolute_url("public.article", slug="SLUG")
     prefix, suffix = pattern.split("SLUG", 1)
@@ -256,8 +259,7 @@ def _sitemap_page(page: int) -> Response:
         (f"{prefix}{quote(slug)}{suffix}", last_public_change(published_at, reviewed_at))
         for slug, published_at, reviewed_at in rows
     ]
-    body = render_template("public/sitemap.xml", urls=urls, with_home=page == 1)
-    return _xml(body, "application/xml; charset=utf-8")
+    return _xml(render_template("public/sitemap.xml", urls=urls, with_home=page == 1), XML)
 
 
 @bp.get("/robots.txt")
