@@ -14,8 +14,9 @@ to share, to requests that cannot differ from the one that produced it:
 - a GET with no cookie and no Authorization (anonymous, no flash waiting, no remember cookie),
   and no conditional or range header (Flask answers those: 304s and 206s are not replayed);
 - the same scheme, host (the Host header, else the server's own name and port, as Flask
-  does), path, query string, HX-Request, HX-History-Restore-Request and Accept-Encoding (which
-  chose the compression), read after ProxyFix;
+  does), path, query string (as pagecache keys it: no tracking parameters, names in order),
+  HX-Request, HX-History-Restore-Request and Accept-Encoding (which chose the compression),
+  read after ProxyFix;
 - the same public state: the generation and next scheduled time that pagecache keeps in the
   shared cache (see PublicState: this process's own changes and a scheduled article's time
   passing retire the answers at once, another worker's or server's change within a second);
@@ -105,7 +106,7 @@ class FastPath:
             _host(environ),
             environ.get("SCRIPT_NAME", ""),
             environ.get("PATH_INFO", ""),
-            environ.get("QUERY_STRING", ""),
+            pagecache.cache_query(environ.get("QUERY_STRING", "")),
             environ.get("HTTP_HX_REQUEST", ""),
             environ.get("HTTP_HX_HISTORY_RESTORE_REQUEST", ""),
             environ.get("HTTP_ACCEPT_ENCODING", ""),

@@ -4,7 +4,8 @@ The one place that decides whether a response may be shared, and that labels it 
 CDNs and proxies (Cache-Control, ETag, Vary) and compresses it.
 
 Keys. A page's key holds everything that changes the answer: the host and scheme (absolute
-links follow them without SITE_URL), the path and the raw query string, HX-Request and
+links follow them without SITE_URL), the path and the query string as the page reads it
+(cache_query: no tracking parameters, names in order), HX-Request and
 HX-History-Restore-Request (fragment or page), a fingerprint of this release (templates, code,
 static files and the SITE_* settings), and the *public state*: a generation token plus the next
 moment a scheduled article goes live.
@@ -43,6 +44,7 @@ from datetime import datetime
 from itertools import chain
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from flask import Flask, Response, current_app, g, has_app_context, request, session
 from flask_login import current_user
@@ -68,6 +70,13 @@ SHARED_ENDPOINTS = frozenset(
         "public.robots",
     }
 )
+# Query parameters that ad networks, social sites and mailing tools add to links, a new value
+# on every click, and that no page reads: in the key, each visitor from a busy link would miss.
+TRACKING_PARAMETERS = frozenset(
+    {"fbclid", "gclid", "gbraid", "wbraid", "dclid", "msclkid", "twclid", "ttclid", "yclid",
+     "igshid", "li_fat_id", "mc_cid", "mc_eid", "_ga", "_gl"}
+)  # fmt: skip
+TRACKING_PREFIX = "utm_"
 # What the key varies on besides the URL, said the same way to browsers and proxies. Cookie:
 # a signed-in visitor gets another page (their name, the sign-out form) at the same URL.
 VARY = ("HX-Request", "HX-History-Restore-Request", "Cookie")
@@ -326,11 +335,32 @@ def page_key() -> str:
         public_state(),
         request.host_url,
         request.path,
-        request.query_string.decode("latin-1"),
+        cache_query(request.query_string.decode("latin-1")),
         request.headers.get("HX-Request", ""),
         request.headers.get("HX-History-Restore-Request", ""),
     )
     return "page:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def cache_query(query: str) -> str:
+    """Write a query string as the caches key it: what the pages read, in one order.
+
+    Tracking parameters go. The others are ordered by name (their raw text kept, so nothing is
+    decoded and written back differently); the sort is stable, so the values of a repeated name
+    keep their order, and `?q=a&q=b` (the page reads "a") never shares with `?q=b&q=a`.
+    """
+    if not query:
+        return ""
+    kept = []
+    for piece in query.split("&"):  # as Werkzeug's parse_qsl splits it
+        if not piece:
+            continue
+        name = unquote_plus(piece.partition("=")[0])
+        if name in TRACKING_PARAMETERS or name.startswith(TRACKING_PREFIX):
+            continue
+        kept.append((name, piece))
+    kept.sort(key=lambda pair: pair[0])
+    return "&".join(piece for _name, piece in kept)
 
 
 def public_state() -> str:

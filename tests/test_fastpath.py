@@ -94,6 +94,18 @@ def test_each_encoding_and_fragment_gets_its_own_answer(cached_app, entered):
     assert b"<html" not in answers[3].data and b"<html" in html
 
 
+def test_a_link_with_tracking_parameters_is_answered_without_entering_flask(cached_app, entered):
+    reader = cached_app.test_client()
+    first = reader.get("/?q=postgresql")
+    for path in (
+        "/?q=postgresql&fbclid=A1",
+        "/?fbclid=B2&q=postgresql",
+        "/?utm_source=x&q=postgresql",
+    ):
+        assert reader.get(path).data == first.data
+    assert len(entered) == 1
+
+
 def test_a_visitor_with_any_cookie_goes_through_flask(cached_app, entered):
     reader = cached_app.test_client()
     reader.get("/")

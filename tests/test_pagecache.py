@@ -142,6 +142,32 @@ def test_the_fragment_the_page_and_a_history_restore_are_kept_apart(reader):
     assert card_titles(reader.get("/?q=docker")) != card_titles(reader.get("/"))
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/articles/{SLUG}?fbclid=IwAR0xyz",
+        f"/articles/{SLUG}?utm_source=news&utm_medium=social&gclid=Cj0K",
+        f"/articles/{SLUG}?msclkid=1&mc_eid=2",
+    ],
+)
+def test_a_link_with_tracking_parameters_gets_the_stored_page(reader, renders, path):
+    # Ad and mail platforms give every click its own value: keyed on, each would render anew.
+    plain = reader.get(f"/articles/{SLUG}")
+    renders.clear()
+    tracked = reader.get(path)
+    assert tracked.headers["X-Cache"] == "HIT" and renders == []
+    assert tracked.data == plain.data
+
+
+def test_the_same_filters_in_another_order_share_a_page_and_other_values_do_not(reader):
+    assert reader.get("/?q=postgres&category=database").headers["X-Cache"] == "MISS"
+    assert reader.get("/?category=database&q=postgres").headers["X-Cache"] == "HIT"
+    assert reader.get("/?utm_campaign=x&category=database&q=postgres").headers["X-Cache"] == "HIT"
+    # Only the first value of a parameter counts: the same names in another order differ.
+    first, second = reader.get("/?q=docker&q=postgres"), reader.get("/?q=postgres&q=docker")
+    assert second.headers["X-Cache"] == "MISS" and card_titles(first) != card_titles(second)
+
+
 # -- each kind of change turns the cache over ------------------------------------------------
 
 
