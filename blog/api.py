@@ -356,6 +356,7 @@ def create_media() -> Response:
     """Store an image sent as a multipart `file`; answer with a URL a draft's Markdown can use."""
     from .media import MediaError, process, save
     from .media_views import read_upload, upload_body_limit
+    from .storage import UNAVAILABLE, StorageUnavailable
 
     token = _authenticate()
     if token is None:
@@ -378,7 +379,12 @@ def create_media() -> Response:
         processed = process(data)
     except MediaError as error:
         return _problem(error.status, error.message, [{"field": "file", "message": error.message}])
-    media, _new = save(processed, user_id)
+    try:
+        media, _new = save(processed, user_id)
+    except StorageUnavailable:
+        db.session.rollback()
+        current_app.logger.exception("an image sent through the API could not be stored")
+        return _problem(503, UNAVAILABLE)
     token = db.session.get(ApiToken, token_id)
     token.last_used_at = clock.now()
     url = url_for("media.file", name=media.key)

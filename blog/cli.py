@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from flask import Flask, current_app
@@ -20,6 +22,46 @@ from .copydb import copy_db
 from .deploy import check_deploy
 from .extensions import db
 from .models import Role, User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def needs_schema(command: F) -> F:
+    """Run a command only on a database whose schema is this release's; else say so in a line.
+
+    Without it, a database never initialised (or one an upgrade has not migrated yet) meets the
+    command with a page of SQL traceback ("no such table: users").
+    """
+
+    @wraps(command)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        problem = schema_problem()
+        if problem:
+            raise click.ClickException(problem)
+        return command(*args, **kwargs)
+
+    return checked  # type: ignore[return-value]
+
+
+def schema_problem() -> str | None:
+    """Say how the database's schema differs from the one this release's migrations end at."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with db.engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    config = current_app.extensions["migrate"].migrate.get_config()
+    expected = set(ScriptDirectory.from_config(config).get_heads())
+    where = db.engine.url.render_as_string(hide_password=True)
+    if not current:
+        return f"the database {where} has no tables yet: run `flask --app app init-db` first"
+    if current != expected:
+        return (
+            f"the database {where} is at schema {', '.join(sorted(current))} and this release "
+            f"expects {', '.join(sorted(expected))}: `flask --app app init-db` upgrades an "
+            "older one"
+        )
+    return None
 
 
 def init_app(app: Flask) -> None:
@@ -64,6 +106,7 @@ def user_group() -> None:
 @click.option("--name", required=True, help="The name readers see.")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.AUTHOR.value)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@needs_schema
 def user_create(email: str, name: str, role: str, password: str) -> None:
     """Create an account."""
     email = email.strip().lower()
@@ -83,6 +126,7 @@ def user_create(email: str, name: str, role: str, password: str) -> None:
 
 
 @user_group.command("list")
+@needs_schema
 def user_list() -> None:
     """List the accounts."""
     for user in db.session.scalars(select(User).order_by(User.email)):
@@ -92,6 +136,7 @@ def user_list() -> None:
 
 @user_group.command("deactivate")
 @click.argument("email")
+@needs_schema
 def user_deactivate(email: str) -> None:
     """Deactivate an account; its open sessions end at once."""
     user = db.session.scalar(select(User).filter_by(email=email.strip().lower()))
@@ -115,6 +160,7 @@ def _account(email: str) -> User:
 @user_group.command("set-password")
 @click.argument("email")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@needs_schema
 def user_set_password(email: str, password: str) -> None:
     """Set an account's password; its sessions end everywhere."""
     from .account import password_problem
@@ -142,6 +188,7 @@ def _duration(seconds: int) -> str:
 
 @user_group.command("reset-link")
 @click.argument("email")
+@needs_schema
 def user_reset_link(email: str) -> None:
     """Print a one-time link that lets the person choose a new password (no mail server)."""
     from .account import DEFAULT_RESET_MAX_AGE, reset_link
@@ -175,6 +222,7 @@ def token_group() -> None:
 @token_group.command("create")
 @click.argument("email")
 @click.option("--name", "label", default="", help="A label to recognise the token by.")
+@needs_schema
 def token_create(email: str, label: str) -> None:
     """Create an API token for an account and print it (once: only its digest is kept)."""
     from .api import create_token
@@ -201,6 +249,7 @@ def token_create(email: str, label: str) -> None:
     help="Account that owns the articles (default: the front matter's author e-mail, "
     "else the first admin).",
 )
+@needs_schema
 def import_command(paths: tuple[Path, ...], author_email: str) -> None:
     """Import Markdown files or folders of them (Hugo and Jekyll front matter).
 
@@ -254,8 +303,10 @@ def import_command(paths: tuple[Path, ...], author_email: str) -> None:
         click.echo(f"warning  {warning}", err=True)
     for error in report.errors:
         click.echo(f"error    {error}", err=True)
+    if report.stopped:
+        click.echo(f"error    {report.stopped}", err=True)
     click.echo(report.summary())
-    if report.errors:
+    if report.errors or report.stopped:
         raise SystemExit(1)
 
 
@@ -275,6 +326,7 @@ def _import_counts(report: object) -> str | None:
 
 @click.command("rerender")
 @with_appcontext
+@needs_schema
 def rerender() -> None:
     """Render every article's HTML again and rebuild the search index (after an upgrade)."""
     from .content import render

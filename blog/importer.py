@@ -17,7 +17,7 @@ import re
 import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -47,6 +47,7 @@ from .frontmatter import Document, FrontMatterError, parse
 from .media import MediaError, Processed, max_bytes, process, save
 from .models import Article, ArticleTag, ReviewEvent, Revision, Role, Status, Tag, User
 from .search import search_index
+from .storage import StorageUnavailable
 from .workflow import back_to_draft, enter_review, publish_without_review
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
@@ -60,6 +61,11 @@ NO_ADMIN_NOTE = (
     "or name the owner with --author"
 )
 NO_ADMIN = "no owner: no `author` with an account here, and no admin (see the note above)"
+STORAGE_STOPPED = (
+    "the media storage failed ({error}), so the import stopped at {path} with {done} of "
+    "{total} files done; once it works, run the import again: the files already imported are "
+    "skipped"
+)
 # One transaction per batch: a commit per file was most of the time of a large import, and a
 # batch of 200 keeps a writer's lock short (well under a second) for the site running beside it.
 BATCH_SIZE = 200
@@ -119,6 +125,7 @@ class ImportReport:
     errors: list[ImportFailure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # said once, before any file was read
     warnings: list[str] = field(default_factory=list)  # "path: message"; the file was imported
+    stopped: str = ""  # why the import stopped before the end (a problem every file would meet)
 
     def summary(self) -> str:
         """Return one line such as "3 created, 1 updated, 2 skipped, 1 error"."""
@@ -217,9 +224,16 @@ def import_paths(
         progress(0, len(files), report)
     run = _Run(author, report)
     done = 0
-    with _bulk_loading(len(files) >= BULK_THRESHOLD):
-        for batch in _batches(_prepare_all(files), BATCH_SIZE):
-            run.import_batch(batch)
+    with _bulk_loading(len(files) >= BULK_THRESHOLD), closing(_prepare_all(files)) as prepared:
+        for batch in _batches(prepared, BATCH_SIZE):
+            try:
+                run.import_batch(batch)
+            except StorageUnavailable as error:  # the next picture would fail the same way
+                db.session.rollback()
+                report.stopped = STORAGE_STOPPED.format(
+                    error=error, done=done, total=len(files), path=batch[0].path
+                )
+                break
             for _ in batch:
                 done += 1
                 if progress is not None:
@@ -287,7 +301,10 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
             yield _prepare(path, limit)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(_prepare, files, [limit] * len(files), chunksize=16)
+        try:
+            yield from pool.map(_prepare, files, [limit] * len(files), chunksize=16)
+        finally:  # stopped early (closed, an error, Ctrl-C): files not yet started are dropped
+            pool.shutdown(cancel_futures=True)
 
 
 def _prepare(path: Path, limit: int) -> _Prepared:

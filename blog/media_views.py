@@ -179,7 +179,12 @@ def upload(article_id: int) -> Response:
         processed = process(data)
     except MediaError as error:
         return _error(error.status, error.message)
-    media, _new = save(processed, user_id, article_id)
+    try:
+        media, _new = save(processed, user_id, article_id)
+    except storage.StorageUnavailable:
+        db.session.rollback()
+        current_app.logger.exception("an upload could not be stored")
+        return _error(503, storage.UNAVAILABLE)
     db.session.commit()
     url = url_for("media.file", name=media.key)
     return _created(media, url, markdown=markdown_for(url, request.form.get("alt", "")))

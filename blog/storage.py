@@ -37,6 +37,15 @@ SETTINGS = (
 )
 
 
+class StorageUnavailable(Exception):
+    """The backend could not store an object (a folder that cannot be written, S3 unreachable or
+    refusing): the same for every object, so callers stop and say it once rather than per file."""
+
+
+# What an uploader is told (the cause goes to the log: it names folders and buckets).
+UNAVAILABLE = "Images cannot be stored right now; try again in a few minutes."
+
+
 class BadKey(ValueError):
     """A key that is not one of ours (and so could name something it should not)."""
 
@@ -88,15 +97,23 @@ class LocalStorage(_SiteURLs):
         path = self._path(key)
         if path.exists():
             return  # content-addressed: the same key always holds the same bytes
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        except OSError as error:
+            raise self._unavailable(error) from error
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.replace(temporary, path)
-        except BaseException:
+        except BaseException as error:
             Path(temporary).unlink(missing_ok=True)
+            if isinstance(error, OSError):  # a full disk, a folder made read-only meanwhile
+                raise self._unavailable(error) from error
             raise
+
+    def _unavailable(self, error: OSError) -> StorageUnavailable:
+        return StorageUnavailable(f"cannot write to {self.root}: {error.strerror}")
 
     def get(self, key: str) -> bytes | None:
         """Read an object, or None when there is none."""
@@ -144,13 +161,18 @@ class S3Storage(_SiteURLs):
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Upload an object with the headers a direct reader would need too."""
-        self.client.put_object(
-            Bucket=self.bucket,
-            Key=self._name(key),
-            Body=data,
-            ContentType=content_type,
-            CacheControl="public, max-age=31536000, immutable",
-        )
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._name(key),
+                Body=data,
+                ContentType=content_type,
+                CacheControl="public, max-age=31536000, immutable",
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise StorageUnavailable(f"cannot write to bucket {self.bucket}: {error}") from error
 
     def get(self, key: str) -> bytes | None:
         """Download an object, or None when there is none."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from sqlalchemy import select
 
+from blog import create_app
 from blog.extensions import db
 from blog.models import User
 
@@ -138,3 +140,32 @@ def test_import_command_reports_and_exits_non_zero_on_a_bad_file(runner):
 def test_token_create_for_an_unknown_account(runner):
     result = runner.invoke(args=["token", "create", "nobody@example.com"])
     assert result.exit_code != 0 and "no active account" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["import", "posts"],
+        [
+            "user",
+            "create",
+            "a@example.com",
+            "--name",
+            "A",
+            "--role",
+            "admin",
+            "--password",
+            "x" * 16,
+        ],
+        ["user", "list"],
+        ["token", "create", "a@example.com"],
+    ],
+)
+def test_a_database_never_initialised_is_said_in_one_line(tmp_path, args):
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'new.sqlite3'}", "SECRET_KEY": "x"},
+        instance_path=str(tmp_path / "instance"),
+    )
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "has no tables yet" in result.output and "init-db" in result.output

@@ -1005,3 +1005,26 @@ def test_an_import_stopped_halfway_puts_the_index_back_and_keeps_what_it_wrote(
         assert _automerge() == 4
         assert db.session.scalar(select(func.count()).select_from(Article)) == before + 4
     assert found_posts(client) == {"Post 0", "Post 2"}
+
+
+def test_media_storage_that_fails_stops_the_import_with_one_message(
+    tmp_path, template_databases, media_trees, monkeypatch
+):
+    # A file where the media folder should be: every picture fails to store, so every post
+    # with one would; the import stops there, says why once, and keeps the batches written.
+    import blog.importer
+
+    monkeypatch.setattr(blog.importer, "BATCH_SIZE", 1)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    app = _make_app(tmp_path, template_databases["demo"], MEDIA_ROOT=str(blocked / "media"))
+    plain = write(tmp_path / "plain", "plain.md", GOOD_FILE)
+    result = app.test_cli_runner().invoke(args=["import", str(plain), str(media_trees / "hugo")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    stop = [line for line in result.output.splitlines() if "media storage" in line]
+    assert len(stop) == 1, result.output
+    assert "Not a directory" in stop[0] and "run the import again" in stop[0]
+    assert "1 created, 0 updated, 0 skipped" in result.output  # plain.md, in an earlier batch
+    with app.app_context():
+        assert db.session.scalar(select(Article).filter_by(slug="queues")) is None

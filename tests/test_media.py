@@ -521,3 +521,26 @@ def test_media_lists_answer_json_for_scripts(
     every = admin_client.get("/studio/media", headers=wants_json).get_json()
     assert {item["id"] for item in every["media"]} == {mine["id"], theirs["id"]}
     assert author_client.get(f"/studio/{other_draft}/media", headers=wants_json).status_code == 404
+
+
+def test_a_storage_that_cannot_be_written_is_a_503_with_a_message(
+    tmp_path: Path, template_databases: dict[str, Path]
+) -> None:
+    from blog.api import create_token
+    from blog.models import User
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    app = _make_app(tmp_path, template_databases["demo"], MEDIA_ROOT=str(blocked / "media"))
+    author = app.test_client()
+    login(author, AUTHOR)
+    refused = upload(author, _an_article_of(app, AUTHOR), image_bytes())
+    assert refused.status_code == 503 and "try again" in refused.get_json()["error"]
+    with app.app_context():
+        user = db.session.scalar(select(User).filter_by(email=AUTHOR))
+        _token, secret = create_token(user, "drafting tool")
+        db.session.commit()
+    bearer = {"Authorization": f"Bearer {secret}"}
+    answer = app.test_client().post("/api/media", headers=bearer, **multipart(image_bytes()))
+    assert answer.status_code == 503 and "try again" in answer.get_json()["error"]
+    assert media_count(app) == 0

@@ -148,3 +148,24 @@ def test_two_servers_share_one_bucket(
         MEDIA_S3_REGION="us-east-1",
     )
     assert other.test_client().get(url).status_code == 200
+
+
+def test_a_bucket_that_is_not_there_is_a_503_not_a_500(
+    s3_endpoint: str,
+    tmp_path: Path,
+    template_databases: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    app = _make_app(
+        tmp_path,
+        template_databases["demo"],
+        MEDIA_S3_BUCKET="no-such-bucket",
+        MEDIA_S3_ENDPOINT_URL=s3_endpoint,
+        MEDIA_S3_REGION="us-east-1",
+    )
+    client = app.test_client()
+    login(client, AUTHOR)
+    refused = upload(client, _an_article_of(app, AUTHOR), image_bytes())
+    assert refused.status_code == 503 and "try again" in refused.get_json()["error"]
