@@ -297,17 +297,40 @@ def import_command(paths: tuple[Path, ...], author_email: str) -> None:
             click.echo(f"created  {entry}")
         for entry in report.updated:
             click.echo(f"updated  {entry}")
-    for entry in report.skipped:
-        click.echo(f"skipped  {entry}")
+    skipped = [(entry.where, entry.reason) for entry in report.skipped]
+    errors = [(error.where, error.message) for error in report.errors]
+    if on_terminal:  # a person reads a problem once; a log keeps its line per file
+        skipped, errors = _per_message(skipped), _per_message(errors)
+    for where, reason in skipped:
+        click.echo(f"skipped  {where}: {reason}")
     for warning in report.warnings:
         click.echo(f"warning  {warning}", err=True)
-    for error in report.errors:
-        click.echo(f"error    {error}", err=True)
+    for where, message in errors:
+        click.echo(f"error    {where}: {message}", err=True)
     if report.stopped:
         click.echo(f"error    {report.stopped}", err=True)
     click.echo(report.summary())
     if report.errors or report.stopped:
         raise SystemExit(1)
+
+
+# On a terminal, a message this many files share is said once, naming the first few of them.
+SAID_ONCE_FROM, NAMED = 4, 3
+
+
+def _per_message(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Group (where, message) lines: a message many files share is one ("a, b, c and 9 more")."""
+    by_message: dict[str, list[str]] = {}
+    for where, message in lines:
+        by_message.setdefault(message, []).append(where)
+    grouped = []
+    for message, places in by_message.items():
+        if len(places) < SAID_ONCE_FROM:
+            grouped += [(where, message) for where in places]
+        else:
+            named = ", ".join(places[:NAMED])
+            grouped.append((f"{named} and {len(places) - NAMED} more files", message))
+    return grouped
 
 
 def _on_terminal() -> bool:

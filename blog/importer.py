@@ -98,8 +98,12 @@ class ImportedFile:
     status: str = ""  # the article's status afterwards (created and updated files)
     reason: str = ""  # why it was skipped
 
+    @property
+    def where(self) -> str:
+        return f"{self.path} ({self.slug or '-'})"
+
     def __str__(self) -> str:
-        return f"{self.path} ({self.slug or '-'}): {self.reason or self.status}"
+        return f"{self.where}: {self.reason or self.status}"
 
 
 @dataclass
@@ -110,9 +114,12 @@ class ImportFailure:
     line: int | None
     message: str
 
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}" if self.line is not None else str(self.path)
+
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
-        return f"{where}: {self.message}"
+        return f"{self.where}: {self.message}"
 
 
 @dataclass
@@ -207,7 +214,7 @@ def import_paths(
 
     A problem that affects every file is said once, before any file is read: ImportBlocked
     when nothing could be imported, `notes` for what stops some files. `progress(done, total,
-    report)` is called before the first file and after each one.
+    report)` is called before the first file and after each batch is written.
     """
     report = ImportReport()
     if author is not None and author not in db.session:
@@ -234,10 +241,9 @@ def import_paths(
                     error=error, done=done, total=len(files), path=batch[0].path
                 )
                 break
-            for _ in batch:
-                done += 1
-                if progress is not None:
-                    progress(done, len(files), report)
+            done += len(batch)
+            if progress is not None:  # once a batch is written: the counts are the bar's
+                progress(done, len(files), report)
     return report
 
 

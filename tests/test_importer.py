@@ -1028,3 +1028,52 @@ def test_media_storage_that_fails_stops_the_import_with_one_message(
     assert "1 created, 0 updated, 0 skipped" in result.output  # plain.md, in an earlier batch
     with app.app_context():
         assert db.session.scalar(select(Article).filter_by(slug="queues")) is None
+
+
+def test_on_a_terminal_a_problem_many_files_share_is_one_line(empty_app, tmp_path, monkeypatch):
+    import blog.cli
+
+    with empty_app.app_context():
+        user = User(email="ana@example.com", name="Ana", role=Role.AUTHOR)
+        user.set_password("long enough pw")
+        db.session.add(user)
+        db.session.commit()
+    for n in range(12):
+        write(tmp_path, f"anon-{n:02d}.md", f"---\ntitle: Anonymous {n}\n---\nText.\n")
+    write(tmp_path, "bad.md", "---\ntitle: [x]\nauthor: ana@example.com\n---\nText.\n")
+    monkeypatch.setattr(blog.cli, "_on_terminal", lambda: True)
+    result = empty_app.test_cli_runner().invoke(args=["import", str(tmp_path)])
+    lines = result.output.splitlines()
+    owner = [line for line in lines if "no owner" in line]
+    first = ", ".join(str(tmp_path / f"anon-{n:02d}.md") for n in range(3))
+    assert owner == [f"error    {first} and 9 more files: {NO_ADMIN}"]
+    assert f"error    {tmp_path / 'bad.md'}:2: `title` must be text, not a list" in lines
+    assert lines[-1] == "0 created, 0 updated, 0 skipped, 13 errors"
+    # Again, unchanged: one line for the twelve, not one each (a pipe still gets one each).
+    with empty_app.app_context():
+        admin = User(email="admin@example.com", name="Ad", role=Role.ADMIN)
+        admin.set_password("long enough pw")
+        db.session.add(admin)
+        db.session.commit()
+    empty_app.test_cli_runner().invoke(args=["import", str(tmp_path)])
+    again = empty_app.test_cli_runner().invoke(args=["import", str(tmp_path)]).output
+    skipped = [line for line in again.splitlines() if line.startswith("skipped")]
+    assert len(skipped) == 1 and skipped[0].endswith(" and 9 more files: unchanged")
+    monkeypatch.setattr(blog.cli, "_on_terminal", lambda: False)
+    logged = empty_app.test_cli_runner().invoke(args=["import", str(tmp_path)]).output
+    assert sum(line.startswith("skipped") for line in logged.splitlines()) == 12
+
+
+def test_progress_counts_what_the_bar_shows(app, tmp_path, monkeypatch):
+    import blog.importer
+
+    monkeypatch.setattr(blog.importer, "BATCH_SIZE", 4)
+    many_files(tmp_path, 10)
+    seen: list[tuple[int, int, int]] = []
+
+    def progress(done: int, total: int, report: ImportReport) -> None:
+        seen.append((done, total, len(report.created) + len(report.errors)))
+
+    with app.app_context():
+        import_paths([tmp_path], progress=progress)
+    assert seen == [(0, 10, 0), (4, 10, 4), (8, 10, 8), (10, 10, 10)]
