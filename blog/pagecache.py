@@ -30,7 +30,8 @@ Validators. A strong ETag of the uncompressed body; Flask-Compress gives each en
 
 Who shares. Only GET/HEAD of the public endpoints below, for a visitor who is not signed in
 and has no flash message waiting; only 200 answers that set no cookie and embed no CSRF token.
-Everything else on those endpoints is `no-store`, and never read from or written to the cache.
+Everything else on those endpoints is `no-store`, and never read from or written to the cache;
+so is a page anywhere that embeds a CSRF token (any signed-in page, its error pages included).
 """
 
 from __future__ import annotations
@@ -229,6 +230,8 @@ def answer_from_cache() -> Response | None:
 def store_and_label(response: Response) -> Response:
     """Store a shareable page, and tell browsers and proxies how long they may keep it."""
     if request.endpoint not in SHARED_ENDPOINTS:
+        if embeds_csrf_token():  # a signed-in page (its sign-out form), an error page included
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
     if not (g.get("page_shared") and response_may_share(response)):
         response.headers["Cache-Control"] = "no-store"

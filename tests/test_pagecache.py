@@ -282,6 +282,14 @@ def test_a_signed_in_page_is_never_stored_nor_served_from_the_cache(reader, auth
     assert author.get(f"/articles/{SLUG}").headers["Cache-Control"] == "no-store"
 
 
+@pytest.mark.parametrize("path", ["/no-such-page", "/articles/no-such-article", "/tags/x/y"])
+def test_any_signed_in_page_is_no_store_even_an_error(author, path):
+    # Its sign-out form carries a CSRF token: no browser or proxy may keep it.
+    page = author.get(path)
+    assert page.status_code == 404 and 'name="csrf_token"' in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+
+
 def test_a_response_that_embeds_a_csrf_token_is_never_stored(tmp_path, template_databases):
     app = _make_app(tmp_path, template_databases["demo"], CACHE_TYPE="SimpleCache")
 
