@@ -48,6 +48,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from flask import Flask, Response, current_app, g, has_app_context, request, session
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_login import current_user
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import ORMExecuteState, Session
@@ -147,6 +148,26 @@ def init_app(app: Flask) -> None:
     app.before_request(answer_from_cache)
     app.after_request(compress_response)  # registered first, so it runs after the next one
     app.after_request(store_and_label)
+    app.session_interface = FilesVaryNotOnCookies()
+
+
+# Files: the same bytes for everyone, whatever their cookies (the site's CSS and JS, media).
+FILE_ENDPOINTS = frozenset({"static", "media.file"})
+
+
+class FilesVaryNotOnCookies(SecureCookieSessionInterface):
+    """Flask's cookie session, without `Vary: Cookie` on files that no session changes.
+
+    Flask adds `Vary: Cookie` to any response whose request read the session, and
+    Flask-Login reads it after every request (its remember-me cookie), files included. A
+    CDN or nginx would then keep one copy of site.css per visitor's cookie.
+    """
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        super().save_session(app, session, response)
+        if request.endpoint in FILE_ENDPOINTS and not session.modified:
+            # Written whole: HeaderSet.discard("Cookie") drops it from the set, not the header.
+            response.vary = [value for value in response.vary if value.lower() != "cookie"]
 
 
 def release_fingerprint(app: Flask) -> str:

@@ -435,6 +435,16 @@ def test_static_urls_carry_the_file_hash_and_are_kept_for_a_year(reader):
     assert fetch("/static/css/site.css?v=0ld")[0] == "no-cache"
 
 
+def test_files_do_not_vary_on_cookies(reader, author):
+    # Vary: Cookie would make a CDN or nginx keep a copy of the same file per visitor's cookie.
+    href = parse(reader.get("/")).select_one("link[rel=stylesheet]")["href"]
+    for client in (reader, author):
+        with client.get(href) as response:
+            assert "Cookie" not in response.vary and "Accept-Encoding" in response.vary
+    # A page still varies on them: a signed-in visitor gets another one at the same URL.
+    assert "Cookie" in reader.get("/").vary
+
+
 def test_a_first_visit_to_the_list_fetches_only_what_it_shows(reader):
     """The list shows no code, and the icon travels in the page: neither costs a request."""
     home = parse(reader.get("/"))
