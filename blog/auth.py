@@ -18,6 +18,7 @@ from flask import (
     Blueprint,
     Flask,
     abort,
+    current_app,
     flash,
     g,
     redirect,
@@ -68,6 +69,17 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
+    app.before_request(_forget_an_ended_sign_in)
+
+
+def _forget_an_ended_sign_in() -> None:
+    """Delete a remember cookie that signs nobody in any more (signed out everywhere, a new
+    password, a deactivated account). Kept, the browser would send it for a year, and the page
+    cache never shares a page with a request that carries one: that reader would get every
+    page rendered for them alone."""
+    name = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+    if name in request.cookies and not current_user.is_authenticated:
+        forget_this_browser()
 
 
 @login_manager.user_loader

@@ -290,6 +290,23 @@ def test_any_signed_in_page_is_no_store_even_an_error(author, path):
     assert page.headers["Cache-Control"] == "no-store"
 
 
+def test_a_remember_cookie_whose_sign_in_ended_is_deleted_and_the_cache_serves_again(
+    cached_app, reader
+):
+    elsewhere = cached_app.test_client()
+    login(elsewhere, AUTHOR, remember="1")
+    here = cached_app.test_client()
+    login(here, AUTHOR, remember="1")
+    assert here.post("/account/sign-out-everywhere").status_code == 302
+    # The other browser's cookies now sign nobody in: the first page says to drop them...
+    first = elsewhere.get("/")
+    assert first.headers["Cache-Control"] == "no-store"
+    assert elsewhere.get_cookie("remember_token") is None
+    # ...and from then on it is an anonymous reader like any other.
+    reader.get("/")
+    assert elsewhere.get("/").headers["X-Cache"] == "HIT"
+
+
 def test_a_response_that_embeds_a_csrf_token_is_never_stored(tmp_path, template_databases):
     app = _make_app(tmp_path, template_databases["demo"], CACHE_TYPE="SimpleCache")
 
