@@ -72,6 +72,25 @@ proc_name = "tech-blog"
 control_socket_disable = True
 
 
+def when_ready(server: Any) -> None:
+    """Turn the shared page cache over once per start, before any worker answers.
+
+    A start may follow a restore (README: stop the site, put the backup in place, start it):
+    the pages stored from the replaced database would otherwise be served until they expire.
+    Any other start costs one render of each page.
+    """
+    app = server.app.wsgi()  # preloaded: the app the workers will be forked from
+    if "pagecache" not in getattr(app, "extensions", {}):  # another WSGI app (the bench's floor)
+        return
+    from blog import pagecache
+
+    with app.app_context():
+        try:
+            pagecache.new_generation()
+        except Exception:  # an unreachable Redis must not stop the site from starting
+            server.log.exception("could not turn the page cache over at start")
+
+
 def post_fork(server: Any, worker: Any) -> None:
     """Give each worker its own database connections instead of the master's."""
     app = server.app.wsgi()  # preloaded: the app the master created, now in this worker

@@ -307,6 +307,19 @@ def test_a_remember_cookie_whose_sign_in_ended_is_deleted_and_the_cache_serves_a
     assert elsewhere.get("/").headers["X-Cache"] == "HIT"
 
 
+def test_a_server_start_turns_the_shared_pages_over(cached_app, reader):
+    # A start may follow a restore (README): pages of the replaced database must not outlive it.
+    from types import SimpleNamespace
+
+    from blog import gunicorn_conf
+
+    reader.get(f"/articles/{SLUG}")
+    assert reader.get(f"/articles/{SLUG}").headers["X-Cache"] == "HIT"
+    server = SimpleNamespace(app=SimpleNamespace(wsgi=lambda: cached_app))
+    gunicorn_conf.when_ready(server)
+    assert reader.get(f"/articles/{SLUG}").headers["X-Cache"] == "MISS"
+
+
 def test_a_response_that_embeds_a_csrf_token_is_never_stored(tmp_path, template_databases):
     app = _make_app(tmp_path, template_databases["demo"], CACHE_TYPE="SimpleCache")
 
