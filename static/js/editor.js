@@ -205,6 +205,8 @@
     let own = slug.value !== "" && slug.value !== slugify(title.value);
     slug.addEventListener("input", () => { own = slug.value !== ""; });
     title.addEventListener("input", () => { if (!own) slug.value = slugify(title.value); });
+    // A title typed before this script ran (a slow network), or put back by the browser.
+    if (!own && slug.value === "" && title.value) slug.value = slugify(title.value);
   }
 
   // Suggest existing tags for the word being typed after the last comma.

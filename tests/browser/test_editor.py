@@ -221,3 +221,15 @@ def test_editor_and_conflict_pages_have_no_accessibility_violations(
     assert [e for e in page.console_errors if "409" not in e] == []
     context.close()
     assert not found, "\n".join(found)
+
+
+def test_a_title_typed_before_the_script_ran_still_names_the_slug(page):
+    # On a slow network the author may type before editor.js has run: its input event is gone.
+    sign_in(page)
+    held = []
+    page.route("**/static/js/editor.js*", lambda route: held.append(route))
+    page.goto("/studio/new", wait_until="commit")
+    page.get_by_label("Title").fill("Connection pooling in practice")
+    assert held, "editor.js was asked for"
+    held[0].continue_()
+    expect(page.get_by_label(re.compile("^Slug"))).to_have_value("connection-pooling-in-practice")
