@@ -29,6 +29,7 @@ from flask import (
 )
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
+from flask_login.utils import decode_cookie
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 from werkzeug.security import check_password_hash
@@ -38,6 +39,7 @@ from . import clock
 from .audit import record
 from .extensions import db, limiter, login_manager
 from .models import SignIn, User
+from .pagecache import FILE_ENDPOINTS
 from .sqlite import READ_ONLY_METHODS
 
 bp = Blueprint("auth", __name__)
@@ -77,9 +79,13 @@ def _forget_an_ended_sign_in() -> None:
     password, a deactivated account). Kept, the browser would send it for a year, and the page
     cache never shares a page with a request that carries one: that reader would get every
     page rendered for them alone."""
-    name = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
-    if name in request.cookies and not current_user.is_authenticated:
-        forget_this_browser()
+    cookie = request.cookies.get(current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token"))
+    if cookie is None or request.endpoint in FILE_ENDPOINTS:
+        return  # a file is public and immutable: it must never sign anyone in or out
+    if decode_cookie(cookie) is None:
+        return  # not signed by this site (another app on a parent domain): not ours to delete
+    if not current_user.is_authenticated:
+        logout_user()  # leaves the marker that makes Flask-Login delete the cookie; flashes stay
 
 
 @login_manager.user_loader

@@ -45,7 +45,7 @@ from datetime import datetime
 from itertools import chain
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qsl
 
 from flask import Flask, Response, current_app, g, has_app_context, request, session
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
@@ -376,10 +376,13 @@ def cache_query(query: str) -> str:
     if not query:
         return ""
     kept = []
-    for piece in query.split("&"):  # as Werkzeug's parse_qsl splits it
+    for piece in query.split("&"):  # as parse_qsl splits it
         if not piece:
             continue
-        name = unquote_plus(piece.partition("=")[0])
+        # The name as request.args reads it (the WSGI string holds the bytes as latin-1, which
+        # Werkzeug decodes as UTF-8), so two spellings of one name keep their values' order.
+        text = piece.encode("latin-1", "replace").decode("utf-8", "replace")
+        name = parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote")[0][0]
         if name in TRACKING_PARAMETERS or name.startswith(TRACKING_PREFIX):
             continue
         kept.append((name, piece))

@@ -159,6 +159,16 @@ def test_a_link_with_tracking_parameters_gets_the_stored_page(reader, renders, p
     assert tracked.data == plain.data
 
 
+def test_two_spellings_of_one_name_keep_their_order_in_the_key():
+    from blog.pagecache import cache_query
+
+    # "é" sent raw (UTF-8 bytes, latin-1 in the WSGI string) and percent-encoded: one name.
+    raw, encoded = "\xc3\xa9=1", "%C3%A9=2"
+    assert cache_query(f"{raw}&{encoded}") != cache_query(f"{encoded}&{raw}")
+    assert cache_query("a=1&b=2") == cache_query("b=2&a=1")
+    assert cache_query("q=x&utm_source=y&fbclid=z") == "q=x"
+
+
 def test_the_same_filters_in_another_order_share_a_page_and_other_values_do_not(reader):
     assert reader.get("/?q=postgres&category=database").headers["X-Cache"] == "MISS"
     assert reader.get("/?category=database&q=postgres").headers["X-Cache"] == "HIT"
@@ -318,6 +328,24 @@ def test_a_server_start_turns_the_shared_pages_over(cached_app, reader):
     server = SimpleNamespace(app=SimpleNamespace(wsgi=lambda: cached_app))
     gunicorn_conf.when_ready(server)
     assert reader.get(f"/articles/{SLUG}").headers["X-Cache"] == "MISS"
+
+
+def test_a_file_asked_for_with_only_a_remember_cookie_sets_no_cookie(cached_app, reader):
+    # A public, immutable file must never carry a session: a cache in front could share it.
+    remembered = cached_app.test_client()
+    login(remembered, AUTHOR, remember="1")
+    remembered.delete_cookie("session")  # the browser restarted: the remember cookie is left
+    href = parse(reader.get("/")).select_one("link[rel=stylesheet]")["href"]
+    with remembered.get(href) as response:
+        assert response.status_code == 200 and "Set-Cookie" not in response.headers
+
+
+def test_another_sites_remember_cookie_leaves_this_sites_session_alone(cached_app):
+    # A cookie of the same name set by another app on a parent domain: not ours to act on.
+    visitor = cached_app.test_client()
+    visitor.set_cookie("remember_token", "1|not-signed-by-this-site")
+    for _ in range(2):  # each time: nothing to delete, nothing to set
+        assert "Set-Cookie" not in visitor.get("/").headers
 
 
 def test_a_response_that_embeds_a_csrf_token_is_never_stored(tmp_path, template_databases):
