@@ -62,9 +62,9 @@ NO_ADMIN_NOTE = (
 )
 NO_ADMIN = "no owner: no `author` with an account here, and no admin (see the note above)"
 STORAGE_STOPPED = (
-    "the media storage failed ({error}), so the import stopped at {path} with {done} of "
-    "{total} files done; once it works, run the import again: the files already imported are "
-    "skipped"
+    "the media storage failed ({error}), so the import stopped with {done} of {total} files "
+    "done, before the batch that begins with {path}; once it works, run the import again: the "
+    "files already imported are skipped"
 )
 # One transaction per batch: a commit per file was most of the time of a large import, and a
 # batch of 200 keeps a writer's lock short (well under a second) for the site running beside it.
@@ -1181,11 +1181,12 @@ def _store_post_images(batch: list[_Prepared], report: ImportReport) -> None:
     file still finds them.
     """
     stored = False
+    warnings = []  # reported once the batch's pictures are all stored (else it is not written)
     for item in batch:
         fields = item.fields
         if fields is None:
             continue
-        report.warnings.extend(f"{item.path}: {warning}" for warning in fields.warnings)
+        warnings += [f"{item.path}: {warning}" for warning in fields.warnings]
         if not fields.images:
             continue
         urls = {}
@@ -1205,3 +1206,4 @@ def _store_post_images(batch: list[_Prepared], report: ImportReport) -> None:
         item.html, item.minutes = rendered.html, rendered.minutes
     if stored:
         db.session.commit()
+    report.warnings.extend(warnings)

@@ -95,9 +95,9 @@ class LocalStorage(_SiteURLs):
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Write an object atomically (a reader sees the whole file or none)."""
         path = self._path(key)
-        if path.exists():
-            return  # content-addressed: the same key always holds the same bytes
         try:
+            if path.exists():
+                return  # content-addressed: the same key always holds the same bytes
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
         except OSError as error:
@@ -147,11 +147,18 @@ class S3Storage(_SiteURLs):
         client: Any = None,
     ) -> None:
         import boto3
+        from botocore.config import Config
 
         self.bucket = bucket
         self.prefix = prefix
         self.client = client or boto3.client(
-            "s3", endpoint_url=endpoint_url or None, region_name=region or None
+            "s3",
+            endpoint_url=endpoint_url or None,
+            region_name=region or None,
+            # botocore waits 60 s to connect and 60 s to read, then retries: an endpoint that
+            # never answers would outlast gunicorn's 60 s timeout, and the uploader would get a
+            # dead worker instead of StorageUnavailable's message.
+            config=Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2}),
         )
 
     def _name(self, key: str) -> str:
