@@ -16,6 +16,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from .audit import record
 from .copydb import copy_db
@@ -48,18 +49,25 @@ def schema_problem() -> str | None:
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    with db.engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-    config = current_app.extensions["migrate"].migrate.get_config()
-    expected = set(ScriptDirectory.from_config(config).get_heads())
     where = db.engine.url.render_as_string(hide_password=True)
+    try:
+        with db.engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    except OperationalError as error:  # no server there, no such database, refused
+        return f"cannot reach the database {where}: {str(error.orig).strip()}"
+    script = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
+    expected = set(script.get_heads())
     if not current:
         return f"the database {where} has no tables yet: run `flask --app app init-db` first"
+    if current - {revision.revision for revision in script.walk_revisions()}:
+        return (
+            f"the database {where} is at schema {', '.join(sorted(current))}, which a newer "
+            "release made: run that release (or restore a backup made with this one)"
+        )
     if current != expected:
         return (
             f"the database {where} is at schema {', '.join(sorted(current))} and this release "
-            f"expects {', '.join(sorted(expected))}: `flask --app app init-db` upgrades an "
-            "older one"
+            f"expects {', '.join(sorted(expected))}: run `flask --app app init-db` to upgrade it"
         )
     return None
 
@@ -328,8 +336,9 @@ def _per_message(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if len(places) < SAID_ONCE_FROM:
             grouped += [(where, message) for where in places]
         else:
+            more = len(places) - NAMED
             named = ", ".join(places[:NAMED])
-            grouped.append((f"{named} and {len(places) - NAMED} more files", message))
+            grouped.append((f"{named} and {more} more file{'' if more == 1 else 's'}", message))
     return grouped
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from blog import create_app
 from blog.extensions import db
@@ -167,5 +167,28 @@ def test_a_database_never_initialised_is_said_in_one_line(tmp_path, args):
         instance_path=str(tmp_path / "instance"),
     )
     result = app.test_cli_runner().invoke(args=args)
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # not a crash
     assert "has no tables yet" in result.output and "init-db" in result.output
+
+
+@pytest.mark.parametrize(
+    ("revision", "words"),
+    [("0008", "run `flask --app app init-db` to upgrade it"), ("9999", "a newer release made")],
+)
+def test_a_database_at_another_schema_is_said_in_one_line(app, runner, revision, words):
+    with app.app_context():
+        db.session.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+        db.session.commit()
+    result = runner.invoke(args=["user", "list"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"is at schema {revision}" in result.output and words in result.output
+
+
+def test_a_database_that_cannot_be_reached_is_said_in_one_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'no-such-folder' / 'blog.sqlite3'}"
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "x"}, instance_path=str(tmp_path)
+    )
+    result = app.test_cli_runner().invoke(args=["user", "list"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "cannot reach the database" in result.output
