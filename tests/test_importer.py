@@ -70,6 +70,14 @@ def submits(article: Article) -> list[ReviewEvent]:
     return list(db.session.scalars(select(ReviewEvent).filter_by(article_id=article.id)))
 
 
+def add_account(app: Flask, email: str, name: str, role: Role) -> None:
+    with app.app_context():
+        user = User(email=email, name=name, role=role)
+        user.set_password("long enough pw")
+        db.session.add(user)
+        db.session.commit()
+
+
 def errors(report: ImportReport) -> list[tuple[str, int | None, str]]:
     return [(failure.path.name, failure.line, failure.message) for failure in report.errors]
 
@@ -432,11 +440,7 @@ def test_the_command_says_a_missing_account_once(empty_app, trees):
 
 
 def test_without_an_admin_only_files_naming_their_author_import(empty_app, tmp_path):
-    with empty_app.app_context():
-        user = User(email="ana@example.com", name="Ana", role=Role.AUTHOR)
-        user.set_password("long enough pw")
-        db.session.add(user)
-        db.session.commit()
+    add_account(empty_app, "ana@example.com", "Ana", Role.AUTHOR)
     write(tmp_path, "anon.md", "---\ntitle: Anonymous\n---\nText.\n")
     write(tmp_path, "ana.md", "---\ntitle: Ana's\nauthor: Ana@Example.com\n---\nText.\n")
     report = run(empty_app, tmp_path)
@@ -446,11 +450,7 @@ def test_without_an_admin_only_files_naming_their_author_import(empty_app, tmp_p
 
 
 def test_the_command_says_a_missing_admin_once_before_the_files(empty_app, tmp_path):
-    with empty_app.app_context():
-        user = User(email="ana@example.com", name="Ana", role=Role.AUTHOR)
-        user.set_password("long enough pw")
-        db.session.add(user)
-        db.session.commit()
+    add_account(empty_app, "ana@example.com", "Ana", Role.AUTHOR)
     for n in range(3):
         write(tmp_path, f"anon-{n}.md", f"---\ntitle: Anonymous {n}\n---\nText.\n")
     result = empty_app.test_cli_runner().invoke(args=["import", str(tmp_path)])
@@ -1032,11 +1032,7 @@ def test_media_storage_that_fails_stops_the_import_with_one_message(
 def test_on_a_terminal_a_problem_many_files_share_is_one_line(empty_app, tmp_path, monkeypatch):
     import blog.cli
 
-    with empty_app.app_context():
-        user = User(email="ana@example.com", name="Ana", role=Role.AUTHOR)
-        user.set_password("long enough pw")
-        db.session.add(user)
-        db.session.commit()
+    add_account(empty_app, "ana@example.com", "Ana", Role.AUTHOR)
     for n in range(12):
         write(tmp_path, f"anon-{n:02d}.md", f"---\ntitle: Anonymous {n}\n---\nText.\n")
     write(tmp_path, "bad.md", "---\ntitle: [x]\nauthor: ana@example.com\n---\nText.\n")
@@ -1049,11 +1045,7 @@ def test_on_a_terminal_a_problem_many_files_share_is_one_line(empty_app, tmp_pat
     assert f"error    {tmp_path / 'bad.md'}:2: `title` must be text, not a list" in lines
     assert lines[-1] == "0 created, 0 updated, 0 skipped, 13 errors"
     # Again, unchanged: one line for the twelve, not one each (a pipe still gets one each).
-    with empty_app.app_context():
-        admin = User(email="admin@example.com", name="Ad", role=Role.ADMIN)
-        admin.set_password("long enough pw")
-        db.session.add(admin)
-        db.session.commit()
+    add_account(empty_app, "admin@example.com", "Ad", Role.ADMIN)
     empty_app.test_cli_runner().invoke(args=["import", str(tmp_path)])
     again = empty_app.test_cli_runner().invoke(args=["import", str(tmp_path)]).output
     skipped = [line for line in again.splitlines() if line.startswith("skipped")]
