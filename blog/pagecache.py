@@ -40,7 +40,7 @@ import hashlib
 import logging
 import secrets
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
@@ -369,25 +369,26 @@ def page_key() -> str:
 def cache_query(query: str) -> str:
     """Write a query string as the caches key it: what the pages read, in one order.
 
-    Tracking parameters go. The others are ordered by name (their raw text kept, so nothing is
-    decoded and written back differently); the sort is stable, so the values of a repeated name
-    keep their order, and `?q=a&q=b` (the page reads "a") never shares with `?q=b&q=a`.
+    Tracking parameters go, and so does an empty one (a cleared search box sends `q=`), which
+    every page reads as absent, unless its name comes again: `request.args.get()` reads the
+    first value, so `?q=&q=a` searches for nothing. The others are ordered by name (their raw
+    text kept, so nothing is decoded and written back differently); the sort is stable, so the
+    values of a repeated name keep their order, and `?q=a&q=b` never shares with `?q=b&q=a`.
     """
     if not query:
         return ""
     kept = []
     for piece in query.split("&"):  # as parse_qsl splits it
-        if not piece:
-            continue
-        # The name as request.args reads it (the WSGI string holds the bytes as latin-1, which
-        # Werkzeug decodes as UTF-8), so two spellings of one name keep their values' order.
+        # The name and value as request.args reads them (the WSGI string holds the bytes as
+        # latin-1, which Werkzeug decodes as UTF-8): two spellings of one name are one name.
         text = piece.encode("latin-1", "replace").decode("utf-8", "replace")
-        name = parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote")[0][0]
-        if name in TRACKING_PARAMETERS or name.startswith(TRACKING_PREFIX):
-            continue
-        kept.append((name, piece))
-    kept.sort(key=lambda pair: pair[0])
-    return "&".join(piece for _name, piece in kept)
+        for name, value in parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote"):
+            if not (name in TRACKING_PARAMETERS or name.startswith(TRACKING_PREFIX)):
+                kept.append((name, value, piece))
+    names = Counter(name for name, _value, _piece in kept)
+    kept = [entry for entry in kept if entry[1] or names[entry[0]] > 1]
+    kept.sort(key=lambda entry: entry[0])
+    return "&".join(piece for _name, _value, piece in kept)
 
 
 def public_state() -> str:

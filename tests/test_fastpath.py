@@ -382,7 +382,11 @@ def test_the_memory_limit_holds_for_many_small_answers():
     try:
         before = tracemalloc.get_traced_memory()[0]
         for n in range(3000):
-            environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/robots.txt", "QUERY_STRING": f"{n}"}
+            environ = {
+                "REQUEST_METHOD": "GET",
+                "PATH_INFO": "/robots.txt",
+                "QUERY_STRING": f"n={n}",
+            }
             fast(environ, lambda status, headers, exc_info=None: None)
         held = tracemalloc.get_traced_memory()[0] - before
     finally:

@@ -699,3 +699,9 @@ def test_a_search_past_the_count_cap_shows_chips_without_numbers(client, make_ar
     }
     assert counts["All"] == "4" and counts["Backend"] == "2" and counts["Security"] == "1"
     assert within.select_one("#result-count").get_text(strip=True).startswith("4 articles")
+
+
+def test_a_page_past_the_last_names_the_page_it_shows_as_canonical(client):
+    # The demo blog has one page of articles: page 999 shows page 1, whose address is /.
+    soup = parse(client.get("/?page=999&category=database"))
+    assert soup.select_one("link[rel=canonical]")["href"] == "http://blog.test/?category=database"
