@@ -82,7 +82,7 @@ def test_an_admin_fixes_and_approves_in_place(page, live_server):
     page.get_by_role("button", name="Save and approve").click()
     dialog = page.locator("#confirm-dialog")
     expect(dialog).to_be_visible()
-    expect(dialog).to_contain_text("Readers see it at once")
+    expect(dialog).to_contain_text("Readers see it within a second")
     dialog.get_by_role("button", name="Save and approve").click()
     flash = page.locator(".flash")
     expect(flash).to_contain_text("Approved and published.")
