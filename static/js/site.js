@@ -17,11 +17,17 @@ document.addEventListener("keydown", (event) => {
 
 // A link in the list (a chip, a tag, "Clear the search") changes the address without the search
 // box, which sits outside the swapped list: keep the box saying what the address says, unless the
-// reader is typing in it (then the address follows the box). htmx spells its event names with the
-// configured metaCharacter ("-", see base.html), so htmx:after:history:update arrives as this.
+// reader is typing in it (then the address follows the box), or typed words the live search has
+// not sent yet (it waits 250 ms): those then search within the chip's filter instead of being
+// wiped. htmx spells its event names with the configured metaCharacter ("-", see base.html), so
+// htmx:before:history:update and htmx:after:history:update arrive as these.
+const addressQuery = () => new URLSearchParams(window.location.search).get("q") ?? "";
+let unsent = false;
+document.addEventListener("htmx-before-history-update", () => {
+  const search = document.getElementById("q");
+  unsent = search !== null && search.value !== addressQuery();
+});
 document.addEventListener("htmx-after-history-update", () => {
   const search = document.getElementById("q");
-  if (search && document.activeElement !== search) {
-    search.value = new URLSearchParams(window.location.search).get("q") ?? "";
-  }
+  if (search && document.activeElement !== search && !unsent) search.value = addressQuery();
 });

@@ -76,6 +76,18 @@ def test_chips_filter_combine_with_text_and_back_restores(page):
     expect(page.locator("#result-count")).to_have_text("3 articles in Backend")
 
 
+def test_a_chip_clicked_before_the_typed_words_were_sent_keeps_them(page):
+    # The live search waits 250 ms after the last key; a chip clicked in that moment filters,
+    # and the words typed then search within it, instead of being wiped from the box.
+    page.goto("/")
+    chips = page.get_by_role("navigation", name="Categories")
+    page.locator("#q").press_sequentially("kube", delay=10)
+    chips.get_by_role("link", name=re.compile(r"^Backend")).click()
+    expect(page).to_have_url(re.compile(r"/\?q=kube&category=backend$"))
+    expect(page.locator("#q")).to_have_value("kube")
+    expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
+
+
 def test_reload_and_shared_link_show_the_same_filter(page):
     page.goto("/?q=index&category=database")
     expect(page.locator("#q")).to_have_value("index")
