@@ -95,25 +95,20 @@ class LocalStorage(_SiteURLs):
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Write an object atomically (a reader sees the whole file or none)."""
         path = self._path(key)
-        try:
+        try:  # any OSError (a folder that cannot be written, a full disk) is the storage's
             if path.exists():
                 return  # content-addressed: the same key always holds the same bytes
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(temporary, path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
         except OSError as error:
-            raise self._unavailable(error) from error
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temporary, path)
-        except BaseException as error:
-            Path(temporary).unlink(missing_ok=True)
-            if isinstance(error, OSError):  # a full disk, a folder made read-only meanwhile
-                raise self._unavailable(error) from error
-            raise
-
-    def _unavailable(self, error: OSError) -> StorageUnavailable:
-        return StorageUnavailable(f"cannot write to {self.root}: {error.strerror}")
+            raise StorageUnavailable(f"cannot write to {self.root}: {error.strerror}") from error
 
     def get(self, key: str) -> bytes | None:
         """Read an object, or None when there is none."""
