@@ -398,12 +398,18 @@ def edit(article_id: int) -> Response | tuple[str, int]:
         return _review_page(article, edit_values=values, status=422)
     base = _form_number("base_revision") or 0
     session_key = form.get("editing_session", "")[:64] or secrets.token_hex(8)
-    newer = conflicting_revision(article, base, session_key)
+    newer = conflicting_revision(article, base, session_key)  # locks the article until commit
+    read_version = _form_number("version")
+    if newer is None and read_version is not None and article.version != read_version:
+        # Changed without a new number: an autosave folded into the revision being read (its
+        # category, tags or model too, which draft_from would otherwise carry into the save).
+        newer = latest_revision(article)
     if newer is not None:
         db.session.rollback()
+        changed = "saved" if newer.number > base else "changed"
         flash(
-            f"Not saved: {newer.created_by.name} saved revision {newer.number} while you edited. "
-            "Your text is kept below; the page now shows theirs.",
+            f"Not saved: {newer.created_by.name} {changed} revision {newer.number} while you "
+            "read it. Your text is kept below; the page now shows theirs.",
             "error",
         )
         values["base_revision"] = str(newer.number)
@@ -413,18 +419,25 @@ def edit(article_id: int) -> Response | tuple[str, int]:
     )
     if saved:
         after_edit(article)
+    db.session.flush()
+    # What "approve" must mean: this revision as of this version, the text the admin just sent
+    # (or, unchanged, the one they read). Anything saved after this commit is someone else's.
+    approving = latest_revision(article)
+    number, version = (approving.number if approving else None), article.version
     db.session.commit()
     if form.get("action") != "approve":
         flash("Saved as a new revision; decide on it below." if saved else "No changes.", "info")
         return redirect(url_for("review.draft", article_id=article.id))
-    newest = latest_revision(article)
     try:
         transition(
-            article, "approve", current_user, revision_number=newest.number if newest else None
+            article, "approve", current_user, revision_number=number, expected_version=version
         )
     except TransitionError as error:
         db.session.rollback()
-        flash(("Saved, but " + str(error)) if saved else str(error), "error")
+        flash(
+            f"Saved as revision {number}, but not approved. {error}" if saved else str(error),
+            "error",
+        )
         return redirect(url_for("review.draft", article_id=article.id))
     db.session.commit()
     flash(_decision_message(article, "approve", None, None), "info")

@@ -574,6 +574,80 @@ def test_an_edit_in_place_over_a_newer_save_keeps_the_admins_text(
         assert "careful fix" not in latest_revision(db.session.get(Article, article_id)).body
 
 
+def _edit_in_place_fields(admin_client, article_id: int) -> tuple[str, dict[str, str]]:
+    """Read the review page's edit-in-place form as the admin's browser would send it."""
+    form = parse(admin_client.get(f"/review/{article_id}")).select_one("#edit-in-place form")
+    return form["action"], {
+        el["name"]: el.get("value", el.get_text()) for el in form.select("[name]")
+    }
+
+
+def test_save_and_approve_refuses_a_draft_changed_in_place_since_it_was_read(
+    app, admin_client, author_client, make_article
+):
+    # An autosave folds into the revision the admin is reading: its number stays, its category
+    # and tags change. Approving "the newest revision" would publish a category nobody read.
+    article_id = _in_review(app, make_article)
+    edit = parse(author_client.get(f"/studio/{article_id}/edit"))
+    autosave = {
+        el["name"]: el.get("value", el.get_text())
+        for el in edit.select("#editor-form input[name], #editor-form textarea[name]")
+        if el.get("type") != "checkbox"
+    }
+    autosave.update(editing_session="s" * 16, category="Databases", tags="sql")
+    assert author_client.post(f"/studio/{article_id}/autosave", data=autosave).status_code == 200
+    action, fields = _edit_in_place_fields(admin_client, article_id)
+    autosave.update(category="Sponsored: buy at evil.example", tags="crypto-scam")
+    assert author_client.post(f"/studio/{article_id}/autosave", data=autosave).status_code == 200
+    fields.update(body=fields["body"] + "\n\nA line the admin added.", action="approve")
+    response = admin_client.post(action, data=fields)
+    assert response.status_code == 409
+    assert "A line the admin added." in parse(response).select_one("#edit-body").get_text()
+    with app.app_context():
+        article = db.session.get(Article, article_id)
+        assert (article.status, article.published_revision_id) == (Status.IN_REVIEW, None)
+        assert "admin added" not in latest_revision(article).body
+
+
+def test_save_and_approve_approves_the_admins_revision_not_a_later_one(
+    app, admin_client, author_client, make_article, client
+):
+    # The author restores the first text right after the admin's save commits, before the
+    # approval: the approval must not fall on the restore, which the admin never read.
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    article_id = _in_review(app, make_article, body="EVIL TEXT the admin never approved. " * 40)
+    _author_saves(author_client, article_id, "Good text. " * 40)
+    action, fields = _edit_in_place_fields(admin_client, article_id)
+    restored = []
+
+    def the_author_restores(session):
+        thread = threading.Thread(
+            target=lambda: restored.append(
+                author_client.post(f"/studio/{article_id}/revisions/1/restore").status_code
+            )
+        )
+        thread.start()
+        thread.join()
+
+    event.listen(Session, "after_commit", the_author_restores, once=True)
+    try:
+        fields.update(body="Good text, fixed by the admin. " * 40, action="approve")
+        response = admin_client.post(action, data=fields)
+    finally:
+        if event.contains(Session, "after_commit", the_author_restores):
+            event.remove(Session, "after_commit", the_author_restores)
+    assert restored == [302]
+    assert response.status_code == 302
+    with app.app_context():
+        article = db.session.get(Article, article_id)
+        assert article.published_revision_id is None and article.status == Status.IN_REVIEW
+        assert latest_revision(article).kind == "restore"
+    page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "but not approved" in page
+
+
 def test_a_re_review_opens_on_the_changes_since_the_request(
     app, admin_client, author_client, make_article
 ):
