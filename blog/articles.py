@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 
 from . import clock, pagecache
 from .content import MAX_BODY_CHARS, render, slugify
@@ -444,6 +444,33 @@ def copy_to_public(article: Article, revision: Revision) -> None:
     ]
 
 
+def _name_as_approved(article: Article, revision: Revision) -> None:
+    """Spell the article's category and tags as the approved text does, if nothing public uses them.
+
+    Drafts create the categories and tags they name, and a name finds its row by slug, which
+    drops case, punctuation and anything not ASCII: "Kafka — <anything>" in an unreviewed draft
+    can create the row that a reviewed "Kafka" then shares. Until an approved article uses a
+    row its name is provisional, so the first approval names it; after that it stays.
+    """
+    approved_elsewhere = and_(Article.id != article.id, Article.published_revision_id.is_not(None))
+    category, name = article.category, " ".join(revision.category_name.split())
+    if category is not None and category.name != name and slugify(name) == category.slug:
+        used = exists().where(Article.category_id == category.id, approved_elsewhere)
+        taken = exists().where(Category.name == name)
+        if not db.session.scalar(select(or_(used, taken))):
+            category.name = name
+    spelled = {slugify(tag): tag for tag in reversed(revision.tag_names)}  # the first spelling
+    tags = db.session.scalars(select(Tag).where(Tag.slug.in_(spelled))).all()
+    for tag in tags:
+        if tag.name == spelled[tag.slug]:
+            continue
+        used = exists().where(
+            ArticleTag.tag_id == tag.id, ArticleTag.article_id == Article.id, approved_elsewhere
+        )
+        if not db.session.scalar(select(used)):
+            tag.name = spelled[tag.slug]
+
+
 def publish(
     article: Article,
     revision: Revision,
@@ -453,6 +480,7 @@ def publish(
     """Make a revision the public text, visible from `publish_at` (now when not given)."""
     seal(revision)
     copy_to_public(article, revision)
+    _name_as_approved(article, revision)
     article.ai_share = ai_share(article, revision)
     now = clock.now()
     article.taken_down_at = None

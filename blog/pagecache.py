@@ -464,8 +464,8 @@ def new_generation() -> None:
 
 def _changes_public(session: Session, obj: object) -> bool:
     """Say whether flushing this object changes a page readers can see."""
-    if isinstance(obj, Tag) and obj in session.new:
-        return False  # readers meet a tag through a public article, whose publishing turns over
+    if isinstance(obj, Category | Tag) and obj in session.new:
+        return False  # readers meet both through a public article, whose publishing turns over
     if isinstance(obj, Category | Tag):
         return obj not in session.dirty or session.is_modified(obj)
     state = inspect(obj)
@@ -485,7 +485,7 @@ def _changes_public(session: Session, obj: object) -> bool:
 
 @event.listens_for(db.session, "before_flush")
 def _watch_flush(session: Session, _context: Any, _instances: Any) -> None:
-    """Catch public changes made without articles.publish (a new category, a renamed person)."""
+    """Catch public changes made without articles.publish (a renamed category or person)."""
     if session.info.get(PENDING):
         return
     for obj in chain(session.new, session.dirty, session.deleted):
@@ -496,9 +496,9 @@ def _watch_flush(session: Session, _context: Any, _instances: Any) -> None:
 
 @event.listens_for(db.session, "do_orm_execute")
 def _watch_statements(execute_state: ORMExecuteState) -> None:
-    """Catch statements that skip the flush: UPDATE/DELETE of articles, any write to categories,
-    a renamed or deleted tag (they are created with INSERT … ON CONFLICT DO NOTHING; a new tag
-    is on no public article yet, so readers cannot see it: blog/search/query.py).
+    """Catch statements that skip the flush: UPDATE/DELETE of articles, a renamed or deleted
+    category or tag (they are created with INSERT … ON CONFLICT DO NOTHING; a new one is on no
+    public article yet, so readers cannot see it: blog/search/visibility.py).
 
     Decisions are such conditional UPDATEs (one winner); a few of them (submit, reject) change
     nothing readers see, but they are rare, and a spare turnover costs one render per page.
@@ -506,9 +506,7 @@ def _watch_statements(execute_state: ORMExecuteState) -> None:
     mapper = execute_state.bind_mapper
     if mapper is None or execute_state.is_select:
         return
-    if issubclass(mapper.class_, Category):
-        written = execute_state.is_insert or execute_state.is_update or execute_state.is_delete
-    elif issubclass(mapper.class_, Tag):
+    if issubclass(mapper.class_, Category | Tag):
         written = execute_state.is_update or execute_state.is_delete
     else:
         written = issubclass(mapper.class_, Article) and (

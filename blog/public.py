@@ -34,6 +34,7 @@ from .models import (
 )
 from .search import (
     PAGE_SIZE,
+    category_is_public,
     find_articles,
     is_public,
     parse_filters,
@@ -55,7 +56,9 @@ def index() -> Response:
     """List published articles, filtered by text, category and tag; a fragment for htmx."""
     filters = parse_filters(request.args)
     results = find_articles(filters)
-    categories = db.session.scalars(select(Category).order_by(Category.position, Category.name))
+    categories = db.session.scalars(
+        select(Category).where(category_is_public()).order_by(Category.position, Category.name)
+    )
     return render_page(
         "public/index.html",
         "results",

@@ -21,6 +21,7 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
 from blog import create_app
+from blog.articles import latest_revision, publish
 from blog.extensions import db
 from blog.models import Article, User
 
@@ -259,7 +260,9 @@ def test_a_scheduled_article_appears_when_its_time_passes_with_no_request_changi
     assert "Scheduled for later" in reader.get("/feed.xml").text
 
 
-def test_a_new_category_from_a_draft_shows_among_the_chips(cached_app, reader, author):
+def test_a_drafts_new_category_is_not_public_and_leaves_the_cache_alone(
+    cached_app, reader, author, renders
+):
     def chips() -> list[str]:
         soup = parse(reader.get("/"))
         return [a.contents[0].strip() for a in soup.select("nav[aria-label=Categories] a")]
@@ -268,6 +271,14 @@ def test_a_new_category_from_a_draft_shows_among_the_chips(cached_app, reader, a
     fields = editor_fields(author.get("/studio/new"))
     fields.update(title="Qubits for backend people", body="Some text.", category="Quantum")
     assert author.post("/studio/new", data=fields).status_code == 302
+    renders.clear()
+    assert "Quantum" not in chips()
+    assert renders == []  # the draft's category is unreviewed text: no page changed
+    with cached_app.app_context():
+        article = db.session.scalar(select(Article).filter_by(title="Qubits for backend people"))
+        admin = db.session.scalar(select(User).filter_by(email=ADMIN))
+        publish(article, latest_revision(article), admin)
+        db.session.commit()
     assert "Quantum" in chips()
 
 

@@ -705,3 +705,34 @@ def test_a_page_past_the_last_names_the_page_it_shows_as_canonical(client):
     # The demo blog has one page of articles: page 999 shows page 1, whose address is /.
     soup = parse(client.get("/?page=999&category=database"))
     assert soup.select_one("link[rel=canonical]")["href"] == "http://blog.test/?category=database"
+
+
+def test_a_category_only_drafts_use_is_not_shown_to_readers(client, make_article):
+    # Any author (or API token) can name a category in a draft; until an admin approves an
+    # article in it, the name is unreviewed text and stays off the public pages.
+    make_article("Draft", category="Visit evil.example for FREE crypto", status=Status.DRAFT)
+    home = client.get("/").get_data(as_text=True)
+    assert "evil.example" not in home
+    filtered = client.get("/?category=visit-evil-example-for-free-crypto")
+    assert "evil.example" not in filtered.get_data(as_text=True)
+    make_article("Approved", category="Visit evil.example for FREE crypto")
+    assert "evil.example" in client.get("/").get_data(as_text=True)
+
+
+def test_tag_and_category_names_are_spelled_as_the_approved_text(client, make_article):
+    # Slugs drop what is not ASCII, so this draft's names share the slugs "kafka" and
+    # "streaming" and it creates those rows first; the approved article must not wear them.
+    make_article(
+        "Never approved",
+        category="Streaming ⚠ 网站已被入侵",
+        tags=["Kafka — ЭТОТ САЙТ ВЗЛОМАН"],
+        status=Status.DRAFT,
+    )
+    make_article("Kafka streams", category="Streaming", tags=["Kafka"])
+    pages = [client.get(url).get_data(as_text=True) for url in ("/", "/articles/kafka-streams")]
+    pages.append(client.get("/feed.xml").get_data(as_text=True))
+    for page in pages:
+        assert "ЭТОТ" not in page and "网站" not in page
+    article = parse(client.get("/articles/kafka-streams"))
+    assert "Kafka" in [a.get_text(strip=True) for a in article.select("a[href*='tag=kafka']")]
+    assert "Streaming" in client.get("/?category=streaming").get_data(as_text=True)

@@ -32,7 +32,7 @@ from .query import (
     parse_filters,
 )
 from .sqlite_fts import build_match
-from .visibility import is_public, public_articles
+from .visibility import category_is_public, is_public, public_articles
 
 __all__ = [
     "COUNT_CAP",
@@ -49,6 +49,7 @@ __all__ = [
     "SearchIndex",
     "Terms",
     "build_match",
+    "category_is_public",
     "find_articles",
     "index_article",
     "is_public",

@@ -20,7 +20,7 @@ from ..extensions import db
 from ..models import Article, ArticleTag, Category, Tag
 from ..params import MAX_PAGE, clamped_int
 from .index import MARK_CLOSE, MARK_OPEN, MAX_QUERY_CHARS, Terms, parse_terms, search_index
-from .visibility import is_public, public_articles
+from .visibility import category_is_public, public_articles, tag_is_public
 
 PAGE_SIZE = 20
 # Counting every match of a very broad query is the slow tail of live search; past this we say "N+"
@@ -84,16 +84,11 @@ def parse_filters(args: dict[str, str]) -> Filters:
         page=page,
     )
     if category_slug:
-        filters.category = db.session.scalar(select(Category).filter_by(slug=category_slug))
-    if tag_slug:
-        # Readers know a tag from the articles they can read: one that only drafts carry is
-        # "no such tag", so a draft neither reveals its tags nor changes a public page.
-        on_public = exists().where(
-            ArticleTag.tag_id == Tag.id,
-            ArticleTag.article_id == Article.id,
-            is_public(),
+        filters.category = db.session.scalar(
+            select(Category).filter_by(slug=category_slug).where(category_is_public())
         )
-        filters.tag = db.session.scalar(select(Tag).filter_by(slug=tag_slug).where(on_public))
+    if tag_slug:
+        filters.tag = db.session.scalar(select(Tag).filter_by(slug=tag_slug).where(tag_is_public()))
     return filters
 
 

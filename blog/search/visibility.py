@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Exists, Select, exists, select
 
 from .. import clock
-from ..models import Article
+from ..models import Article, ArticleTag, Category, Tag
 
 
 def is_public(now: datetime | None = None) -> ColumnElement[bool]:
@@ -23,3 +23,23 @@ def is_public(now: datetime | None = None) -> ColumnElement[bool]:
 def public_articles(now: datetime | None = None) -> Select:
     """Select the articles readers may see now."""
     return select(Article).where(is_public(now))
+
+
+def category_is_public(now: datetime | None = None) -> Exists:
+    """Say in SQL that readers can see an article in the category.
+
+    Drafts create the categories they name, so until an approved article uses one its name is
+    text nobody reviewed: it is no chip on the list and no filter a link can show.
+    """
+    return exists().where(Article.category_id == Category.id, is_public(now))
+
+
+def tag_is_public(now: datetime | None = None) -> Exists:
+    """Say in SQL that readers can see an article with the tag.
+
+    Readers know a tag from the articles they can read: one that only drafts carry is "no such
+    tag", so a draft neither reveals its tags nor changes a public page.
+    """
+    return exists().where(
+        ArticleTag.tag_id == Tag.id, ArticleTag.article_id == Article.id, is_public(now)
+    )
