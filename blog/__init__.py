@@ -122,6 +122,13 @@ def _configure(app: Flask, test_config: dict[str, Any] | None) -> None:
         STRICT_TRANSPORT_SECURITY="max-age=31536000; includeSubDomains",  # on HTTPS requests
         RATELIMIT_STORAGE_URI="memory://",
         RATELIMIT_HEADERS_ENABLED=True,
+        # A rate limit store that fails must not fail the request: each process counts alone
+        # until it answers again (Flask-Limiter checks it now and then).
+        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        # Seconds to wait for Redis (page cache, rate limits) before going on without it;
+        # redis-py waits for ever by default, and a hung Redis would hang every request.
+        REDIS_TIMEOUT=0.5,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_HTTPONLY=True,
@@ -151,6 +158,16 @@ def _configure(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    if not str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
+        # A database restart ends every pooled connection; test each one as it is taken, so
+        # the next request gets a live one instead of a 500.
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    if str(app.config["RATELIMIT_STORAGE_URI"]).startswith("redis"):
+        timeout = app.config["REDIS_TIMEOUT"]
+        app.config.setdefault(
+            "RATELIMIT_STORAGE_OPTIONS",
+            {"socket_connect_timeout": timeout, "socket_timeout": timeout},
+        )
     _configure_site(app.config)
 
 

@@ -259,11 +259,15 @@ def install(app: Flask) -> None:
         store = cache.cache  # the backend itself: reading it needs no app context per request
 
     public_state = PublicState(store, app.config["PAGE_CACHE_STATE_SECONDS"])
+    outage = app.extensions["pagecache"]["outage"]
 
     def state() -> tuple[str, Any] | None:
+        if not outage.reachable():
+            return None
         try:
             return public_state()
         except Exception:  # an unreachable Redis: Flask renders, and says so in its log
+            outage.failed()
             return None
 
     def now() -> float:

@@ -40,6 +40,7 @@ import hashlib
 import logging
 import secrets
 import threading
+import time
 from collections import Counter, OrderedDict
 from datetime import datetime
 from itertools import chain
@@ -123,6 +124,11 @@ def configure(app: Flask) -> None:
     # so a small number keeps that scan short; live search makes many short-lived URLs.
     config.setdefault("CACHE_THRESHOLD", 2000)
     config.setdefault("CACHE_KEY_PREFIX", "blog:")
+    if redis_url:  # Flask-Caching hands these to redis.from_url
+        timeout = config["REDIS_TIMEOUT"]
+        config.setdefault(
+            "CACHE_OPTIONS", {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+        )
     config.setdefault("CACHE_NO_NULL_WARNING", True)  # "no cache" is a choice here, not a slip
     config.setdefault("PAGE_CACHE_MAX_AGE", 60)  # seconds browsers and CDNs keep a public page
     config.setdefault("PAGE_CACHE_STALE_WHILE_REVALIDATE", 600)
@@ -144,6 +150,7 @@ def init_app(app: Flask) -> None:
     app.extensions["pagecache"] = {
         "enabled": app.config["CACHE_TYPE"] not in ("NullCache", "null"),
         "release": release_fingerprint(app),
+        "outage": Outage(),
     }
     app.before_request(answer_from_cache)
     app.after_request(compress_response)  # registered first, so it runs after the next one
@@ -224,6 +231,33 @@ def embeds_csrf_token() -> bool:
     return current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token") in g
 
 
+# Outages
+
+
+class Outage:
+    """Whether to use the shared cache: not for a few seconds after it last failed (per app).
+
+    A Redis that stops answering costs each call its timeout (REDIS_TIMEOUT); paying that on
+    every request would make every page that slow. Meanwhile pages render afresh and are not
+    stored; a change still tries to turn the generation over (see _turn_over_after_commit).
+    """
+
+    PAUSE = 5.0  # seconds
+
+    def __init__(self) -> None:
+        self.until = 0.0
+
+    def reachable(self) -> bool:
+        return time.monotonic() >= self.until
+
+    def failed(self) -> None:
+        self.until = time.monotonic() + self.PAUSE
+
+
+def _outage() -> Outage:
+    return current_app.extensions["pagecache"]["outage"]
+
+
 # Serving and storing
 
 
@@ -232,10 +266,13 @@ def answer_from_cache() -> Response | None:
     g.page_shared = request_may_share()
     if not g.page_shared or not current_app.extensions["pagecache"]["enabled"]:
         return None
+    if not _outage().reachable():
+        return None
     try:
         key = page_key()
         entry = cache.get(key)
     except Exception:  # an unreachable Redis must cost speed, never the page
+        _outage().failed()
         log.warning("page cache unavailable; rendering without it", exc_info=True)
         return None
     g.page_key = key
@@ -266,6 +303,7 @@ def store_and_label(response: Response) -> Response:
         try:
             cache.set(key, (response.get_data(), headers, response.get_etag()[0]))
         except Exception:
+            _outage().failed()
             log.warning("page cache unavailable; page not stored", exc_info=True)
     config = current_app.config
     response.headers["Cache-Control"] = (
@@ -524,8 +562,9 @@ def _turn_over_after_commit(session: Session) -> None:
     if "pagecache" not in current_app.extensions:
         return
     try:
-        new_generation()
+        new_generation()  # tried even in an outage: a turnover lost is pages kept too long
     except Exception:  # the change is committed; a cache outage must not turn it into a 500
+        _outage().failed()
         log.error("page cache: could not start a new generation", exc_info=True)
 
 

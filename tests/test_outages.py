@@ -1,0 +1,114 @@
+"""A shared service that fails (Redis hung or gone, a database restarted): readers and writers
+get their answers, at the cost of speed, never a 500 or a request that waits for ever."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from blog.extensions import db
+
+from .conftest import ADMIN, ON_POSTGRES, PASSWORD, _admin_connection, _make_app
+
+
+class SilentServer:
+    """A TCP server that accepts connections and never answers: a Redis that hangs."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            self.connections.append(connection)  # read nothing, answer nothing
+
+    def url(self, number: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{number}"
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@contextmanager
+def silent_server() -> Iterator[SilentServer]:
+    server = SilentServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _visit(app, answers: list[int]) -> None:  # noqa: ANN001 - a Flask app
+    """What readers and a writer do: pages, the health check, a sign-in (rate limited)."""
+    client = app.test_client()
+    for path in ("/", "/healthz", "/?q=cache", "/", "/feed.xml", "/"):
+        answers.append(client.get(path).status_code)
+    answers.append(client.post("/login", data={"email": ADMIN, "password": PASSWORD}).status_code)
+
+
+def _redis_app(tmp_path, template_databases, cache_url: str, limits_url: str):  # noqa: ANN001, ANN202
+    return _make_app(
+        tmp_path,
+        template_databases["demo"],
+        CACHE_REDIS_URL=cache_url,
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI=limits_url,
+    )
+
+
+def test_a_redis_that_stops_answering_costs_a_moment_not_every_request(
+    tmp_path, template_databases
+):
+    with silent_server() as redis:
+        app = _redis_app(tmp_path, template_databases, redis.url(1), redis.url(0))
+        answers: list[int] = []
+        visitor = threading.Thread(target=_visit, args=(app, answers), daemon=True)
+        visitor.start()
+        visitor.join(timeout=60)  # liveness, not speed: without a timeout this never ends
+        assert not visitor.is_alive(), f"a request waited on a silent Redis ({answers})"
+        assert answers == [200, 200, 200, 200, 200, 200, 302]
+        # Each store tried it once (or twice: a connection, then a health check), then left it
+        # alone for a while instead of paying the timeout on every request.
+        assert len(redis.connections) <= 4
+
+
+def test_a_redis_that_is_gone_leaves_sign_in_and_pages_working(tmp_path, template_databases):
+    nowhere = f"redis://127.0.0.1:{_free_port()}"
+    app = _redis_app(tmp_path, template_databases, f"{nowhere}/1", f"{nowhere}/0")
+    answers: list[int] = []
+    _visit(app, answers)
+    assert answers == [200, 200, 200, 200, 200, 200, 302]
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL only; runs in make test-postgres")
+def test_the_first_request_after_a_database_restart_is_answered(app, client):
+    # A restart ends every connection the pool holds; the next request must not get a dead one.
+    assert client.get("/").status_code == 200  # the pool now holds a connection
+    with app.app_context():
+        database = db.engine.url.database
+    with _admin_connection() as admin:  # from outside the pool, as a restart would
+        ended = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+            (database,),
+        ).fetchone()
+    assert ended[0] >= 1
+    assert [client.get("/").status_code for _ in range(3)] == [200, 200, 200]
