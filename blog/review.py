@@ -526,7 +526,7 @@ def _change_user() -> Response:
             link = request.host_url.rstrip("/") + link
         flash(f"Created {role} {email}.", "info")
         return _users_page(invited=user, invite_link=link)
-    user = db.session.get(User, form.get("user_id", type=int) or 0)
+    user = db.session.get(User, _form_number("user_id") or 0)
     if user is None:
         abort(404)
     if user.id == current_user.id:
@@ -559,7 +559,7 @@ def tokens() -> Response | str:
     if request.method == "POST":
         op = request.form.get("op")
         if op == "create":
-            owner = db.session.get(User, request.form.get("user_id", type=int) or 0)
+            owner = db.session.get(User, _form_number("user_id") or 0)
             if owner is None or not owner.active:
                 flash("Choose an active account for the token.", "error")
                 return redirect(url_for("review.tokens"))
@@ -567,7 +567,7 @@ def tokens() -> Response | str:
             record("token_created", current_user, f"token {token.prefix}… for {owner.email}")
             db.session.commit()
         elif op == "revoke":
-            token = db.session.get(ApiToken, request.form.get("token_id", type=int) or 0)
+            token = db.session.get(ApiToken, _form_number("token_id") or 0)
             if token is None:
                 abort(404)
             if token.revoked_at is None:

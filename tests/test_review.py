@@ -803,3 +803,20 @@ def test_what_the_reviewer_changed_reads_as_prose(app, admin_client, client, mak
         was.select_one("del").get_text() == "first" and now.select_one("ins").get_text() == "better"
     )
     assert page.get_text().count("% of the") <= 1 and page.select_one(".diff-stats") is None
+
+
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        ("/review/users", {"op": "role", "role": "admin"}),
+        ("/review/users", {"op": "deactivate"}),
+        ("/review/tokens", {"op": "revoke"}),
+        ("/review/tokens", {"op": "create", "name": "bot"}),
+    ],
+)
+@pytest.mark.parametrize("number", ["99999999999999999999", "-1", "1e3"])
+def test_an_id_no_database_can_hold_is_no_such_account_or_token(admin_client, url, data, number):
+    # SQLite cannot bind an integer past 2**63: reading one as an id was an OverflowError (500).
+    field = "token_id" if data["op"] == "revoke" else "user_id"
+    response = admin_client.post(url, data={**data, field: number})
+    assert response.status_code in (302, 404)
