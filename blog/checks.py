@@ -335,7 +335,14 @@ def images(revision: Revision) -> Check:
     from .content import media_path
     from .media import LARGE_ORIGINAL_BYTES, LARGE_ORIGINAL_PIXELS
     from .models import Media
-    from .storage import media_storage
+    from .storage import StorageUnavailable, media_storage
+
+    def stored(key: str) -> bool | None:
+        """Say whether the storage holds the file; None when it cannot be asked now."""
+        try:
+            return media_storage().exists(key)
+        except StorageUnavailable:
+            return None
 
     found = [
         child
@@ -358,8 +365,10 @@ def images(revision: Revision) -> Check:
             notes.append("no alt text (screen readers say nothing)")
         if match is None:
             notes.append("not an image uploaded here: readers' browsers will not load it")
-        elif media is None or not media_storage().exists(match.group(0).rsplit("/", 1)[1]):
+        elif media is None or (present := stored(match.group(0).rsplit("/", 1)[1])) is False:
             notes.append("does not resolve: no such uploaded image")
+        elif present is None:
+            notes.append("not checked: the media storage cannot be reached now")
         elif (
             media.bytes > LARGE_ORIGINAL_BYTES or media.width * media.height > LARGE_ORIGINAL_PIXELS
         ):

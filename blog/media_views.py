@@ -82,7 +82,14 @@ def file(name: str) -> Response:
         key = storage.check_key(name)
     except storage.BadKey:
         abort(404)
-    data = storage.media_storage().get(key)
+    try:
+        data = storage.media_storage().get(key)
+    except storage.StorageUnavailable:
+        current_app.logger.warning("media storage unavailable", exc_info=True)
+        response = Response("This image cannot be read right now; try again soon.", 503)
+        response.headers["Retry-After"] = "30"
+        response.headers["Cache-Control"] = "no-store"
+        return response
     if data is None:
         abort(404)
     response = Response(data, mimetype=storage.content_type(key))
@@ -372,7 +379,10 @@ def delete(media_id: int) -> Response:
     keys = media_keys(media)
     db.session.delete(media)
     db.session.commit()
-    delete_files(media)
+    try:
+        delete_files(media)
+    except storage.StorageUnavailable:  # the image is gone from the site; only bytes are left
+        current_app.logger.warning("deleted media %s; its files stay in storage", media.key)
     current_app.logger.info("deleted media %s (%d files)", media.key, len(keys))
     if wants_json:
         return jsonify(deleted=media_id)

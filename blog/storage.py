@@ -38,8 +38,9 @@ SETTINGS = (
 
 
 class StorageUnavailable(Exception):
-    """The backend could not store an object (a folder that cannot be written, S3 unreachable or
-    refusing): the same for every object, so callers stop and say it once rather than per file."""
+    """The backend could not store, read or remove an object (a folder that cannot be written,
+    S3 unreachable or refusing): the same for every object, so callers stop and say it once
+    rather than per file, and a reader gets a 503, never a 500."""
 
 
 # What an uploader is told (the cause goes to the log: it names folders and buckets).
@@ -116,6 +117,8 @@ class LocalStorage(_SiteURLs):
             return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as error:
+            raise StorageUnavailable(f"cannot read {self.root}: {error.strerror}") from error
 
     def exists(self, key: str) -> bool:
         """Say whether an object is stored."""
@@ -123,7 +126,10 @@ class LocalStorage(_SiteURLs):
 
     def delete(self, key: str) -> None:
         """Remove an object (no error when it is already gone)."""
-        self._path(key).unlink(missing_ok=True)
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as error:
+            raise StorageUnavailable(f"cannot delete in {self.root}: {error.strerror}") from error
 
 
 class S3Storage(_SiteURLs):
@@ -178,27 +184,38 @@ class S3Storage(_SiteURLs):
 
     def get(self, key: str) -> bytes | None:
         """Download an object, or None when there is none."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=self._name(key))
+            return answer["Body"].read()
         except self.client.exceptions.NoSuchKey:
             return None
-        return answer["Body"].read()
+        except (BotoCoreError, ClientError) as error:
+            raise StorageUnavailable(f"cannot read bucket {self.bucket}: {error}") from error
 
     def exists(self, key: str) -> bool:
         """Say whether an object is stored (a HEAD request)."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._name(key))
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise
+            raise StorageUnavailable(f"cannot read bucket {self.bucket}: {error}") from error
+        except BotoCoreError as error:
+            raise StorageUnavailable(f"cannot read bucket {self.bucket}: {error}") from error
         return True
 
     def delete(self, key: str) -> None:
         """Remove an object (S3 answers the same whether or not it existed)."""
-        self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+        except (BotoCoreError, ClientError) as error:
+            raise StorageUnavailable(f"cannot delete in bucket {self.bucket}: {error}") from error
 
 
 def _setting(app: Flask, name: str) -> str | None:

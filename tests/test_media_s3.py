@@ -169,3 +169,26 @@ def test_a_bucket_that_is_not_there_is_a_503_not_a_500(
     login(client, AUTHOR)
     refused = upload(client, _an_article_of(app, AUTHOR), image_bytes())
     assert refused.status_code == 503 and "try again" in refused.get_json()["error"]
+
+
+def test_an_unreachable_bucket_is_a_503_for_readers_and_no_500_for_writers(
+    s3_app: Flask,
+) -> None:
+    from blog.storage import S3Storage
+
+    client = s3_app.test_client()
+    login(client, AUTHOR)
+    answer = upload(client, _an_article_of(s3_app, AUTHOR), image_bytes()).get_json()
+    with socket.socket() as probe:  # a port nobody listens on: S3 unreachable
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    s3_app.extensions["media_storage"] = S3Storage(
+        BUCKET, endpoint_url=nowhere, region="us-east-1", prefix="media/"
+    )
+    served = s3_app.test_client().get(answer["url"])
+    assert served.status_code == 503 and served.headers["Cache-Control"] == "no-store"
+    assert "try again" in served.get_data(as_text=True)
+    deleted = client.post(
+        f"/studio/media/{answer['id']}/delete", headers={"Accept": "application/json"}
+    )
+    assert deleted.status_code == 200  # gone from the site; its bytes wait in the bucket
