@@ -12,6 +12,7 @@ article that began as an AI draft stays labelled AI-generated, whatever a later 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -159,11 +160,13 @@ def get_tag(name: str) -> Tag:
     return get_tags([name])[0]
 
 
-def unique_slug(wanted: str, article_id: int | None = None) -> str:
+def unique_slug(wanted: str, article_id: int | None = None, *, crowded: bool = False) -> str:
     """Return `wanted` (or a -2, -3... variant) that no other article uses.
 
     Another server may take the same one before this transaction commits: callers write the
-    slug through claim_slug, which chooses again when that happens.
+    slug through claim_slug, which chooses again when that happens. When that keeps happening
+    (`crowded`: many writers want one title at once), a random variant stops the queue for
+    the next number, where each writer would wait for the one before it to commit.
     """
     base = slugify(wanted)[:SLUG_MAX] or "article"
     candidate, n = base, 1
@@ -172,15 +175,18 @@ def unique_slug(wanted: str, article_id: int | None = None) -> str:
         if owner is None or owner == article_id:
             return candidate
         n += 1
-        candidate = f"{base}-{n}"
+        candidate = f"{base}-{secrets.token_hex(3) if crowded else n}"
 
 
 def claim_slug(article: Article, wanted: str) -> None:
     """Give the article `wanted` or the next free variant, and write it now (adding a new
     article to the session); when another writer took that slug meanwhile, choose again."""
+    tries = 0
 
     def claim() -> None:
-        article.slug = unique_slug(wanted, article.id)
+        nonlocal tries
+        tries += 1
+        article.slug = unique_slug(wanted, article.id, crowded=tries > 2)
         db.session.add(article)
 
     retry_unique(claim, Article.__tablename__, ["slug"])

@@ -141,6 +141,24 @@ def test_two_articles_with_the_same_title_get_two_slugs(app: Flask):
         assert count == 2 * ROUNDS
 
 
+def test_a_crowd_of_articles_with_one_title_all_get_slugs(app: Flask):
+    # Many servers at once (an AI pipeline fanning out): each collision costs a retry, and
+    # trying -2, -3, ... in turn ran out of retries with more than five writers.
+    writers = 12
+
+    def writer(n: int) -> Callable[[], str]:
+        def write() -> str:
+            with app.app_context():
+                article, _ = create_article(Draft(title="Crowd", body=f"{n}."), _user(AUTHOR))
+                db.session.commit()
+                return article.slug
+
+        return write
+
+    slugs = race(*(writer(n) for n in range(writers)))
+    assert len(set(slugs)) == writers and all(slug.startswith("crowd") for slug in slugs)
+
+
 def test_two_drafts_wanting_the_same_slug_get_two_slugs(app: Flask, make_article):
     ids = [make_article(f"Draft {n}", status=Status.DRAFT) for n in range(2)]
 
