@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import Config, Flask, Response, current_app, request
 from flask.globals import request_ctx
+from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import BadRequest, HTTPException, SecurityError, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -246,6 +247,43 @@ def _database_is_busy(error: OperationalError) -> bool:
     return "database is locked" in str(original) or getattr(original, "sqlstate", "") == "55P03"
 
 
+# The fields a person types into the site's forms, as an error page names them when it hands
+# them back (never a password or a hidden field).
+TYPED_FIELDS = {
+    "title": "Title",
+    "summary": "Summary",
+    "category": "Category",
+    "tags": "Tags",
+    "body": "Text",
+    "comment": "Comment",
+    "reason": "Reason",
+}
+
+
+def _refused_form(error: HTTPException) -> Response:
+    """Answer a form refused for its CSRF token, handing back the words it carried.
+
+    It happens to a writer whose sign-in ended while a page was open (signed out in another
+    tab, or everywhere): what they typed is only in this request now, and a reload would drop
+    it. It is shown to copy, never resubmitted from here: the request may come from elsewhere.
+    """
+    from flask import render_template
+    from flask_login import current_user
+
+    typed = [
+        (name, label, request.form[name])
+        for name, label in TYPED_FIELDS.items()
+        if request.form.get(name, "").strip()
+    ]
+    signed_out = not current_user.is_authenticated and request.path.startswith(
+        ("/studio", "/review", "/account")
+    )
+    body = render_template("errors/error.html", error=error, typed=typed, signed_out=signed_out)
+    response = Response(body, error.code)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _register_error_pages(app: Flask) -> None:
     """Answer errors with a page in the site's layout (JSON under /api), never a stack trace."""
     from flask import jsonify, render_template
@@ -265,6 +303,8 @@ def _register_error_pages(app: Flask) -> None:
             target = request.headers.get("HX-Target", "").partition("#")[2]
             body = render_template("errors/_fragment.html", error=error, target=target)
             response = Response(body, error.code)
+        elif isinstance(error, CSRFError):
+            response = _refused_form(error)
         else:
             templates = [f"errors/{error.code}.html", "errors/error.html"]
             response = Response(render_template(templates, error=error), error.code)

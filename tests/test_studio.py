@@ -146,6 +146,25 @@ def test_forms_without_a_csrf_token_are_refused(csrf_app):
     assert client.post("/logout").status_code == 400
 
 
+def test_a_save_refused_after_signing_out_shows_the_text_it_did_not_save(csrf_app):
+    # Signed out in another tab (or everywhere): the editor's Save is refused. The answer must
+    # say why and hand the words back, not advise a reload that drops them.
+    client = csrf_app.test_client()
+    login(client, AUTHOR, csrf_token=_token(client))
+    fields = editor_fields(client.get("/studio/new"))
+    client.post("/logout", data={"csrf_token": fields["csrf_token"]})
+    fields.update(title="Long day", body="Paragraph after paragraph. " * 300)
+    refused = client.post("/studio/new", data=fields)
+    assert refused.status_code == 400
+    page = parse(refused)
+    assert "signed out" in page.select_one(".error-page").get_text()
+    kept = {area["name"]: area.get_text() for area in page.select(".error-page textarea")}
+    assert kept["body"] == fields["body"] and kept["title"] == "Long day"
+    assert "csrf_token" not in kept and all(a.has_attr("readonly") for a in page("textarea"))
+    assert "reload" not in page.select_one(".error-page").get_text()
+    assert refused.headers["Cache-Control"] == "no-store"
+
+
 def test_htmx_requests_carry_the_token_in_a_header(csrf_app):
     client = csrf_app.test_client()
     login(client, AUTHOR, csrf_token=_token(client))

@@ -1,7 +1,7 @@
 // The editor's helpers: save times in the reader's own time zone, an unsaved-changes warning,
-// the switch from a new article to its first autosave, a warning lock on live articles, Tab in
-// code blocks, a preview that follows the cursor, Edit/Preview tabs on narrow screens, a slug
-// from the title, tag suggestions. Loaded on studio pages only; the editor works without it.
+// unsaved words kept in the tab until a save has them, the switch from a new article to its
+// first autosave, a warning lock on live articles, Tab in code blocks, a preview that follows
+// the cursor, Edit/Preview tabs on narrow screens, a slug from the title, tag suggestions. Loaded on studio pages only; the editor works without it.
 "use strict";
 
 (() => {
@@ -26,14 +26,43 @@
   const previewPanel = document.getElementById("preview-panel");
   const layout = form.closest(".editor-layout");
 
+  // Keep the words typed in this tab (sessionStorage) until a save or an autosave has them: a
+  // sign-in that ended, a refused save followed by a reload, or a crash must not take them.
+  // Per tab and gone with it, so nothing outlives the writer's session on a shared computer.
+  const TYPED = "input[name]:not([type=hidden]):not([type=checkbox]):not([type=file]), textarea[name]";
+  const typed = () => Object.fromEntries([...form.querySelectorAll(TYPED)].map((f) => [f.name, f.value]));
+  let keptUnder = null; // the address the words were kept under (the first autosave changes it)
+  let keepTimer = null;
+  const keptKey = () => `blog:unsaved:${location.pathname}`;
+  const keep = () => {
+    clearTimeout(keepTimer);
+    keepTimer = setTimeout(() => {
+      try {
+        keptUnder = keptKey();
+        sessionStorage.setItem(keptUnder, JSON.stringify({ at: Date.now(), fields: typed() }));
+      } catch { /* storage full or off: the warning on leaving still stands */ }
+    }, 300);
+  };
+  const forget = () => {
+    clearTimeout(keepTimer);
+    try {
+      for (const key of new Set([keptUnder, keptKey()])) if (key) sessionStorage.removeItem(key);
+    } catch { /* storage off */ }
+  };
+
   // Warn before leaving with changes that neither a save nor an autosave has kept.
   let dirty = false;
-  form.addEventListener("input", () => { dirty = true; });
-  form.addEventListener("submit", () => { dirty = false; });
+  let edits = 0; // edits so far, to tell whether the text changed while an autosave was out
+  let editsSent = 0;
+  form.addEventListener("input", () => { dirty = true; edits += 1; keep(); });
+  form.addEventListener("submit", () => { dirty = false; }); // kept until the next page has it
   window.addEventListener("beforeunload", (event) => {
     if (!dirty) return;
     event.preventDefault();
     event.returnValue = "";
+  });
+  document.addEventListener("htmx-before-request", (event) => {
+    if (event.target === form) editsSent = edits;
   });
 
   // htmx:after:swap, spelled with the metaCharacter "-" that base.html configures. htmx 4 fires
@@ -42,12 +71,45 @@
     if (event.target === form) {
       localTimes(status);
       const saved = status.querySelector("[data-saved=yes]");
-      if (saved) dirty = false;
+      if (saved && edits === editsSent) {
+        dirty = false;
+        forget();
+      }
       if (saved?.dataset.autosaveUrl) switchToCreated(saved.dataset);
     } else if (event.target.id === "preview") {
       follow();
     }
   });
+
+  // Words this tab kept but the server does not have: offer them back (never put back unasked:
+  // someone may have saved a newer text meanwhile, and the writer decides).
+  const offerKept = () => {
+    let kept = null;
+    try { kept = JSON.parse(sessionStorage.getItem(keptKey()) || "null"); } catch { kept = null; }
+    if (!kept?.fields) return;
+    const now = typed();
+    if (Object.entries(kept.fields).every(([name, value]) => (now[name] ?? value) === value)) {
+      forget(); // the page already shows them: the save got through
+      return;
+    }
+    const notice = document.getElementById("kept-text");
+    if (!notice) return;
+    notice.querySelector("[data-kept-at]").textContent = dateTimeFormat.format(new Date(kept.at));
+    notice.hidden = false;
+    notice.querySelector("[data-kept-restore]").addEventListener("click", () => {
+      document.querySelector("[data-live-lock] [data-unlock]")?.click();
+      for (const field of form.querySelectorAll(TYPED)) {
+        if (field.name in kept.fields) field.value = kept.fields[field.name];
+      }
+      notice.hidden = true;
+      body.focus();
+      body.dispatchEvent(new Event("input", { bubbles: true })); // autosave and preview follow
+    });
+    notice.querySelector("[data-kept-discard]").addEventListener("click", () => {
+      forget();
+      notice.hidden = true;
+    });
+  };
 
   // The first autosave of a new article created it: go on editing that article in place.
   const switchToCreated = (created) => {
@@ -225,4 +287,6 @@
         .map((name) => new Option(prefix + name)));
     });
   }
+
+  offerKept(); // last: it may unlock a live article, and reads the fields as the page set them
 })();

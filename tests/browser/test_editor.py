@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import sign_in
+from .conftest import AUTHOR, PASSWORD, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -236,3 +236,43 @@ def test_a_title_typed_before_the_script_ran_still_names_the_slug(page):
         page.wait_for_timeout(50)
     held[0].continue_()
     expect(page.get_by_label(re.compile("^Slug"))).to_have_value("connection-pooling-in-practice")
+
+
+def test_words_typed_after_the_sign_in_ended_come_back_after_signing_in_again(page):
+    # Signed out in another tab while writing: the autosave is refused. Reloading leads to the
+    # sign-in form; once signed in again, the editor offers the words this tab kept.
+    sign_in(page)
+    page.goto("/studio/new")
+    page.get_by_label("Title").fill("Kept across a sign-in")
+    body = body_of(page)
+    body.click()
+    body.press_sequentially("First words.", delay=5)
+    expect(page.locator("#autosave-status")).to_contain_text("Autosaved at", timeout=15_000)
+    editor_url = page.url
+
+    other = page.context.new_page()
+    other.goto("/studio/")
+    other.get_by_role("button", name="Sign out").click()
+    other.close()
+
+    body.press_sequentially(" Words typed after the sign-in ended.", delay=5)
+    expect(page.locator("#autosave-status")).not_to_contain_text("Autosaved at", timeout=15_000)
+    assert page.console_errors and all("400" in error for error in page.console_errors)
+    page.console_errors.clear()  # the refused autosaves: expected here
+    page.once("dialog", lambda dialog: dialog.accept())  # "leave the page?" on reload
+    page.reload()
+    expect(page).to_have_url(re.compile(r"/login"))
+    page.get_by_label("E-mail").fill(AUTHOR)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(editor_url)
+
+    kept = page.locator("#kept-text")
+    expect(kept).to_be_visible()
+    expect(body_of(page)).to_have_value("First words.")
+    kept.get_by_role("button", name="Put them back").click()
+    expect(body_of(page)).to_have_value("First words. Words typed after the sign-in ended.")
+    expect(page.locator("#autosave-status")).to_contain_text("Autosaved at", timeout=15_000)
+    page.reload()  # saved now: nothing left to offer
+    expect(page.locator("#kept-text")).to_be_hidden()
+    expect(body_of(page)).to_have_value("First words. Words typed after the sign-in ended.")
