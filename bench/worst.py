@@ -61,6 +61,7 @@ WORST_MARKDOWN: dict[str, Callable[[], str]] = {
         + fill("b|", head="|", limit=LIMIT // 3 - 2)
     ),
     "nested lists": lambda: fill("- ", tail="x"),
+    "task list": lambda: fill("- [ ] x\n"),
     "nested blockquotes": lambda: fill(">"),
     "one long line": lambda: fill("word "),
     "python fence": lambda: fill("def f(x):\n    return x + 1\n", "```python\n", "```\n"),

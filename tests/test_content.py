@@ -111,6 +111,25 @@ def test_commonmark_extensions():
     assert soup.s or soup.find("del")
 
 
+def test_task_lists_keep_their_markup_nested_and_after_any_whitespace():
+    html = render("- [x] done\n  1. [ ] nested\n- plain\n- [ ]\tafter a tab\n").html
+    soup = BeautifulSoup(html, "html.parser")
+    assert [ul["class"] for ul in soup.select("ul, ol")] == [
+        ["contains-task-list"],
+        ["contains-task-list"],
+    ]
+    items = soup.select("li")
+    assert [li.get("class") for li in items] == [
+        ["task-list-item"],
+        ["task-list-item"],
+        None,
+        ["task-list-item"],
+    ]
+    assert items[0].label.input["class"] == ["task-list-item-checkbox"]
+    assert items[3].get_text() == "\tafter a tab" and items[3].input is not None
+    assert "[ ]" not in html and "[x]" not in html
+
+
 def test_raw_html_is_shown_as_text():
     html = render("Hello <b>world</b>").html
     assert "&lt;b&gt;world&lt;/b&gt;" in html
