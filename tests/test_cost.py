@@ -203,3 +203,42 @@ def test_bodies_past_the_limit_are_refused_with_the_text_kept(app, author_client
     )
     assert answer.status_code == 422
     assert [e["field"] for e in answer.json["errors"]] == ["body_markdown"]
+
+
+def _animation(frames: int, size: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    images = [
+        Image.new("RGB", (size, size), (i * 7 % 255, i * 13 % 255, 100)) for i in range(frames)
+    ]
+    for i, image in enumerate(images):
+        image.paste((200, 40, 90), (i % size, 0, i % size + 10, size))
+    out = io.BytesIO()
+    images[0].save(out, "GIF", save_all=True, append_images=images[1:])
+    return out.getvalue()
+
+
+def test_the_largest_animation_accepted_costs_no_more_than_the_largest_still_image(app):
+    # Every frame is decoded and encoded again: 200 frames of 700 x 700 pixels took 3.3 s
+    # of CPU, three times a still image at the pixel limit.
+    import io
+
+    from PIL import Image
+
+    from blog.media import MAX_ANIMATION_PIXELS, MAX_PIXELS, MediaError, process
+
+    side = int((MAX_ANIMATION_PIXELS / 100) ** 0.5)
+    largest, over = _animation(100, side), _animation(200, 700)
+    still = Image.new("RGB", (MAX_PIXELS // 5000, 5000), (30, 120, 200))
+    for x in range(0, still.width, 40):
+        still.paste((200, 40, 90), (x, 0, x + 10, still.height))
+    buffer = io.BytesIO()
+    still.save(buffer, "PNG")
+    with app.app_context():
+        with pytest.raises(MediaError, match="scale it down or shorten it"):
+            process(over)
+        animation_seconds = min(cpu_seconds(lambda: process(largest)) for _ in range(2))
+        still_seconds = min(cpu_seconds(lambda: process(buffer.getvalue())) for _ in range(2))
+    assert animation_seconds < 1.5 * still_seconds
