@@ -208,6 +208,28 @@ def _created(media: Media, url: str, **extra: str) -> Response:
 
 
 @dataclass
+class Use:
+    """An article that shows an image, as the person looking may know it."""
+
+    title: str
+    url: str | None = None
+    article_id: int | None = None
+
+
+def describe_use(article: Article) -> Use:
+    """Name an article that uses an image: one this person may edit, or a public one.
+
+    Someone else's unpublished draft is only "a draft by another author": its title is theirs
+    to share, but that it uses the image still matters (it cannot be deleted from under them).
+    """
+    if can_edit(current_user, article):
+        return Use(article.title, url_for("studio.edit", article_id=article.id), article.id)
+    if article.is_public():
+        return Use(article.title, url_for("public.article", slug=article.slug), article.id)
+    return Use("a draft by another author")
+
+
+@dataclass
 class MediaItem:
     """One image as the media pages show it."""
 
@@ -226,6 +248,11 @@ class MediaItem:
     @property
     def used(self) -> bool:
         return bool(self.used_in)
+
+    @property
+    def uses(self) -> list[Use]:
+        """Where it is used, as the person looking may know it (see describe_use)."""
+        return [describe_use(article) for article in self.used_in]
 
 
 def where_used(media: list[Media]) -> dict[int, list[Article]]:
@@ -322,7 +349,7 @@ def _media_page(media: list[MediaItem], article: Article | None) -> Response | s
                     "format": item.format,
                     "uploaded_by": item.uploaded_by,
                     "uploaded_at": item.uploaded_at.isoformat(timespec="seconds"),
-                    "used_in": [{"id": a.id, "title": a.title} for a in item.used_in],
+                    "used_in": [{"id": use.article_id, "title": use.title} for use in item.uses],
                 }
                 for item in media
             ]
@@ -370,7 +397,8 @@ def delete(media_id: int) -> Response:
     used = where_used([media])[media.id]
     wants_json = request.accept_mimetypes.best == "application/json"
     if used:
-        titles = ", ".join(f"“{a.title}”" for a in used)
+        uses = [describe_use(article) for article in used]
+        titles = ", ".join(f"“{use.title}”" if use.url else use.title for use in uses)
         message = f"This image is used in {titles}; remove it there first."
         if wants_json:
             return _error(409, message)

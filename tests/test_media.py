@@ -321,6 +321,36 @@ def test_delete_removes_an_unused_image_and_refuses_a_used_one(
     assert media_count(app) == 1
 
 
+def test_where_an_image_is_used_never_names_another_authors_draft(
+    app: Flask,
+    author_client: FlaskClient,
+    make_article,
+    make_user,  # noqa: ANN001
+) -> None:
+    # Bob's unpublished draft shows Maya's image: Maya may learn that it is in use (so she
+    # cannot delete it from under him), not what Bob is writing.
+    draft = make_article("Maya's draft", status="draft")
+    image = upload(author_client, draft, image_bytes(size=(300, 200))).get_json()
+    make_user("bob@example.com", "Bob")
+    make_article(
+        "Bob's secret launch",
+        body=f"![teaser]({image['url']})",
+        status="draft",
+        author_email="bob@example.com",
+    )
+    listed = author_client.get("/studio/media", headers={"Accept": "application/json"})
+    [item] = [m for m in listed.get_json()["media"] if m["id"] == image["id"]]
+    assert item["used_in"] == [{"id": None, "title": "a draft by another author"}]
+    page = author_client.get("/studio/media").get_data(as_text=True)
+    assert "secret launch" not in page and "a draft by another author" in page
+    refused = author_client.post(
+        f"/studio/media/{image['id']}/delete", headers={"Accept": "application/json"}
+    )
+    assert refused.status_code == 409
+    assert "secret" not in refused.get_json()["error"]
+    assert "a draft by another author" in refused.get_json()["error"]
+
+
 # -- the API ------------------------------------------------------------------------------------
 
 
