@@ -212,6 +212,21 @@ def _diff_choices(article: Article, revision: Revision) -> list[DiffChoice]:
                     approved,
                 )
             )
+    elif article.taken_down_at is not None:  # what readers last saw is what was taken down
+        taken = db.session.scalar(
+            select(ReviewEvent)
+            .where(ReviewEvent.article_id == article.id, ReviewEvent.action == "take_down")
+            .order_by(ReviewEvent.created_at.desc(), ReviewEvent.id.desc())
+            .limit(1)
+        )
+        if taken is not None and taken.revision is not None and taken.revision.id != revision.id:
+            choices.append(
+                DiffChoice(
+                    "taken_down",
+                    f"Since the version taken down (revision {taken.revision.number})",
+                    taken.revision,
+                )
+            )
     original = ai_original(article)
     if original is not None and original.id != revision.id:
         choices.append(DiffChoice("original", "Since the AI's original (revision 1)", original))

@@ -287,6 +287,7 @@ def take_down(article: Article, actor: User, reason: str) -> ReviewEvent:
     if not reason:
         raise TransitionError("Say why the article is taken down: it goes into the audit log.")
     now = clock.now()
+    published_revision_id = article.published_revision_id  # the text readers lose: the event's
     moved = db.session.execute(
         update(Article)
         .where(Article.id == article.id, Article.published_revision_id.is_not(None))
@@ -307,10 +308,9 @@ def take_down(article: Article, actor: User, reason: str) -> ReviewEvent:
     db.session.refresh(article)
     index_article(article)  # no published revision: this removes it from search
     pagecache.public_changed()  # readers' pages turn over when this commits
-    revision = latest_revision(article)
     event = ReviewEvent(
         article_id=article.id,
-        revision_id=revision.id if revision else None,
+        revision_id=published_revision_id,  # what was taken down: a re-review compares with it
         actor=actor,
         action="take_down",
         comment=reason,

@@ -820,3 +820,19 @@ def test_an_id_no_database_can_hold_is_no_such_account_or_token(admin_client, ur
     field = "token_id" if data["op"] == "revoke" else "user_id"
     response = admin_client.post(url, data={**data, field: number})
     assert response.status_code in (302, 404)
+
+
+def test_a_taken_down_article_sent_back_is_compared_with_what_was_taken_down(
+    app, admin_client, author_client, make_article
+):
+    article_id = _in_review(app, make_article, body="First line.\n\nA wrong claim.\n" * 20)
+    admin_client.post(f"/review/{article_id}/decide", data={"action": "approve"})
+    taken = admin_client.post(f"/review/{article_id}/take-down", data={"reason": "Wrong claim."})
+    assert taken.status_code == 302
+    _author_saves(author_client, article_id, "First line.\n\nA corrected claim.\n" * 20)
+    assert author_client.post(f"/studio/{article_id}/submit").status_code == 302
+    page = parse(admin_client.get(f"/review/{article_id}"))
+    tabs = [a.get_text() for a in page.select(".diff-tabs a")]
+    assert "Since the version taken down (revision 1)" in tabs
+    diff = page.select_one("#diffs table.diff").get_text()
+    assert "A corrected claim." in diff and "A wrong claim." in diff
