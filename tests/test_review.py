@@ -836,3 +836,19 @@ def test_a_taken_down_article_sent_back_is_compared_with_what_was_taken_down(
     assert "Since the version taken down (revision 1)" in tabs
     diff = page.select_one("#diffs table.diff").get_text()
     assert "A corrected claim." in diff and "A wrong claim." in diff
+
+
+def test_a_comment_sent_after_another_admin_decided_is_kept(app, admin_client, make_article):
+    article_id = _in_review(app, make_article)
+    form = parse(admin_client.get(f"/review/{article_id}")).select_one("form.decision-form")
+    fields = {field["name"]: field.get("value", "") for field in form.select("input[name]")}
+    with app.app_context():  # another admin approves first
+        _author, admin = _users()
+        transition(db.session.get(Article, article_id), "approve", admin)
+        db.session.commit()
+    reason = "Needs ten more minutes of fact checking on the second table."
+    refused = admin_client.post(
+        f"/review/{article_id}/decide", data={**fields, "action": "reject", "comment": reason}
+    )
+    assert refused.status_code == 409
+    assert reason in parse(refused).select_one("#note").get_text()
