@@ -81,6 +81,14 @@
     }
   });
 
+  // A preview refused by its rate limit (a long burst of typing) keeps the last one instead of
+  // the error: the next pause in typing brings it up to date.
+  document.addEventListener("htmx-before-swap", (event) => {
+    if (event.target.id === "preview" && event.detail?.ctx?.response?.status === 429) {
+      event.preventDefault();
+    }
+  });
+
   // Words this tab kept but the server does not have: offer them back (never put back unasked:
   // someone may have saved a newer text meanwhile, and the writer decides).
   const offerKept = () => {

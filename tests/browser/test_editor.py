@@ -276,3 +276,22 @@ def test_words_typed_after_the_sign_in_ended_come_back_after_signing_in_again(pa
     page.reload()  # saved now: nothing left to offer
     expect(page.locator("#kept-text")).to_be_hidden()
     expect(body_of(page)).to_have_value("First words. Words typed after the sign-in ended.")
+
+
+def test_a_preview_refused_by_its_rate_limit_keeps_the_last_one(page):
+    sign_in(page)
+    page.goto("/studio/new")
+    body = body_of(page)
+    body.click()
+    body.press_sequentially("## Kept heading\n\nSome words.", delay=5)
+    expect(page.locator("#preview h2")).to_contain_text("Kept heading")
+    page.route(
+        "**/studio/preview",
+        lambda route: route.fulfill(status=429, body="Too many requests in a short time."),
+    )
+    body.press_sequentially(" More words.", delay=5)
+    page.wait_for_timeout(1_500)  # past the preview's 400 ms delay: the request was answered
+    expect(page.locator("#preview h2")).to_contain_text("Kept heading")
+    expect(page.locator("#preview")).not_to_contain_text("Too many")
+    page.unroute("**/studio/preview")
+    page.console_errors.clear()  # the browser logs the 429s this test made
