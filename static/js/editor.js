@@ -124,6 +124,10 @@
     form.setAttribute("data-hx-post", created.autosaveUrl);
     form.setAttribute("action", created.saveUrl); // form.action would name the "action" buttons
     document.querySelector(".page-head h1").textContent = "Edit article";
+    document.title = document.title.replace(/^New article/, "Edit article");
+    for (const element of document.querySelectorAll("[data-after-create]")) element.hidden = false;
+    const history = document.querySelector("[data-history-link]");
+    if (history) history.href = created.historyUrl;
     const checks = document.getElementById("checks");
     const panel = document.getElementById("checks-panel");
     if (checks && panel && window.htmx) {

@@ -49,6 +49,12 @@ def test_autosave_starts_before_the_first_save_and_shows_local_time(page):
     expect(page.locator("#editor-form")).to_have_attribute(
         "action", re.compile(r"/studio/\d+/edit$")
     )
+    # And the page offers what an article's editor offers: submitting, its history.
+    expect(page.get_by_role("button", name="Save and submit for review")).to_be_visible()
+    expect(page.get_by_role("link", name="History")).to_have_attribute(
+        "href", re.compile(r"/studio/\d+/history$")
+    )
+    expect(page).to_have_title(re.compile(r"^Edit article"))
     expect(body).to_be_focused()
     # The time is the reader's local time (the browser formats it), not the server's UTC text.
     time = status.locator("time")
