@@ -16,11 +16,10 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 
 from .audit import record
 from .copydb import copy_db
-from .deploy import check_deploy
+from .deploy import check_deploy, schema_problem
 from .extensions import db
 from .models import Role, User
 
@@ -42,34 +41,6 @@ def needs_schema(command: F) -> F:
         return command(*args, **kwargs)
 
     return checked  # type: ignore[return-value]
-
-
-def schema_problem() -> str | None:
-    """Say how the database's schema differs from the one this release's migrations end at."""
-    from alembic.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    where = db.engine.url.render_as_string(hide_password=True)
-    try:
-        with db.engine.connect() as connection:
-            current = set(MigrationContext.configure(connection).get_current_heads())
-    except OperationalError as error:  # no server there, no such database, refused
-        return f"cannot reach the database {where}: {str(error.orig).strip()}"
-    script = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
-    expected = set(script.get_heads())
-    if not current:
-        return f"the database {where} has no tables yet: run `flask --app app init-db` first"
-    if current - {revision.revision for revision in script.walk_revisions()}:
-        return (
-            f"the database {where} is at schema {', '.join(sorted(current))}, which a newer "
-            "release made: run that release (or restore a backup made with this one)"
-        )
-    if current != expected:
-        return (
-            f"the database {where} is at schema {', '.join(sorted(current))} and this release "
-            f"expects {', '.join(sorted(expected))}: run `flask --app app init-db` to upgrade it"
-        )
-    return None
 
 
 def init_app(app: Flask) -> None:

@@ -14,7 +14,10 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask.helpers import get_debug_flag
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from .extensions import db
+from .storage import media_storage
 
 # Keys people copy from tutorials and examples; a guessed key lets anyone forge a session.
 WELL_KNOWN_KEYS = {"dev", "secret", "changeme", "change-me", "test-secret", "your-secret-key"}
@@ -54,11 +57,93 @@ def deployment_problems(app: Flask) -> list[Problem]:
         _rate_limits,
         _page_cache,
         _database,
+        _media,
         _proxy,
     ]
     problems = [problem for check in checks for problem in check(app)]
     order = list(Severity)
     return sorted(problems, key=lambda p: order.index(p.severity))
+
+
+def connection_problems(app: Flask) -> list[Problem]:
+    """Reach what the configuration names: the database (at this release's schema), Redis and
+    the media bucket. A setting can read right and still name a server that is not there."""
+    problems = []
+    schema = schema_problem()
+    if schema:
+        problems.append(
+            Problem(
+                Severity.UNSAFE,
+                schema,
+                "start the database or correct DATABASE_URL; run init-db for a new one",
+            )
+        )
+    for name in ("RATELIMIT_STORAGE_URI", "CACHE_REDIS_URL"):
+        url = str(app.config.get(name) or "")
+        if url.startswith("redis"):
+            unreachable = _redis_problem(url, app.config["REDIS_TIMEOUT"])
+            if unreachable:
+                problems.append(
+                    Problem(
+                        Severity.UNSAFE,
+                        f"{name} names a Redis that does not answer ({unreachable}): until it "
+                        "does, each process counts rate limits alone and pages are rendered "
+                        "for every request",
+                        f"start that Redis or correct {name}",
+                    )
+                )
+    problem = media_storage().problem()
+    if problem:
+        problems.append(
+            Problem(
+                Severity.UNSAFE,
+                f"media cannot be stored ({problem}): uploads answer 503 and images do not load",
+                "create the bucket or the folder, or correct MEDIA_S3_BUCKET (with "
+                "MEDIA_S3_ENDPOINT_URL and the AWS credentials) or MEDIA_ROOT",
+            )
+        )
+    return problems
+
+
+def _redis_problem(url: str, timeout: float) -> str | None:
+    """Ping a Redis; return why it did not answer, or None."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client.ping()
+        client.close()
+    except (redis.RedisError, OSError, ValueError) as error:
+        return str(error) or type(error).__name__
+    return None
+
+
+def schema_problem() -> str | None:
+    """Say how the database's schema differs from the one this release's migrations end at."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    where = db.engine.url.render_as_string(hide_password=True)
+    try:
+        with db.engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    except OperationalError as error:  # no server there, no such database, refused
+        return f"cannot reach the database {where}: {str(error.orig).strip()}"
+    script = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
+    expected = set(script.get_heads())
+    if not current:
+        return f"the database {where} has no tables yet: run `flask --app app init-db` first"
+    if current - {revision.revision for revision in script.walk_revisions()}:
+        return (
+            f"the database {where} is at schema {', '.join(sorted(current))}, which a newer "
+            "release made: run that release (or restore a backup made with this one)"
+        )
+    if current != expected:
+        return (
+            f"the database {where} is at schema {', '.join(sorted(current))} and this release "
+            f"expects {', '.join(sorted(expected))}: run `flask --app app init-db` to upgrade it"
+        )
+    return None
 
 
 def _secret_key(app: Flask) -> list[Problem]:
@@ -302,6 +387,25 @@ def _database(app: Flask) -> list[Problem]:
     return []
 
 
+def _media(app: Flask) -> list[Problem]:
+    if app.config.get("MEDIA_S3_BUCKET") or os.environ.get("MEDIA_S3_BUCKET"):
+        return []
+    several_servers = app.config.get("CACHE_REDIS_URL") or str(
+        app.config.get("SQLALCHEMY_DATABASE_URI") or ""
+    ).startswith("postgresql")
+    if not several_servers:
+        return []
+    return [
+        Problem(
+            Severity.NOTE,
+            "images are kept in MEDIA_ROOT on this machine: with PostgreSQL and Redis shared by "
+            "several servers, the others would not find an image uploaded here",
+            "set MEDIA_S3_BUCKET (any S3-compatible store), or make MEDIA_ROOT a folder every "
+            "server shares",
+        )
+    ]
+
+
 def _proxy(app: Flask) -> list[Problem]:
     if app.config.get("PROXY_FIX_X_FOR"):
         return []
@@ -316,10 +420,21 @@ def _proxy(app: Flask) -> list[Problem]:
 
 
 @click.command("check-deploy")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Read the configuration only; do not connect to the database, Redis or the bucket.",
+)
 @with_appcontext
-def check_deploy() -> None:
-    """List what in this configuration is unsafe for a public site; exit 1 when anything is."""
+def check_deploy(offline: bool) -> None:
+    """List what in this configuration is unsafe for a public site; exit 1 when anything is.
+
+    It also connects to what the configuration names (unless --offline), since a setting can
+    read right and name a server that is down, a database never initialised, a missing bucket.
+    """
     problems = deployment_problems(current_app)
+    if not offline:
+        problems = connection_problems(current_app) + problems
     for problem in problems:
         click.echo(str(problem))
     unsafe = sum(problem.severity is Severity.UNSAFE for problem in problems)

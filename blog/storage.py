@@ -76,6 +76,8 @@ class Storage(Protocol):
 
     def url_for_key(self, key: str) -> str: ...
 
+    def problem(self) -> str | None: ...
+
 
 class _SiteURLs:
     def url_for_key(self, key: str) -> str:
@@ -123,6 +125,15 @@ class LocalStorage(_SiteURLs):
     def exists(self, key: str) -> bool:
         """Say whether an object is stored."""
         return self._path(key).is_file()
+
+    def problem(self) -> str | None:
+        """Say why objects cannot be stored here now (for check-deploy), or None."""
+        folder = self.root
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent  # put() creates what is missing below the first that exists
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"{folder} cannot be written by this user"
+        return None
 
     def delete(self, key: str) -> None:
         """Remove an object (no error when it is already gone)."""
@@ -207,6 +218,16 @@ class S3Storage(_SiteURLs):
         except BotoCoreError as error:
             raise StorageUnavailable(f"cannot read bucket {self.bucket}: {error}") from error
         return True
+
+    def problem(self) -> str | None:
+        """Say why the bucket cannot be used now (for check-deploy), or None."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as error:
+            return f"bucket {self.bucket}: {error}"
+        return None
 
     def delete(self, key: str) -> None:
         """Remove an object (S3 answers the same whether or not it existed)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -162,9 +163,45 @@ def test_without_site_url_links_follow_the_request_host(make_app):
 def test_check_deploy_passes_a_safe_configuration(make_app):
     app = make_app(**SAFE)
     app.config["RATELIMIT_STORAGE_URI"] = "redis://cache.internal:6379/0"
-    result = app.test_cli_runner().invoke(args=["check-deploy"])
+    result = app.test_cli_runner().invoke(args=["check-deploy", "--offline"])
     assert result.exit_code == 0, result.output
     assert "UNSAFE" not in result.output
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_check_deploy_reaches_what_the_configuration_names(make_app, monkeypatch):
+    # The multi-server test's finding: a Redis that is down, a database without its schema,
+    # a bucket that does not exist all passed, though each breaks the site it gates.
+    monkeypatch.setenv("WEB_CONCURRENCY", "1")
+    app = make_app(**SAFE)
+    assert app.test_cli_runner().invoke(args=["check-deploy"]).exit_code == 0
+    app.config["RATELIMIT_STORAGE_URI"] = f"redis://127.0.0.1:{_closed_port()}/0"
+    result = app.test_cli_runner().invoke(args=["check-deploy"])
+    assert result.exit_code == 1
+    assert "UNSAFE  RATELIMIT_STORAGE_URI names a Redis that does not answer" in result.output
+    assert app.test_cli_runner().invoke(args=["check-deploy", "--offline"]).exit_code == 0
+
+
+def test_check_deploy_says_a_database_needs_init_db(make_app, tmp_path, monkeypatch):
+    monkeypatch.setenv("WEB_CONCURRENCY", "1")
+    empty = tmp_path / "empty.sqlite3"
+    app = make_app(**SAFE, SQLALCHEMY_DATABASE_URI=f"sqlite:///{empty}")
+    result = app.test_cli_runner().invoke(args=["check-deploy"])
+    assert result.exit_code == 1 and "has no tables yet" in result.output
+    assert "init-db" in result.output
+
+
+def test_check_deploy_says_where_images_go_when_servers_share_everything_else(make_app):
+    app = make_app(**SAFE)
+    app.config["CACHE_REDIS_URL"] = "redis://cache.internal:6379/1"
+    assert any("MEDIA_S3_BUCKET" in p.fix for p in _findings(app)[Severity.NOTE])
+    app.config["MEDIA_S3_BUCKET"] = "blog-media"
+    assert not any("MEDIA_S3_BUCKET" in p.fix for p in _findings(app)[Severity.NOTE])
 
 
 def test_check_deploy_lists_what_is_unsafe_and_exits_non_zero(make_app, monkeypatch):

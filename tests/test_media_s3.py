@@ -169,6 +169,9 @@ def test_a_bucket_that_is_not_there_is_a_503_not_a_500(
     login(client, AUTHOR)
     refused = upload(client, _an_article_of(app, AUTHOR), image_bytes())
     assert refused.status_code == 503 and "try again" in refused.get_json()["error"]
+    checked = app.test_cli_runner().invoke(args=["check-deploy"])
+    assert checked.exit_code == 1
+    assert "UNSAFE  media cannot be stored (bucket no-such-bucket" in checked.output
 
 
 def test_an_unreachable_bucket_is_a_503_for_readers_and_no_500_for_writers(
