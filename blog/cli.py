@@ -68,6 +68,8 @@ def init_db(demo: bool) -> None:
         loaded = load_demo()
         if loaded:
             click.echo(f"Loaded {loaded} demo articles.")
+        else:
+            click.echo("The database has articles already, so the demo was not loaded.")
         credentials = demo_credentials()
         if credentials:
             click.echo("Demo sign-in (also in instance/demo-credentials.json):")

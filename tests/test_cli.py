@@ -18,6 +18,7 @@ def test_init_db_is_safe_to_run_again(runner):
     result = runner.invoke(args=["init-db", "--demo"])
     assert result.exit_code == 0, result.output
     assert "Database ready" in result.output and "Loaded" not in result.output
+    assert "has articles already, so the demo was not loaded" in result.output
 
 
 def test_init_db_demo_on_an_empty_database(empty_app):
