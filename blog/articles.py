@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -475,31 +476,43 @@ def copy_to_public(article: Article, revision: Revision) -> None:
     ]
 
 
-def _name_as_approved(article: Article, revision: Revision) -> None:
-    """Spell the article's category and tags as the approved text does, if nothing public uses them.
+def name_as_approved(
+    categories: dict[str, str], tags: dict[str, str], approved: Collection[int]
+) -> None:
+    """Spell categories and tags (slug -> spelling) as approved text does, if no other approved
+    article uses them yet; `approved` are the articles being approved now.
 
     Drafts create the categories and tags they name, and a name finds its row by slug, which
     drops case, punctuation and anything not ASCII: "Kafka — <anything>" in an unreviewed draft
     can create the row that a reviewed "Kafka" then shares. Until an approved article uses a
     row its name is provisional, so the first approval names it; after that it stays.
     """
-    approved_elsewhere = and_(Article.id != article.id, Article.published_revision_id.is_not(None))
-    category, name = article.category, " ".join(revision.category_name.split())
-    if category is not None and category.name != name and slugify(name) == category.slug:
-        used = exists().where(Article.category_id == category.id, approved_elsewhere)
-        taken = exists().where(Category.name == name)
+    elsewhere = and_(Article.id.not_in(approved), Article.published_revision_id.is_not(None))
+    for category in db.session.scalars(select(Category).where(Category.slug.in_(categories))):
+        name = categories[category.slug]
+        if category.name == name:
+            continue
+        used = exists().where(Article.category_id == category.id, elsewhere)
+        taken = exists().where(Category.name == name)  # names are unique too
         if not db.session.scalar(select(or_(used, taken))):
             category.name = name
-    spelled = {slugify(tag): tag for tag in reversed(revision.tag_names)}  # the first spelling
-    tags = db.session.scalars(select(Tag).where(Tag.slug.in_(spelled))).all()
-    for tag in tags:
-        if tag.name == spelled[tag.slug]:
+    for tag in db.session.scalars(select(Tag).where(Tag.slug.in_(tags))):
+        if tag.name == tags[tag.slug]:
             continue
         used = exists().where(
-            ArticleTag.tag_id == tag.id, ArticleTag.article_id == Article.id, approved_elsewhere
+            ArticleTag.tag_id == tag.id, ArticleTag.article_id == Article.id, elsewhere
         )
         if not db.session.scalar(select(used)):
-            tag.name = spelled[tag.slug]
+            tag.name = tags[tag.slug]
+
+
+def approved_spellings(category: str, tags: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Key a text's category and tags by slug, the first spelling of each (name_as_approved)."""
+    name = " ".join(category.split())
+    return (
+        {slugify(name): name} if slugify(name) else {},
+        {slugify(tag): tag for tag in reversed(tags) if slugify(tag)},
+    )
 
 
 def publish(
@@ -511,7 +524,7 @@ def publish(
     """Make a revision the public text, visible from `publish_at` (now when not given)."""
     seal(revision)
     copy_to_public(article, revision)
-    _name_as_approved(article, revision)
+    name_as_approved(*approved_spellings(revision.category_name, revision.tag_names), [article.id])
     article.ai_share = ai_share(article, revision)
     now = clock.now()
     article.taken_down_at = None

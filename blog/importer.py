@@ -33,11 +33,13 @@ from .articles import (
     SLUG_MAX,
     Draft,
     add_revision,
+    approved_spellings,
     create_article,
     fill_revision,
     get_category,
     get_tags,
     latest_revision,
+    name_as_approved,
     same_text,
     split_tags,
 )
@@ -578,6 +580,7 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
     )
     run.tag_ids([pair for pairs in tags for pair in pairs])
     links, events, public = [], [], []
+    spelled: tuple[dict[str, str], dict[str, str]] = ({}, {})  # as the public files spell them
     for new, article_id, row, pairs in zip(fresh, article_ids, revision_rows, tags, strict=True):
         revision_id = by_article[article_id]
         links += [
@@ -598,6 +601,10 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
             )
         elif new.entry.status != Status.DRAFT:
             public.append({"article": article_id, "revision": revision_id})
+            categories, tag_names = approved_spellings(row["category_name"], [n for _, n in pairs])
+            for mine, theirs in zip(spelled, (categories, tag_names), strict=True):
+                for slug, name in theirs.items():
+                    mine.setdefault(slug, name)
     if links:
         db.session.execute(insert(ArticleTag.__table__), links)
     if events:
@@ -609,6 +616,7 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
             .values(published_revision_id=bindparam("revision")),
             public,
         )
+        name_as_approved(*spelled, [row["article"] for row in public])
         search_index().add_new([row["article"] for row in public])
         pagecache.public_changed()
 
