@@ -179,15 +179,20 @@ class DiffChoice:
     old: Revision
 
 
-def _diff_choices(article: Article, revision: Revision) -> list[DiffChoice]:
-    """List the diffs that answer a reviewer's questions, most pressing first."""
-    choices = []
-    asked = db.session.scalar(
+def _last_event(article: Article, action: str) -> ReviewEvent | None:
+    """Return the article's latest event of one kind (a request for changes, a take-down)."""
+    return db.session.scalar(
         select(ReviewEvent)
-        .where(ReviewEvent.article_id == article.id, ReviewEvent.action == "request_changes")
+        .where(ReviewEvent.article_id == article.id, ReviewEvent.action == action)
         .order_by(ReviewEvent.created_at.desc(), ReviewEvent.id.desc())
         .limit(1)
     )
+
+
+def _diff_choices(article: Article, revision: Revision) -> list[DiffChoice]:
+    """List the diffs that answer a reviewer's questions, most pressing first."""
+    choices = []
+    asked = _last_event(article, "request_changes")
     if asked is not None and asked.revision is not None and asked.revision.id != revision.id:
         choices.append(
             DiffChoice(
@@ -213,12 +218,7 @@ def _diff_choices(article: Article, revision: Revision) -> list[DiffChoice]:
                 )
             )
     elif article.taken_down_at is not None:  # what readers last saw is what was taken down
-        taken = db.session.scalar(
-            select(ReviewEvent)
-            .where(ReviewEvent.article_id == article.id, ReviewEvent.action == "take_down")
-            .order_by(ReviewEvent.created_at.desc(), ReviewEvent.id.desc())
-            .limit(1)
-        )
+        taken = _last_event(article, "take_down")
         if taken is not None and taken.revision is not None and taken.revision.id != revision.id:
             choices.append(
                 DiffChoice(
