@@ -52,7 +52,7 @@ from .models import (
     Status,
     User,
 )
-from .params import MAX_PAGE, clamped_int
+from .params import MAX_PAGE, SQLITE_INT_MAX, bounded_int, clamped_int
 from .workflow import (
     StaleRevision,
     TransitionError,
@@ -369,9 +369,9 @@ def _decision_message(
 
 
 def _form_number(name: str) -> int | None:
-    """Read a hidden number the review page sent back (None when missing or not a number)."""
-    value = request.form.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 12 else None
+    """Read a number the review pages sent back (None when missing, not a number, or out of
+    the database's range); params.py says why not int()."""
+    return bounded_int(request.form.get(name), -1, 0, SQLITE_INT_MAX)
 
 
 # -- editing in place -------------------------------------------------------------------------

@@ -814,7 +814,7 @@ def test_what_the_reviewer_changed_reads_as_prose(app, admin_client, client, mak
         ("/review/tokens", {"op": "create", "name": "bot"}),
     ],
 )
-@pytest.mark.parametrize("number", ["99999999999999999999", "-1", "1e3"])
+@pytest.mark.parametrize("number", ["99999999999999999999", "-1", "1e3", "²", "١٢"])
 def test_an_id_no_database_can_hold_is_no_such_account_or_token(admin_client, url, data, number):
     # SQLite cannot bind an integer past 2**63: reading one as an id was an OverflowError (500).
     field = "token_id" if data["op"] == "revoke" else "user_id"
@@ -852,3 +852,14 @@ def test_a_comment_sent_after_another_admin_decided_is_kept(app, admin_client, m
     )
     assert refused.status_code == 409
     assert reason in parse(refused).select_one("#note").get_text()
+
+
+@pytest.mark.parametrize("field", ["version", "revision"])
+def test_a_decision_with_a_number_int_would_misread_is_refused_not_a_500(
+    admin_client, draft_id, field
+):
+    # "²" is a digit to str.isdigit() and no number to int(): the check let it through.
+    response = admin_client.post(
+        f"/review/{draft_id}/decide", data={"action": "approve", field: "²"}
+    )
+    assert response.status_code in (302, 409, 422)
