@@ -28,20 +28,49 @@
 
   // Keep the words typed in this tab (sessionStorage) until a save or an autosave has them: a
   // sign-in that ended, a refused save followed by a reload, or a crash must not take them.
-  // Per tab and gone with it, so nothing outlives the writer's session on a shared computer.
+  // Per tab and per account, and signing out in the tab drops them (site.js), so a shared
+  // computer's next person is never offered them. Kept with the revision the words were
+  // written on and their editing session, so putting them back meets the same conflict check
+  // as the save that did not get through (someone may have saved a newer text since).
   const TYPED = "input[name]:not([type=hidden]):not([type=checkbox]):not([type=file]), textarea[name]";
+  const KEPT_PREFIX = "blog:unsaved:";
+  const hidden = (name) => form.querySelector(`input[type=hidden][name=${name}]`);
   const typed = () => Object.fromEntries([...form.querySelectorAll(TYPED)].map((f) => [f.name, f.value]));
-  let keptUnder = null; // the address the words were kept under (the first autosave changes it)
+  const keyFor = (action) => `${KEPT_PREFIX}${form.dataset.user}:${action}`;
+  const keptKey = () => keyFor(form.getAttribute("action"));
+  const NEW_ARTICLE = form.dataset.newArticle; // where a new article's words are kept until it has an address
+  // Compare as the server stores them: trimmed, a tag list re-joined, line ends normalised.
+  const stored = (fields) => Object.fromEntries(Object.entries(fields).map(([name, value]) => {
+    let text = value.replace(/\r\n/g, "\n");
+    if (name === "tags") text = text.split(",").map((t) => t.trim()).filter(Boolean).join(", ");
+    else if (name === "category") text = text.split(/\s+/).filter(Boolean).join(" ");
+    else if (name !== "body") text = text.trim();
+    return [name, text];
+  }));
+  const sameAsPage = (fields) => {
+    const now = stored(typed());
+    return Object.entries(stored(fields)).every(([name, value]) => (now[name] ?? value) === value);
+  };
+  const readKept = (key) => {
+    try { return JSON.parse(sessionStorage.getItem(key) || "null"); } catch { return null; }
+  };
+  let keptUnder = null; // the key the words were last kept under
   let keepTimer = null;
-  const keptKey = () => `blog:unsaved:${location.pathname}`;
+  const keepNow = () => {
+    clearTimeout(keepTimer);
+    try {
+      keptUnder = keptKey();
+      sessionStorage.setItem(keptUnder, JSON.stringify({
+        at: Date.now(),
+        base: hidden("base_revision")?.value,
+        session: hidden("editing_session")?.value,
+        fields: typed(),
+      }));
+    } catch { /* storage full or off: the warning on leaving still stands */ }
+  };
   const keep = () => {
     clearTimeout(keepTimer);
-    keepTimer = setTimeout(() => {
-      try {
-        keptUnder = keptKey();
-        sessionStorage.setItem(keptUnder, JSON.stringify({ at: Date.now(), fields: typed() }));
-      } catch { /* storage full or off: the warning on leaving still stands */ }
-    }, 300);
+    keepTimer = setTimeout(keepNow, 300);
   };
   const forget = () => {
     clearTimeout(keepTimer);
@@ -89,14 +118,19 @@
     }
   });
 
-  // Words this tab kept but the server does not have: offer them back (never put back unasked:
-  // someone may have saved a newer text meanwhile, and the writer decides).
+  // Words this tab kept but the server does not have: offer them back, never unasked.
   const offerKept = () => {
-    let kept = null;
-    try { kept = JSON.parse(sessionStorage.getItem(keptKey()) || "null"); } catch { kept = null; }
+    if (NEW_ARTICLE && keptKey() !== keyFor(NEW_ARTICLE)) {
+      // A new article saved with its Save button before any autosave: its words were kept as
+      // a new article's, and this page is that article now.
+      const fresh = readKept(keyFor(NEW_ARTICLE));
+      if (fresh?.fields && sameAsPage(fresh.fields)) {
+        try { sessionStorage.removeItem(keyFor(NEW_ARTICLE)); } catch { /* storage off */ }
+      }
+    }
+    const kept = readKept(keptKey());
     if (!kept?.fields) return;
-    const now = typed();
-    if (Object.entries(kept.fields).every(([name, value]) => (now[name] ?? value) === value)) {
+    if (sameAsPage(kept.fields)) {
       forget(); // the page already shows them: the save got through
       return;
     }
@@ -109,6 +143,9 @@
       for (const field of form.querySelectorAll(TYPED)) {
         if (field.name in kept.fields) field.value = kept.fields[field.name];
       }
+      // Written on that revision in that session: a newer save by anyone else is a conflict.
+      if (kept.base && hidden("base_revision")) hidden("base_revision").value = kept.base;
+      if (kept.session && hidden("editing_session")) hidden("editing_session").value = kept.session;
       notice.hidden = true;
       body.focus();
       body.dispatchEvent(new Event("input", { bubbles: true })); // autosave and preview follow
@@ -121,8 +158,10 @@
 
   // The first autosave of a new article created it: go on editing that article in place.
   const switchToCreated = (created) => {
+    forget(); // the new article's words move to its own address (kept again below if unsaved)
     form.setAttribute("data-hx-post", created.autosaveUrl);
     form.setAttribute("action", created.saveUrl); // form.action would name the "action" buttons
+    if (dirty) keepNow();
     document.querySelector(".page-head h1").textContent = "Edit article";
     document.title = document.title.replace(/^New article/, "Edit article");
     for (const element of document.querySelectorAll("[data-after-create]")) element.hidden = false;

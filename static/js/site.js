@@ -31,3 +31,14 @@ document.addEventListener("htmx-after-history-update", () => {
   const search = document.getElementById("q");
   if (search && document.activeElement !== search && !unsent) search.value = addressQuery();
 });
+
+// Signing out in this tab drops the words the editor kept in it (editor.js): the next person
+// at a shared computer is never offered them.
+document.addEventListener("submit", (event) => {
+  if (!(event.target instanceof HTMLFormElement) || !event.target.matches("[data-sign-out]")) return;
+  try {
+    for (const key of Object.keys(sessionStorage)) {
+      if (key.startsWith("blog:unsaved:")) sessionStorage.removeItem(key);
+    }
+  } catch { /* storage off */ }
+});

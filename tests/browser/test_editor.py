@@ -8,6 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from ..conftest import ADMIN
 from .conftest import AUTHOR, PASSWORD, sign_in
 
 pytestmark = pytest.mark.browser
@@ -244,9 +245,8 @@ def test_a_title_typed_before_the_script_ran_still_names_the_slug(page):
     expect(page.get_by_label(re.compile("^Slug"))).to_have_value("connection-pooling-in-practice")
 
 
-def test_words_typed_after_the_sign_in_ended_come_back_after_signing_in_again(page):
-    # Signed out in another tab while writing: the autosave is refused. Reloading leads to the
-    # sign-in form; once signed in again, the editor offers the words this tab kept.
+def _write_until_signed_out_elsewhere(page) -> str:  # noqa: ANN001
+    """Start an article, have it autosaved, sign out in another tab, type on; return its URL."""
     sign_in(page)
     page.goto("/studio/new")
     page.get_by_label("Title").fill("Kept across a sign-in")
@@ -265,6 +265,10 @@ def test_words_typed_after_the_sign_in_ended_come_back_after_signing_in_again(pa
     expect(page.locator("#autosave-status")).not_to_contain_text("Autosaved at", timeout=15_000)
     assert page.console_errors and all("400" in error for error in page.console_errors)
     page.console_errors.clear()  # the refused autosaves: expected here
+    return editor_url
+
+
+def _sign_in_again_after_a_reload(page, editor_url: str) -> None:  # noqa: ANN001
     page.once("dialog", lambda dialog: dialog.accept())  # "leave the page?" on reload
     page.reload()
     expect(page).to_have_url(re.compile(r"/login"))
@@ -272,6 +276,13 @@ def test_words_typed_after_the_sign_in_ended_come_back_after_signing_in_again(pa
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(editor_url)
+
+
+def test_words_typed_after_the_sign_in_ended_come_back_after_signing_in_again(page):
+    # Signed out in another tab while writing: the autosave is refused. Reloading leads to the
+    # sign-in form; once signed in again, the editor offers the words this tab kept.
+    editor_url = _write_until_signed_out_elsewhere(page)
+    _sign_in_again_after_a_reload(page, editor_url)
 
     kept = page.locator("#kept-text")
     expect(kept).to_be_visible()
@@ -301,3 +312,39 @@ def test_a_preview_refused_by_its_rate_limit_keeps_the_last_one(page):
     expect(page.locator("#preview")).not_to_contain_text("Too many")
     page.unroute("**/studio/preview")
     page.console_errors.clear()  # the browser logs the 429s this test made
+
+
+def test_kept_words_put_back_over_someone_elses_newer_save_meet_the_conflict_check(
+    page, browser, live_server
+):
+    editor_url = _write_until_signed_out_elsewhere(page)
+    admin = browser.new_context(base_url=live_server.url).new_page()
+    sign_in(admin, ADMIN)
+    admin.goto(editor_url)
+    body_of(admin).fill("The admin's careful rewrite.")
+    admin.get_by_role("button", name="Save draft").click()
+    expect(admin.locator(".flash")).to_have_text("Saved.")
+    admin.context.close()
+
+    _sign_in_again_after_a_reload(page, editor_url)
+    expect(body_of(page)).to_have_value("The admin's careful rewrite.")
+    page.locator("#kept-text").get_by_role("button", name="Put them back").click()
+    status = page.locator("#autosave-status")
+    expect(status).to_contain_text("saved a newer version", timeout=15_000)
+    assert all("409" in error for error in page.console_errors)
+    page.console_errors.clear()
+
+
+def test_signing_out_in_the_tab_drops_the_words_it_kept(page):
+    sign_in(page)
+    page.goto("/studio/new")
+    body_of(page).click()
+    body_of(page).press_sequentially("Private words.", delay=5)
+    page.wait_for_timeout(500)  # kept after 300 ms
+    assert page.evaluate("Object.keys(sessionStorage).some((k) => k.startsWith('blog:unsaved:'))")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).not_to_have_url(re.compile(r"/studio/new"))
+    assert not page.evaluate(
+        "Object.keys(sessionStorage).some((k) => k.startsWith('blog:unsaved:'))"
+    )
