@@ -261,27 +261,63 @@ TYPED_FIELDS = {
 
 
 def _refused_form(error: HTTPException) -> Response:
-    """Answer a form refused for its CSRF token, handing back the words it carried.
+    """Answer a form refused for its sign-in or CSRF token, handing back the words it carried.
 
     It happens to a writer whose sign-in ended while a page was open (signed out in another
-    tab, or everywhere): what they typed is only in this request now, and a reload would drop
-    it. It is shown to copy, never resubmitted from here: the request may come from elsewhere.
+    tab, or everywhere): what they typed is only in this request now, and a reload or the
+    sign-in redirect would drop it. It is shown to copy, never resubmitted from here; and only
+    to a form sent from this site's own pages, so another site cannot put its words here.
     """
     from flask import render_template
     from flask_login import current_user
 
+    own_page = _sent_from_this_site()
     typed = [
         (name, label, request.form[name])
         for name, label in TYPED_FIELDS.items()
-        if request.form.get(name, "").strip()
+        if own_page and request.form.get(name, "").strip()
     ]
-    signed_out = not current_user.is_authenticated and request.path.startswith(
-        ("/studio", "/review", "/account")
+    signed_out = (
+        own_page
+        and not current_user.is_authenticated
+        and request.path.startswith(SIGNED_IN_PATHS)
+        and not request.path.startswith("/account/reset")
     )
     body = render_template("errors/error.html", error=error, typed=typed, signed_out=signed_out)
     response = Response(body, error.code)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+SIGNED_IN_PATHS = ("/studio", "/review", "/account")
+
+
+def _sent_from_this_site() -> bool:
+    """Say whether the browser says this request comes from one of this site's pages."""
+    fetched_from = request.headers.get("Sec-Fetch-Site")
+    if fetched_from is not None:
+        return fetched_from == "same-origin"
+    origin = request.headers.get("Origin") or request.headers.get("Referer") or ""
+    return urlsplit(origin).netloc == request.host
+
+
+def _sign_in_first() -> Response:
+    """Send someone not signed in to the sign-in form, as Flask-Login does; but answer a form
+    sent after the sign-in ended with its words (a redirect would drop them), and an htmx
+    request with a fragment it can show where it is."""
+    from flask import flash, redirect
+    from flask_login.utils import login_url
+    from werkzeug.exceptions import Unauthorized
+
+    from .htmx import is_fragment
+
+    if request.method not in ("GET", "HEAD") or is_fragment():
+        refused = Unauthorized("You were signed out: sign in again, then send it once more.")
+        if is_fragment() or request.path.startswith("/api/"):
+            raise refused  # the error handler answers in the request's own shape
+        return _refused_form(refused)
+    flash(login_manager.login_message, login_manager.login_message_category)
+    return redirect(login_url(login_manager.login_view, next_url=request.url))
 
 
 def _register_error_pages(app: Flask) -> None:
@@ -314,6 +350,7 @@ def _register_error_pages(app: Flask) -> None:
         return response
 
     app.register_error_handler(HTTPException, handle)
+    login_manager.unauthorized_handler(_sign_in_first)
 
     @app.errorhandler(OperationalError)
     def database_busy(error: OperationalError) -> Response:

@@ -94,9 +94,12 @@ def test_permission_matrix(app, own_article, make_user, method, path, status, lo
     url = path.format(id=own_article)
     data = {"title": "Edited", "body": "Text", "base_revision": "1", "editing_session": "s"}
     response = client.get(url) if method == "GET" else client.post(url, data=data)
-    if who == "anonymous":
+    if who == "anonymous" and method == "GET":
         # To the sign-in page, which comes back here afterwards.
         status, location = 302, f"/login?next={quote(url, safe='')}"
+    elif who == "anonymous":
+        # A form sent without a sign-in: its words handed back there, not dropped in a redirect.
+        status, location = 401, None
     elif who == "other" and "{id}" in path:
         # Someone else's article does not exist for them (a 404, never a 403 that reveals it).
         status, location = 404, None
@@ -146,16 +149,23 @@ def test_forms_without_a_csrf_token_are_refused(csrf_app):
     assert client.post("/logout").status_code == 400
 
 
-def test_a_save_refused_after_signing_out_shows_the_text_it_did_not_save(csrf_app):
+@pytest.mark.parametrize("everywhere", [False, True])
+def test_a_save_refused_after_signing_out_shows_the_text_it_did_not_save(csrf_app, everywhere):
     # Signed out in another tab (or everywhere): the editor's Save is refused. The answer must
-    # say why and hand the words back, not advise a reload that drops them.
+    # say why and hand the words back, not advise a reload or redirect to a sign-in that drops
+    # them. Signing out here ends the CSRF token too (a 400); everywhere else leaves it (401).
     client = csrf_app.test_client()
     login(client, AUTHOR, csrf_token=_token(client))
     fields = editor_fields(client.get("/studio/new"))
-    client.post("/logout", data={"csrf_token": fields["csrf_token"]})
+    if everywhere:
+        other = csrf_app.test_client()
+        login(other, AUTHOR, csrf_token=_token(other))
+        other.post("/account/sign-out-everywhere", data={"csrf_token": _token(other, "/account")})
+    else:
+        client.post("/logout", data={"csrf_token": fields["csrf_token"]})
     fields.update(title="Long day", body="Paragraph after paragraph. " * 300)
-    refused = client.post("/studio/new", data=fields)
-    assert refused.status_code == 400
+    refused = client.post("/studio/new", data=fields, headers={"Sec-Fetch-Site": "same-origin"})
+    assert refused.status_code in (400, 401)
     page = parse(refused)
     assert "signed out" in page.select_one(".error-page").get_text()
     kept = {area["name"]: area.get_text() for area in page.select(".error-page textarea")}
@@ -163,6 +173,20 @@ def test_a_save_refused_after_signing_out_shows_the_text_it_did_not_save(csrf_ap
     assert "csrf_token" not in kept and all(a.has_attr("readonly") for a in page("textarea"))
     assert "reload" not in page.select_one(".error-page").get_text()
     assert refused.headers["Cache-Control"] == "no-store"
+
+
+def test_a_refused_form_from_another_site_is_not_shown_back(csrf_app):
+    # A cross-site form lands here without the cookie (SameSite): its words must not appear on
+    # this site's own page, under a "you were signed out" that is not true either.
+    client = csrf_app.test_client()
+    refused = client.post(
+        "/studio/new",
+        data={"title": "Click here", "body": "Your account is locked: call 555-0100."},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
+    text = parse(refused).select_one(".error-page").get_text()
+    assert refused.status_code in (400, 401)
+    assert "555-0100" not in text and "signed out" not in text
 
 
 def test_htmx_requests_carry_the_token_in_a_header(csrf_app):
