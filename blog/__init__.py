@@ -159,17 +159,26 @@ def _configure(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    # Added to whatever options the configuration gives (a pool size, TLS), never instead.
     if not str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
         # A database restart ends every pooled connection; test each one as it is taken, so
         # the next request gets a live one instead of a 500.
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+        add_defaults(app.config, "SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     if str(app.config["RATELIMIT_STORAGE_URI"]).startswith("redis"):
-        timeout = app.config["REDIS_TIMEOUT"]
-        app.config.setdefault(
-            "RATELIMIT_STORAGE_OPTIONS",
-            {"socket_connect_timeout": timeout, "socket_timeout": timeout},
-        )
+        add_defaults(app.config, "RATELIMIT_STORAGE_OPTIONS", redis_timeouts(app.config))
     _configure_site(app.config)
+
+
+def add_defaults(config: Config, name: str, defaults: dict[str, Any]) -> None:
+    """Give a dict setting these entries unless it has its own (a copy: never the default's)."""
+    config[name] = {**defaults, **(config.get(name) or {})}
+
+
+def redis_timeouts(config: Config) -> dict[str, float]:
+    """The socket timeouts every Redis client here uses (REDIS_TIMEOUT, for connecting and
+    for each answer): redis-py waits for ever by default."""
+    timeout = config["REDIS_TIMEOUT"]
+    return {"socket_connect_timeout": timeout, "socket_timeout": timeout}
 
 
 def _configure_site(config: Config) -> None:

@@ -16,6 +16,7 @@ from flask.helpers import get_debug_flag
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from . import redis_timeouts
 from .extensions import db
 from .storage import media_storage
 
@@ -80,8 +81,8 @@ def connection_problems(app: Flask) -> list[Problem]:
         )
     for name in ("RATELIMIT_STORAGE_URI", "CACHE_REDIS_URL"):
         url = str(app.config.get(name) or "")
-        if url.startswith("redis"):
-            unreachable = _redis_problem(url, app.config["REDIS_TIMEOUT"])
+        if urlsplit(url).scheme in ("redis", "rediss"):  # not sentinel or cluster URLs: unasked
+            unreachable = _redis_problem(url, redis_timeouts(app.config))
             if unreachable:
                 problems.append(
                     Problem(
@@ -105,12 +106,12 @@ def connection_problems(app: Flask) -> list[Problem]:
     return problems
 
 
-def _redis_problem(url: str, timeout: float) -> str | None:
+def _redis_problem(url: str, timeouts: dict[str, float]) -> str | None:
     """Ping a Redis; return why it did not answer, or None."""
     import redis
 
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client = redis.Redis.from_url(url, **timeouts)
         client.ping()
         client.close()
     except (redis.RedisError, OSError, ValueError) as error:

@@ -125,10 +125,9 @@ def configure(app: Flask) -> None:
     config.setdefault("CACHE_THRESHOLD", 2000)
     config.setdefault("CACHE_KEY_PREFIX", "blog:")
     if redis_url:  # Flask-Caching hands these to redis.from_url
-        timeout = config["REDIS_TIMEOUT"]
-        config.setdefault(
-            "CACHE_OPTIONS", {"socket_connect_timeout": timeout, "socket_timeout": timeout}
-        )
+        from . import add_defaults, redis_timeouts
+
+        add_defaults(config, "CACHE_OPTIONS", redis_timeouts(config))
     config.setdefault("CACHE_NO_NULL_WARNING", True)  # "no cache" is a choice here, not a slip
     config.setdefault("PAGE_CACHE_MAX_AGE", 60)  # seconds browsers and CDNs keep a public page
     config.setdefault("PAGE_CACHE_STALE_WHILE_REVALIDATE", 600)

@@ -225,7 +225,11 @@ class S3Storage(_SiteURLs):
 
         try:
             self.client.head_bucket(Bucket=self.bucket)
-        except (BotoCoreError, ClientError) as error:
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("403", "AccessDenied"):
+                return None  # a key allowed objects only (no s3:ListBucket) cannot ask: unknown
+            return f"bucket {self.bucket}: {error}"
+        except BotoCoreError as error:
             return f"bucket {self.bucket}: {error}"
         return None
 

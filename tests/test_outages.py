@@ -112,3 +112,24 @@ def test_the_first_request_after_a_database_restart_is_answered(app, client):
         ).fetchone()
     assert ended[0] >= 1
     assert [client.get("/").status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_options_of_ones_own_keep_the_timeouts(tmp_path, template_databases):
+    # An operator's own Redis options (TLS, health checks) are added to, never replace, the
+    # timeouts that keep a hung Redis from hanging requests.
+    nowhere = f"redis://127.0.0.1:{_free_port()}"
+    app = _make_app(
+        tmp_path,
+        template_databases["demo"],
+        CACHE_REDIS_URL=f"{nowhere}/1",
+        CACHE_OPTIONS={"health_check_interval": 30},
+        RATELIMIT_STORAGE_URI=f"{nowhere}/0",
+        RATELIMIT_STORAGE_OPTIONS={"health_check_interval": 30},
+    )
+    wanted = {"health_check_interval": 30, "socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+    assert app.config["RATELIMIT_STORAGE_OPTIONS"] == wanted
+    with app.app_context():
+        from blog.extensions import cache
+
+        pool = cache.cache._write_client.connection_pool
+        assert {name: pool.connection_kwargs[name] for name in wanted} == wanted
