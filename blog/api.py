@@ -159,6 +159,9 @@ def _decode(raw: bytes) -> tuple[Any, str]:
         return None, "The body is not valid JSON."
 
 
+PAYLOAD_NAMES = {"body": "body_markdown"}  # Draft's field names that differ from the JSON's
+
+
 def _validate(payload: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """Check a draft's JSON; return the clean fields and a list naming each bad one."""
     if not isinstance(payload, dict):
@@ -257,7 +260,8 @@ def create_draft() -> Response:
         return _problem(
             422,
             "The draft has problems; nothing was created.",
-            [{"field": k, "message": v} for k, v in problems.items()],
+            # Named as the JSON names them (the draft's `body` is `body_markdown` here).
+            [{"field": PAYLOAD_NAMES.get(k, k), "message": v} for k, v in problems.items()],
         )
     user = token.user
     article, revision = create_article(

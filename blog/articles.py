@@ -48,7 +48,12 @@ class Draft:
     ai_model: str = ""
 
     def problems(self) -> dict[str, str]:
-        """Say what is wrong with the fields, field by field (empty when all is well)."""
+        """Say what is wrong with the fields, field by field (empty when all is well).
+
+        Judged as they will be stored: a title of NUL characters only is an empty title.
+        """
+        if any(NUL in value for value in (self.title, self.body, self.summary, self.category)):
+            return self.without_nul().problems()
         found: dict[str, str] = {}
         if not self.title.strip():
             found["title"] = "A title is required."

@@ -303,3 +303,10 @@ def test_status_is_rate_limited_per_token(tmp_path, template_databases):
     response = client.get(f"/api/drafts/{draft['id']}", headers=auth)
     assert response.status_code == 429 and response.json["errors"]
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_a_title_or_body_of_nul_characters_only_is_empty(client, token):
+    # The database keeps no NUL, so "\x00" would be stored as an empty title.
+    response = post(client, token, {**GOOD, "title": "\x00\x00", "body_markdown": "\x00 \n"})
+    assert response.status_code == 422
+    assert {error["field"] for error in response.json["errors"]} >= {"title", "body_markdown"}
