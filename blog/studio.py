@@ -25,7 +25,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, exists, or_, select, true
 
 from . import clock
 from .articles import (
@@ -44,8 +44,9 @@ from .content import MAX_BODY_CHARS, render
 from .diff import changed_fields, diff_texts
 from .extensions import db, limiter
 from .htmx import render_page
-from .models import Article, Category, Revision, Status, Tag
+from .models import Article, ArticleTag, Category, Revision, Status, Tag
 from .params import SQLITE_INT_MAX, bounded_int
+from .search import category_is_public, tag_is_public
 from .workflow import (
     TransitionError,
     after_edit,
@@ -171,12 +172,33 @@ class EditorForm:
         return found
 
 
+def _known_to_writer(model: type[Category] | type[Tag]) -> ColumnElement[bool]:
+    """Say in SQL which categories or tags the editor may suggest to the person writing.
+
+    An admin reads every draft anyway; an author gets the public ones and those of their own
+    articles, never a name only another author's draft uses (their unreviewed words).
+    """
+    if current_user.is_admin:
+        return true()
+    own = Article.author_id == current_user.id
+    if model is Category:
+        return or_(category_is_public(), exists().where(Article.category_id == Category.id, own))
+    return or_(
+        tag_is_public(),
+        exists().where(ArticleTag.tag_id == Tag.id, ArticleTag.article_id == Article.id, own),
+    )
+
+
 def _editor_context(article: Article | None, **extra: Any) -> dict[str, Any]:
     """Everything the editor template needs besides the form values."""
     context: dict[str, Any] = {
         "article": article,
-        "categories": db.session.scalars(select(Category).order_by(Category.position)).all(),
-        "tag_names": db.session.scalars(select(Tag.name).order_by(Tag.name)).all(),
+        "categories": db.session.scalars(
+            select(Category).where(_known_to_writer(Category)).order_by(Category.position)
+        ).all(),
+        "tag_names": db.session.scalars(
+            select(Tag.name).where(_known_to_writer(Tag)).order_by(Tag.name)
+        ).all(),
         "actions": allowed_actions(current_user, article) if article else [],
         "events": history(article) if article else [],
         "ai_locked": article is not None and ai_original(article) is not None,

@@ -507,3 +507,24 @@ def test_a_conflict_with_your_own_other_tab_says_so_and_folds_the_diff(app, own_
     rows = conflict.select(".diff tbody tr")
     skipped = [r for r in rows if "diff-skip" in r.get("class", [])]
     assert skipped and len(rows) < 30  # 200 lines, 2 changed: the unchanged ones are folded
+
+
+def test_the_editor_suggests_no_names_only_another_authors_draft_uses(
+    app, author_client, admin_client, make_article, make_user
+):
+    # Category and tag names a draft creates are its author's unreviewed words: they reach
+    # other authors neither on public pages nor through the editor's suggestions.
+    make_user("bob@example.com", "Bob")
+    make_article(
+        "Bob's secret launch",
+        category="Project Nightingale",
+        tags=["nightingale-launch"],
+        status=Status.DRAFT,
+        author_email="bob@example.com",
+    )
+    make_article("Maya's own", category="Maya's corner", tags=["maya-only"], status=Status.DRAFT)
+    mine = author_client.get("/studio/new").get_data(as_text=True)
+    assert "Nightingale" not in mine and "nightingale-launch" not in mine
+    assert "Maya&#39;s corner" in mine and "maya-only" in mine
+    assert "Backend" in mine  # a public category
+    assert "Nightingale" in admin_client.get("/studio/new").get_data(as_text=True)

@@ -32,7 +32,7 @@ from .query import (
     parse_filters,
 )
 from .sqlite_fts import build_match
-from .visibility import category_is_public, is_public, public_articles
+from .visibility import category_is_public, is_public, public_articles, tag_is_public
 
 __all__ = [
     "COUNT_CAP",
@@ -58,4 +58,5 @@ __all__ = [
     "public_articles",
     "rebuild_index",
     "search_index",
+    "tag_is_public",
 ]
