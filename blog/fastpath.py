@@ -262,7 +262,7 @@ def install(app: Flask) -> None:
     outage = app.extensions["pagecache"]["outage"]
 
     def state() -> tuple[str, Any] | None:
-        if not outage.reachable():
+        if not outage.reachable() or outage.turnover_owed:  # Flask makes the turnover owed
             return None
         try:
             return public_state()

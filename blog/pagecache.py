@@ -238,19 +238,38 @@ class Outage:
 
     A Redis that stops answering costs each call its timeout (REDIS_TIMEOUT); paying that on
     every request would make every page that slow. Meanwhile pages render afresh and are not
-    stored; a change still tries to turn the generation over (see _turn_over_after_commit).
+    stored; a change still tries to turn the generation over (see _turn_over_after_commit),
+    and one that could not is owed: the first request once the cache answers again makes it,
+    before anything is read (other servers would otherwise serve the old pages for as long as
+    they are kept), and until then this process serves nothing from the cache.
     """
 
     PAUSE = 5.0  # seconds
 
     def __init__(self) -> None:
         self.until = 0.0
+        self.turnover_owed = False
 
     def reachable(self) -> bool:
         return time.monotonic() >= self.until
 
     def failed(self) -> None:
         self.until = time.monotonic() + self.PAUSE
+
+    def settled(self) -> bool:
+        """Say whether the cache may be read: it answers, and no turnover is owed (or the one
+        owed has just been made)."""
+        if not self.reachable():
+            return False
+        if self.turnover_owed:
+            try:
+                new_generation()
+            except Exception:
+                self.failed()
+                log.warning("page cache: the turnover owed could not be made yet", exc_info=True)
+                return False
+            self.turnover_owed = False
+        return True
 
 
 def _outage() -> Outage:
@@ -265,7 +284,7 @@ def answer_from_cache() -> Response | None:
     g.page_shared = request_may_share()
     if not g.page_shared or not current_app.extensions["pagecache"]["enabled"]:
         return None
-    if not _outage().reachable():
+    if not _outage().settled():
         return None
     try:
         key = page_key()
@@ -564,6 +583,7 @@ def _turn_over_after_commit(session: Session) -> None:
         new_generation()  # tried even in an outage: a turnover lost is pages kept too long
     except Exception:  # the change is committed; a cache outage must not turn it into a 500
         _outage().failed()
+        _outage().turnover_owed = True
         log.error("page cache: could not start a new generation", exc_info=True)
 
 

@@ -288,6 +288,35 @@ def test_a_turnover_lost_to_a_cache_outage_is_not_replayed_past_the_pages_max_ag
     assert reader.get(f"/articles/{SLUG}").status_code == 410
 
 
+def test_a_turnover_lost_to_a_cache_outage_is_made_once_the_cache_answers(cached_app, monkeypatch):
+    # The take-down's new generation could not be written; the process that made it owes it,
+    # and makes it before it reads the cache again, so no server keeps the old page.
+    from blog.extensions import cache
+
+    from .test_pagecache import SLUG, article_id
+
+    monkeypatch.setattr(pagecache.Outage, "PAUSE", 0.0)  # the cache answers again at once
+    reader = cached_app.test_client()
+    for _ in range(2):
+        assert reader.get(f"/articles/{SLUG}").status_code == 200
+    with cached_app.app_context():
+        before = cache.get(pagecache.GENERATION)
+    made = pagecache.new_generation
+
+    def unreachable() -> None:
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(pagecache, "new_generation", unreachable)
+    admin = cached_app.test_client()
+    assert login(admin, ADMIN).status_code == 302
+    taken = admin.post(f"/review/{article_id(cached_app, SLUG)}/take-down", data={"reason": "x"})
+    assert taken.status_code == 302
+    monkeypatch.setattr(pagecache, "new_generation", made)
+    assert reader.get(f"/articles/{SLUG}").status_code == 410
+    with cached_app.app_context():
+        assert cache.get(pagecache.GENERATION) != before
+
+
 def test_a_request_without_a_host_header_gets_links_to_the_server_it_reached(
     tmp_path, template_databases
 ):
