@@ -411,7 +411,8 @@ def delete(media_id: int) -> Response:
         delete_files(media)
     except storage.StorageUnavailable:  # the image is gone from the site; only bytes are left
         current_app.logger.warning("deleted media %s; its files stay in storage", media.key)
-    current_app.logger.info("deleted media %s (%d files)", media.key, len(keys))
+    else:
+        current_app.logger.info("deleted media %s (%d files)", media.key, len(keys))
     if wants_json:
         return jsonify(deleted=media_id)
     flash("Image deleted.", "info")

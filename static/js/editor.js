@@ -111,11 +111,16 @@
   });
 
   // A preview refused by its rate limit (a long burst of typing) keeps the last one instead of
-  // the error: the next pause in typing brings it up to date.
+  // the error, and asks again once the limit allows (Retry-After), typing or not.
+  let previewRetry = null;
   document.addEventListener("htmx-before-swap", (event) => {
-    if (event.target.id === "preview" && event.detail?.ctx?.response?.status === 429) {
-      event.preventDefault();
-    }
+    const response = event.detail?.ctx?.response;
+    if (event.target.id !== "preview" || response?.status !== 429) return;
+    event.preventDefault();
+    const seconds = Number(response.headers?.get("Retry-After")) || 5;
+    clearTimeout(previewRetry);
+    previewRetry = setTimeout(() => event.target.dispatchEvent(new Event("retry-preview")),
+      Math.min(seconds, 60) * 1000);
   });
 
   // Words this tab kept but the server does not have: offer them back, never unasked.

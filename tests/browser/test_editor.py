@@ -304,13 +304,17 @@ def test_a_preview_refused_by_its_rate_limit_keeps_the_last_one(page):
     expect(page.locator("#preview h2")).to_contain_text("Kept heading")
     page.route(
         "**/studio/preview",
-        lambda route: route.fulfill(status=429, body="Too many requests in a short time."),
+        lambda route: route.fulfill(
+            status=429, body="Too many requests in a short time.", headers={"Retry-After": "2"}
+        ),
     )
     body.press_sequentially(" More words.", delay=5)
     page.wait_for_timeout(1_500)  # past the preview's 400 ms delay: the request was answered
     expect(page.locator("#preview h2")).to_contain_text("Kept heading")
     expect(page.locator("#preview")).not_to_contain_text("Too many")
     page.unroute("**/studio/preview")
+    # Asked again once the limit allows (Retry-After, 5 s by default), without more typing.
+    expect(page.locator("#preview")).to_contain_text("More words.", timeout=10_000)
     page.console_errors.clear()  # the browser logs the 429s this test made
 
 
