@@ -254,6 +254,20 @@ def test_long_urls_and_headers_count_against_the_memory_limit():
     assert held_bytes(fast) <= 100_000
 
 
+def _take_down_while_redis_blinks(app, monkeypatch) -> None:  # noqa: ANN001
+    """Take the test article down while the new generation cannot be written."""
+    from .test_pagecache import SLUG, article_id
+
+    def unreachable() -> None:
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(pagecache, "new_generation", unreachable)
+    admin = app.test_client()
+    assert login(admin, ADMIN).status_code == 302
+    taken = admin.post(f"/review/{article_id(app, SLUG)}/take-down", data={"reason": "x"})
+    assert taken.status_code == 302
+
+
 def test_a_turnover_lost_to_a_cache_outage_is_not_replayed_past_the_pages_max_age(
     cached_app, clock, monkeypatch
 ):
@@ -262,7 +276,7 @@ def test_a_turnover_lost_to_a_cache_outage_is_not_replayed_past_the_pages_max_ag
     # ever after, only as long as the answer itself lets any shared cache keep it (max-age).
     from blog.extensions import cache
 
-    from .test_pagecache import SLUG, article_id
+    from .test_pagecache import SLUG
 
     now = datetime.now(UTC)
     clock(now)
@@ -270,14 +284,7 @@ def test_a_turnover_lost_to_a_cache_outage_is_not_replayed_past_the_pages_max_ag
     for _ in range(2):
         assert reader.get(f"/articles/{SLUG}").status_code == 200
 
-    def unreachable() -> None:
-        raise ConnectionError("redis is down")
-
-    monkeypatch.setattr(pagecache, "new_generation", unreachable)
-    admin = cached_app.test_client()
-    assert login(admin, ADMIN).status_code == 302
-    taken = admin.post(f"/review/{article_id(cached_app, SLUG)}/take-down", data={"reason": "x"})
-    assert taken.status_code == 302
+    _take_down_while_redis_blinks(cached_app, monkeypatch)
     with cached_app.app_context():  # the stored pages' own timeout (CACHE_DEFAULT_TIMEOUT) ends
         backend = cache.cache
         pages = [key for key in backend._cache if key.startswith("page:")]
@@ -293,7 +300,7 @@ def test_a_turnover_lost_to_a_cache_outage_is_made_once_the_cache_answers(cached
     # and makes it before it reads the cache again, so no server keeps the old page.
     from blog.extensions import cache
 
-    from .test_pagecache import SLUG, article_id
+    from .test_pagecache import SLUG
 
     monkeypatch.setattr(pagecache.Outage, "PAUSE", 0.0)  # the cache answers again at once
     reader = cached_app.test_client()
@@ -302,15 +309,7 @@ def test_a_turnover_lost_to_a_cache_outage_is_made_once_the_cache_answers(cached
     with cached_app.app_context():
         before = cache.get(pagecache.GENERATION)
     made = pagecache.new_generation
-
-    def unreachable() -> None:
-        raise ConnectionError("redis is down")
-
-    monkeypatch.setattr(pagecache, "new_generation", unreachable)
-    admin = cached_app.test_client()
-    assert login(admin, ADMIN).status_code == 302
-    taken = admin.post(f"/review/{article_id(cached_app, SLUG)}/take-down", data={"reason": "x"})
-    assert taken.status_code == 302
+    _take_down_while_redis_blinks(cached_app, monkeypatch)
     monkeypatch.setattr(pagecache, "new_generation", made)
     assert reader.get(f"/articles/{SLUG}").status_code == 410
     with cached_app.app_context():
