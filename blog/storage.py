@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -178,11 +180,19 @@ class S3Storage(_SiteURLs):
         # moves a site's media from one backend to the other, either way.
         return f"{self.prefix}{check_key(key)[:2]}/{key}"
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
-        """Upload an object with the headers a direct reader would need too."""
+    @contextmanager
+    def _calls(self, doing: str) -> Iterator[None]:
+        """Turn a failed S3 call (unreachable, refused, no such bucket) into StorageUnavailable."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
+            yield
+        except (BotoCoreError, ClientError) as error:
+            raise StorageUnavailable(f"cannot {doing} bucket {self.bucket}: {error}") from error
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Upload an object with the headers a direct reader would need too."""
+        with self._calls("write to"):
             self.client.put_object(
                 Bucket=self.bucket,
                 Key=self._name(key),
@@ -190,33 +200,27 @@ class S3Storage(_SiteURLs):
                 ContentType=content_type,
                 CacheControl="public, max-age=31536000, immutable",
             )
-        except (BotoCoreError, ClientError) as error:
-            raise StorageUnavailable(f"cannot write to bucket {self.bucket}: {error}") from error
 
     def get(self, key: str) -> bytes | None:
         """Download an object, or None when there is none."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self._name(key))
+        with self._calls("read"):
+            try:
+                answer = self.client.get_object(Bucket=self.bucket, Key=self._name(key))
+            except self.client.exceptions.NoSuchKey:
+                return None
             return answer["Body"].read()
-        except self.client.exceptions.NoSuchKey:
-            return None
-        except (BotoCoreError, ClientError) as error:
-            raise StorageUnavailable(f"cannot read bucket {self.bucket}: {error}") from error
 
     def exists(self, key: str) -> bool:
         """Say whether an object is stored (a HEAD request)."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ClientError
 
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._name(key))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise StorageUnavailable(f"cannot read bucket {self.bucket}: {error}") from error
-        except BotoCoreError as error:
-            raise StorageUnavailable(f"cannot read bucket {self.bucket}: {error}") from error
+        with self._calls("read"):
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=self._name(key))
+            except ClientError as error:
+                if _code(error) in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
         return True
 
     def problem(self) -> str | None:
@@ -226,7 +230,7 @@ class S3Storage(_SiteURLs):
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("403", "AccessDenied"):
+            if _code(error) in ("403", "AccessDenied"):
                 return None  # a key allowed objects only (no s3:ListBucket) cannot ask: unknown
             return f"bucket {self.bucket}: {error}"
         except BotoCoreError as error:
@@ -235,12 +239,13 @@ class S3Storage(_SiteURLs):
 
     def delete(self, key: str) -> None:
         """Remove an object (S3 answers the same whether or not it existed)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with self._calls("delete in"):
             self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
-        except (BotoCoreError, ClientError) as error:
-            raise StorageUnavailable(f"cannot delete in bucket {self.bucket}: {error}") from error
+
+
+def _code(error: Any) -> str:
+    """Return an S3 error's code ("404", "AccessDenied", ...)."""
+    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _setting(app: Flask, name: str) -> str | None:
