@@ -33,7 +33,6 @@ from .articles import (
     SLUG_MAX,
     Draft,
     add_revision,
-    approved_spellings,
     create_article,
     fill_revision,
     get_category,
@@ -515,13 +514,14 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
     through the tables, not the ORM: the ORM's bulk insert costs more per row than SQLite's.
     """
     now = clock.now()
-    article_rows, revision_rows, tags = [], [], []
+    article_rows, revision_rows, tags, category_keys = [], [], [], []
     for new in fresh:
         item, fields = new.item, new.item.fields
         assert fields is not None
         stored = item.stored or _stored(fields)
         revision = stored.revision
         tags.append(stored.tags)
+        category_keys.append(stored.category_key)
         published = not fields.ai_generated and not fields.is_draft
         if fields.ai_generated:
             status = Status.IN_REVIEW
@@ -580,8 +580,12 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
     )
     run.tag_ids([pair for pairs in tags for pair in pairs])
     links, events, public = [], [], []
-    spelled: tuple[dict[str, str], dict[str, str]] = ({}, {})  # as the public files spell them
-    for new, article_id, row, pairs in zip(fresh, article_ids, revision_rows, tags, strict=True):
+    # Categories and tags by slug, as the first public file spells them (name_as_approved).
+    categories: dict[str, str] = {}
+    tag_names: dict[str, str] = {}
+    for new, article_id, row, pairs, category_key in zip(
+        fresh, article_ids, revision_rows, tags, category_keys, strict=True
+    ):
         revision_id = by_article[article_id]
         links += [
             {"article_id": article_id, "tag_id": run.tag_id(slug), "position": position}
@@ -601,10 +605,10 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
             )
         elif new.entry.status != Status.DRAFT:
             public.append({"article": article_id, "revision": revision_id})
-            categories, tag_names = approved_spellings(row["category_name"], [n for _, n in pairs])
-            for mine, theirs in zip(spelled, (categories, tag_names), strict=True):
-                for slug, name in theirs.items():
-                    mine.setdefault(slug, name)
+            if category_key:  # slugs worked out once, when the file was prepared
+                categories.setdefault(category_key, row["category_name"])
+            for slug, name in pairs:
+                tag_names.setdefault(slug, name)
     if links:
         db.session.execute(insert(ArticleTag.__table__), links)
     if events:
@@ -616,7 +620,7 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
             .values(published_revision_id=bindparam("revision")),
             public,
         )
-        name_as_approved(*spelled, [row["article"] for row in public])
+        name_as_approved(categories, tag_names, [row["article"] for row in public])
         search_index().add_new([row["article"] for row in public])
         pagecache.public_changed()
 
