@@ -25,7 +25,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from sqlalchemy import ColumnElement, exists, or_, select, true
+from sqlalchemy import ColumnElement, or_, select, true
 
 from . import clock
 from .articles import (
@@ -44,9 +44,9 @@ from .content import MAX_BODY_CHARS, render
 from .diff import changed_fields, diff_texts
 from .extensions import db, limiter
 from .htmx import render_page
-from .models import Article, ArticleTag, Category, Revision, Status, Tag
+from .models import Article, Category, Revision, Status, Tag
 from .params import SQLITE_INT_MAX, bounded_int
-from .search import category_is_public, tag_is_public
+from .search import category_is_public, category_used, tag_is_public, tag_used
 from .workflow import (
     TransitionError,
     after_edit,
@@ -182,11 +182,8 @@ def _known_to_writer(model: type[Category] | type[Tag]) -> ColumnElement[bool]:
         return true()
     own = Article.author_id == current_user.id
     if model is Category:
-        return or_(category_is_public(), exists().where(Article.category_id == Category.id, own))
-    return or_(
-        tag_is_public(),
-        exists().where(ArticleTag.tag_id == Tag.id, ArticleTag.article_id == Article.id, own),
-    )
+        return or_(category_is_public(), category_used(own))
+    return or_(tag_is_public(), tag_used(own))
 
 
 def _editor_context(article: Article | None, **extra: Any) -> dict[str, Any]:

@@ -32,7 +32,14 @@ from .query import (
     parse_filters,
 )
 from .sqlite_fts import build_match
-from .visibility import category_is_public, is_public, public_articles, tag_is_public
+from .visibility import (
+    category_is_public,
+    category_used,
+    is_public,
+    public_articles,
+    tag_is_public,
+    tag_used,
+)
 
 __all__ = [
     "COUNT_CAP",
@@ -50,6 +57,7 @@ __all__ = [
     "Terms",
     "build_match",
     "category_is_public",
+    "category_used",
     "find_articles",
     "index_article",
     "is_public",
@@ -59,4 +67,5 @@ __all__ = [
     "rebuild_index",
     "search_index",
     "tag_is_public",
+    "tag_used",
 ]

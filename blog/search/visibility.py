@@ -25,13 +25,23 @@ def public_articles(now: datetime | None = None) -> Select:
     return select(Article).where(is_public(now))
 
 
+def category_used(where: ColumnElement[bool]) -> Exists:
+    """Say in SQL that an article matching `where` is in the category."""
+    return exists().where(Article.category_id == Category.id, where)
+
+
+def tag_used(where: ColumnElement[bool]) -> Exists:
+    """Say in SQL that an article matching `where` carries the tag."""
+    return exists().where(ArticleTag.tag_id == Tag.id, ArticleTag.article_id == Article.id, where)
+
+
 def category_is_public(now: datetime | None = None) -> Exists:
     """Say in SQL that readers can see an article in the category.
 
     Drafts create the categories they name, so until an approved article uses one its name is
     text nobody reviewed: it is no chip on the list and no filter a link can show.
     """
-    return exists().where(Article.category_id == Category.id, is_public(now))
+    return category_used(is_public(now))
 
 
 def tag_is_public(now: datetime | None = None) -> Exists:
@@ -40,6 +50,4 @@ def tag_is_public(now: datetime | None = None) -> Exists:
     Readers know a tag from the articles they can read: one that only drafts carry is "no such
     tag", so a draft neither reveals its tags nor changes a public page.
     """
-    return exists().where(
-        ArticleTag.tag_id == Tag.id, ArticleTag.article_id == Article.id, is_public(now)
-    )
+    return tag_used(is_public(now))
