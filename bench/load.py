@@ -563,9 +563,12 @@ def _fetch(base: str, entry: str) -> None:
 
 
 def _server_errors(log: Path, limit: int = 12) -> list[str]:
-    """Quote the server's errors (a 500's exception, a worker timeout) for the report."""
+    """Quote the server's errors (a 500's exception, a worker timeout or crash) for the report."""
     lines = log.read_text(errors="replace").splitlines()
-    marks = ("ERROR", "CRITICAL", "WORKER TIMEOUT", "Error:", "Exception:")
+    # A worker killed by a signal other than the SIGTERM of shutdown: gunicorn logs it as a
+    # WARNING ("Worker (pid:…) was sent SIGSEGV!") and starts another one at once.
+    crashes = tuple(f"was sent {name}" for name in ("SIGSEGV", "SIGABRT", "SIGBUS", "SIGILL"))
+    marks = ("ERROR", "CRITICAL", "WORKER TIMEOUT", "Error:", "Exception:", *crashes)
     return [line[:200] for line in lines if any(mark in line for mark in marks)][:limit]
 
 
