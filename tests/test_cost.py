@@ -7,6 +7,7 @@ drift. `make bench BENCH_ARGS="--worst"` prints the real numbers.
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -29,10 +30,20 @@ BOUND = 5.0  # seconds of CPU; the real figures are well under a second or two
 
 
 def cpu_seconds(work: Callable[[], object]) -> float:
-    """Return the CPU time one call takes."""
-    started = time.process_time()
-    work()
-    return time.process_time() - started
+    """Return the CPU time one call takes, without the garbage collector's.
+
+    A full collection walks the whole test session's heap, not this call's objects, and lands
+    in whichever call allocates past its threshold. The task-list ratio below failed once in a
+    full CI run (0.46 s against 0.15 s) though it is 1.1 to 1.5 when the file runs alone.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        started = time.process_time()
+        work()
+        return time.process_time() - started
+    finally:
+        gc.enable()
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +75,7 @@ def test_a_task_list_costs_about_what_a_plain_list_of_its_size_does():
         render.cache_clear()
         return cpu_seconds(lambda: render(body))
 
-    assert min(uncached(tasks) for _ in range(2)) < 3 * min(uncached(plain) for _ in range(2))
+    assert min(uncached(tasks) for _ in range(3)) < 3 * min(uncached(plain) for _ in range(3))
 
 
 def test_eight_thousand_identical_headings_keep_their_ids_and_render_fast():
