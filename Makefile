@@ -12,24 +12,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# SQLAlchemy without its compiled (Cython) extensions, as SQLAlchemy documents it: with them,
-# gunicorn workers died of SIGSEGV under concurrent writes (README, "Production"). A venv that
-# already has the compiled wheel gets the same version rebuilt in pure Python.
-PURE_SQLALCHEMY := DISABLE_SQLALCHEMY_CEXT=1 PIP_NO_BINARY=sqlalchemy
-define pure_sqlalchemy
-	$(BIN)/python -c "import sys; from sqlalchemy.util import has_compiled_ext; sys.exit(has_compiled_ext())" \
-	  || $(PURE_SQLALCHEMY) $(BIN)/python -m pip install --quiet --force-reinstall --no-deps \
-	       "sqlalchemy==$$($(BIN)/python -c 'import sqlalchemy; print(sqlalchemy.__version__)')"
-endef
-
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PURE_SQLALCHEMY) $(BIN)/python -m pip install --quiet -e .
-	$(pure_sqlalchemy)
+	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(PURE_SQLALCHEMY) $(BIN)/python -m pip install --quiet -e ".[test]"
-	$(pure_sqlalchemy)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed

@@ -13,9 +13,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask.helpers import get_debug_flag
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.util import has_compiled_ext
 
 from . import redis_timeouts
 from .extensions import db
@@ -362,25 +361,6 @@ def _database(app: Flask) -> list[Problem]:
         url = make_url(raw)
     except ArgumentError:
         return [Problem(Severity.UNSAFE, "the database URL does not parse", "fix DATABASE_URL")]
-    return _sqlalchemy_build() + _database_at(url)
-
-
-def _sqlalchemy_build() -> list[Problem]:
-    """SQLAlchemy's compiled extensions: workers died with them in the load test (README)."""
-    if not has_compiled_ext():
-        return []
-    return [
-        Problem(
-            Severity.WARNING,
-            "SQLAlchemy runs with its compiled (Cython) extensions: with them, gunicorn workers "
-            "died of SIGSEGV under concurrent writes, dropping the requests they held",
-            "`make install` (or: DISABLE_SQLALCHEMY_CEXT=1 pip install --force-reinstall "
-            "--no-deps --no-binary sqlalchemy sqlalchemy==<the installed version>)",
-        )
-    ]
-
-
-def _database_at(url: URL) -> list[Problem]:
     backend = url.get_backend_name()
     if backend == "sqlite":
         return [

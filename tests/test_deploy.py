@@ -187,28 +187,6 @@ def test_check_deploy_reaches_what_the_configuration_names(make_app, monkeypatch
     assert app.test_cli_runner().invoke(args=["check-deploy", "--offline"]).exit_code == 0
 
 
-def test_make_install_gives_sqlalchemy_without_its_compiled_extensions():
-    # With them, gunicorn workers died of SIGSEGV under the load phase's concurrent writes
-    # (PYTHONMALLOC=debug: an ORM object freed twice as its session closed). The Makefile
-    # installs SQLAlchemy as pure Python; this suite runs on what `make install-test` made.
-    from sqlalchemy.util import has_compiled_ext
-
-    assert not has_compiled_ext(), "reinstall with `make install-test` (Makefile, PURE_SQLALCHEMY)"
-
-
-def test_check_deploy_warns_when_sqlalchemy_runs_compiled(make_app, monkeypatch):
-    app = make_app(**SAFE)
-    assert "compiled (Cython) extensions" not in _check(app)
-    monkeypatch.setattr("blog.deploy.has_compiled_ext", lambda: True)
-    output = _check(app)
-    assert "WARNING SQLAlchemy runs with its compiled (Cython) extensions" in output
-    assert "`make install`" in output
-
-
-def _check(app: Flask) -> str:
-    return app.test_cli_runner().invoke(args=["check-deploy", "--offline"]).output
-
-
 def test_check_deploy_says_a_database_needs_init_db(make_app, tmp_path, monkeypatch):
     monkeypatch.setenv("WEB_CONCURRENCY", "1")
     empty = tmp_path / "empty.sqlite3"
