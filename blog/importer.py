@@ -514,14 +514,15 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
     through the tables, not the ORM: the ORM's bulk insert costs more per row than SQLite's.
     """
     now = clock.now()
-    article_rows, revision_rows, tags, category_keys = [], [], [], []
+    article_rows: list[dict[str, Any]] = []
+    revision_rows: list[dict[str, Any]] = []
+    stores: list[_Stored] = []
     for new in fresh:
         item, fields = new.item, new.item.fields
         assert fields is not None
         stored = item.stored or _stored(fields)
         revision = stored.revision
-        tags.append(stored.tags)
-        category_keys.append(stored.category_key)
+        stores.append(stored)
         published = not fields.ai_generated and not fields.is_draft
         if fields.ai_generated:
             status = Status.IN_REVIEW
@@ -578,18 +579,16 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
             insert(revisions).returning(revisions.c.article_id, revisions.c.id), revision_rows
         ).all()
     )
-    run.tag_ids([pair for pairs in tags for pair in pairs])
+    run.tag_ids([pair for stored in stores for pair in stored.tags])
     links, events, public = [], [], []
     # Categories and tags by slug, as the first public file spells them (name_as_approved).
     categories: dict[str, str] = {}
     tag_names: dict[str, str] = {}
-    for new, article_id, row, pairs, category_key in zip(
-        fresh, article_ids, revision_rows, tags, category_keys, strict=True
-    ):
+    for new, article_id, row, stored in zip(fresh, article_ids, revision_rows, stores, strict=True):
         revision_id = by_article[article_id]
         links += [
             {"article_id": article_id, "tag_id": run.tag_id(slug), "position": position}
-            for position, (slug, _name) in enumerate(pairs)
+            for position, (slug, _name) in enumerate(stored.tags)
         ]
         if new.entry.status == Status.IN_REVIEW:
             events.append(
@@ -605,9 +604,9 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
             )
         elif new.entry.status != Status.DRAFT:
             public.append({"article": article_id, "revision": revision_id})
-            if category_key:  # slugs worked out once, when the file was prepared
-                categories.setdefault(category_key, row["category_name"])
-            for slug, name in pairs:
+            if stored.category_key:  # slugs worked out once, when the file was prepared
+                categories.setdefault(stored.category_key, row["category_name"])
+            for slug, name in stored.tags:
                 tag_names.setdefault(slug, name)
     if links:
         db.session.execute(insert(ArticleTag.__table__), links)
