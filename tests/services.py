@@ -117,16 +117,18 @@ def redis_server() -> Iterator[str]:
 
 
 @contextmanager
-def gunicorn_server(instance: Path, env: dict[str, str]) -> Iterator[str]:
-    """Serve app:app as `make run` does (gunicorn, blog/gunicorn_conf.py) on a free port.
+def gunicorn_server(instance: Path, env: dict[str, str], app: str = "app:app") -> Iterator[str]:
+    """Serve `app` as `make run` does (gunicorn, blog/gunicorn_conf.py) on a free port.
 
     Yields the base URL once /healthz answers; the log is `gunicorn.log` in the instance
     folder, quoted in the error if the server does not come up. `env` is the whole environment.
+    Another WSGI app than the site's is found in the instance folder.
     """
     port = free_port()
     log_path = instance / "gunicorn.log"
     env = {**env, "BLOG_INSTANCE_PATH": str(instance), "HOST": "127.0.0.1", "PORT": str(port)}
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf", "app:app"]
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf"]
+    command += ["--pythonpath", str(instance), app]
     url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
