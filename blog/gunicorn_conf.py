@@ -17,14 +17,15 @@ Why these values:
   each worker drops its inherited pool after the fork and opens its own connections.
 - Garbage collected between requests (Python before 3.12). Those Pythons run the cyclic
   collector inside whichever allocation crosses its threshold, in the middle of C code, with
-  finalizers that may hand the GIL to another request's thread. Under concurrent requests a
-  worker's memory was corrupted here (SIGSEGV, about once in seven 8-second load rounds on
-  3.11.7; never in 42 rounds with the collector off, nor in 30 on 3.12, which collects only
-  between bytecodes). A worker there turns the automatic collector off and, after each request,
-  runs the collection its thresholds call for, as 3.12 would: 40 rounds, no crash. Garbage
-  one request makes waits for that request's end. The preloaded app is frozen before each fork
-  (Python's idiom for fork without exec), so collections neither walk it nor write to the pages
-  shared with the master.
+  finalizers that may hand the GIL to another request's thread. Workers here died of SIGSEGV
+  under concurrent requests, their heaps corrupted, about once in seven 8-second load rounds
+  on 3.11.7. The crashes stopped with the collector off (42 rounds), on 3.12, which collects
+  only between bytecodes (30 rounds), and with what follows (40 rounds); the exact CPython bug
+  is not identified. So a worker there turns the automatic collector off, and once a request
+  is answered runs the one collection its thresholds call for, if any. Garbage waits until a
+  request on that worker ends.
+- The preloaded app is frozen before each fork (Python's idiom for fork without exec): the
+  workers' collections neither walk it nor write to the pages they share with the master.
 """
 
 from __future__ import annotations
@@ -107,7 +108,12 @@ COLLECT_BETWEEN_REQUESTS = sys.version_info < (3, 12)  # see "Garbage collected"
 
 
 def collect_if_due() -> None:
-    """Run the collection CPython's own thresholds call for, if any (the oldest generation due)."""
+    """Collect the oldest generation whose threshold is crossed, if any: one collection a call.
+
+    As 3.11's allocator would, but for its rule that delays full collections while few objects
+    became long-lived: here one runs every 11 × 11 young collections. Cheap enough, since the
+    preloaded app is frozen and never walked.
+    """
     counts, thresholds = gc.get_count(), gc.get_threshold()
     if not thresholds[0] or counts[0] <= thresholds[0]:
         return
@@ -116,7 +122,11 @@ def collect_if_due() -> None:
 
 
 def pre_fork(server: Any, worker: Any) -> None:
-    """Move the preloaded app's objects out of the collector's sight before each fork."""
+    """Move the preloaded app's objects out of the collector's sight before each fork.
+
+    The master's own garbage is collected first, or it would stay frozen, and so for ever.
+    """
+    gc.collect()
     gc.freeze()
 
 

@@ -127,8 +127,9 @@ def gunicorn_server(instance: Path, env: dict[str, str], app: str = "app:app") -
     port = free_port()
     log_path = instance / "gunicorn.log"
     env = {**env, "BLOG_INSTANCE_PATH": str(instance), "HOST": "127.0.0.1", "PORT": str(port)}
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf"]
-    command += ["--pythonpath", str(instance), app]
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf", app]
+    if app != "app:app":
+        command[-1:-1] = ["--pythonpath", str(instance)]
     url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
