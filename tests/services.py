@@ -122,14 +122,14 @@ def gunicorn_server(instance: Path, env: dict[str, str], app: str = "app:app") -
 
     Yields the base URL once /healthz answers; the log is `gunicorn.log` in the instance
     folder, quoted in the error if the server does not come up. `env` is the whole environment.
-    Another WSGI app than the site's is found in the instance folder.
     """
     port = free_port()
     log_path = instance / "gunicorn.log"
     env = {**env, "BLOG_INSTANCE_PATH": str(instance), "HOST": "127.0.0.1", "PORT": str(port)}
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf", app]
-    if app != "app:app":
-        command[-1:-1] = ["--pythonpath", str(instance)]
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:blog.gunicorn_conf"]
+    if app != "app:app":  # another WSGI app, found in the instance folder
+        command += ["--pythonpath", str(instance)]
+    command.append(app)
     url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
