@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -52,6 +53,20 @@ _RUN = secrets.token_hex(3)  # keeps this run's database names and Redis keys ap
 _database_numbers = itertools.count()
 _databases_to_drop: list[str] = []
 _apps_made: list[Flask] = []  # by _make_app, for their connections to be closed after the test
+
+
+@contextmanager
+def collector_off() -> Iterator[None]:
+    """Collect, then keep Python's cyclic collector off; put it and its thresholds back after."""
+    was_on, thresholds = gc.isenabled(), gc.get_threshold()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if was_on:
+            gc.enable()
 
 
 def _database_url(database: Path | str) -> str:

@@ -7,7 +7,6 @@ drift. `make bench BENCH_ARGS="--worst"` prints the real numbers.
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from blog.extensions import db
 from blog.models import Article, Revision, Status
 from blog.workflow import transition
 
-from .conftest import AUTHOR, parse
+from .conftest import AUTHOR, collector_off, parse
 
 BOUND = 5.0  # seconds of CPU; the real figures are well under a second or two
 
@@ -36,14 +35,10 @@ def cpu_seconds(work: Callable[[], object]) -> float:
     in whichever call allocates past its threshold. The task-list ratio below failed once in a
     full CI run (0.46 s against 0.15 s) though it is 1.1 to 1.5 when the file runs alone.
     """
-    gc.collect()
-    gc.disable()
-    try:
+    with collector_off():
         started = time.process_time()
         work()
         return time.process_time() - started
-    finally:
-        gc.enable()
 
 
 @pytest.fixture(autouse=True)

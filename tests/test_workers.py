@@ -23,6 +23,7 @@ import pytest
 
 from blog import gunicorn_conf
 
+from .conftest import collector_off
 from .services import gunicorn_server
 
 # Python 3.12+ collects between bytecodes itself, and 3.14's incremental collector counts
@@ -61,18 +62,11 @@ class Cycle:
         self.me = self
 
 
-@pytest.fixture
-def collector_off() -> Iterator[None]:
+@pytest.fixture(name="collector_off")
+def _collector_off() -> Iterator[None]:
     """Turn the automatic collector off for one test, as a worker does; restore it after."""
-    was_on, thresholds = gc.isenabled(), gc.get_threshold()
-    gc.collect()
-    gc.disable()
-    try:
+    with collector_off():
         yield
-    finally:
-        gc.set_threshold(*thresholds)
-        if was_on:
-            gc.enable()
 
 
 def test_a_collection_runs_only_once_the_thresholds_call_for_it(collector_off):
