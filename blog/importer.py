@@ -809,7 +809,12 @@ def _read(path: Path, limit: int) -> str:
             # A FIFO would block the import forever, a device (/dev/zero) would never end.
             raise _FileProblems([(None, "not a regular file; only Markdown files are read")])
         with path.open("rb") as handle:
-            data = handle.read(limit + 1)  # the file may grow after stat(): read no more
+            # As many bytes as stat() saw, and one more to notice a file that grew since: a
+            # read of limit + 1 would allocate 2 MB for every 6 kB post. Only a file that grew
+            # is read on, and never past limit + 1.
+            data = handle.read(min(info.st_size, limit) + 1)
+            if len(data) > info.st_size:
+                data += handle.read(limit + 1 - len(data))
     except OSError as error:
         raise _FileProblems([(None, f"cannot read the file: {error.strerror}")]) from None
     if len(data) > limit:

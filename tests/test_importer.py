@@ -1102,3 +1102,23 @@ def test_an_imported_article_wears_its_own_spelling_of_a_drafts_tag(
     assert run(app, tmp_path).summary() == "1 created, 0 updated, 0 skipped, 0 errors"
     page = client.get("/articles/kafka-streams").get_data(as_text=True)
     assert "Kafka" in page and "ЭТОТ" not in page and "网站" not in page
+
+
+def test_a_file_that_grows_after_it_was_measured_is_read_whole_or_refused(tmp_path):
+    """The read is sized by stat(): a file written to since is read on, up to the limit."""
+    from blog.importer import _FileProblems, _read
+
+    post = tmp_path / "post.md"
+    post.write_text("short")
+    measured = post.stat()
+    post.write_text("short, then a great deal longer")
+
+    class Measured(type(post)):  # stat() as it was before the file grew
+        def stat(self, **_kwargs):  # noqa: ANN003, ANN202
+            return measured
+
+    assert _read(Measured(post), 1000) == "short, then a great deal longer"
+    with pytest.raises(_FileProblems) as refused:
+        _read(Measured(post), 10)
+    [(_, message)] = refused.value.problems
+    assert "too large" in message and "11 bytes" in message
