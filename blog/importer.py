@@ -72,6 +72,11 @@ STORAGE_STOPPED = (
 BATCH_SIZE = 200
 # Below this many files a pool of workers costs more to start than it saves (measured: bench/).
 POOL_THRESHOLD = 64
+# Workers run this much nicer than the import: the writer is its critical path and should not
+# wait for a core while workers already ahead of it take one, and a site served from the same
+# machine keeps its readers first. An idle core is still the workers': niceness only decides who
+# waits when cores are short (bench/README.md, "The import phase").
+WORKER_NICENESS = 10
 # From this many files the search index is set for bulk writes (search_index().bulk_loading):
 # below it, the few segments written merge as cheaply either way.
 BULK_THRESHOLD = 1_000
@@ -307,11 +312,17 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
         for path in files:
             yield _prepare(path, limit)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_lower_priority) as pool:
         try:
             yield from pool.map(_prepare, files, [limit] * len(files), chunksize=16)
         finally:  # stopped early (closed, an error, Ctrl-C): files not yet started are dropped
             pool.shutdown(cancel_futures=True)
+
+
+def _lower_priority() -> None:
+    """Raise this worker process's niceness by WORKER_NICENESS, where the OS has niceness."""
+    if hasattr(os, "nice"):
+        os.nice(WORKER_NICENESS)
 
 
 def _prepare(path: Path, limit: int) -> _Prepared:

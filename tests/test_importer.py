@@ -1122,3 +1122,26 @@ def test_a_file_that_grows_after_it_was_measured_is_read_whole_or_refused(tmp_pa
         _read(Measured(post), 10)
     [(_, message)] = refused.value.problems
     assert "too large" in message and "11 bytes" in message
+
+
+def _report_niceness(path, _limit):  # noqa: ANN001, ANN202 - stands in for _prepare in a worker
+    import os
+
+    from blog.importer import _Prepared
+
+    return _Prepared(path, problems=[(None, f"niceness {os.nice(0)}")])
+
+
+def test_worker_processes_run_at_a_lower_priority_than_the_writer(app, tmp_path, monkeypatch):
+    """The writer is the critical path: workers ahead of it must not take its core."""
+    import os
+
+    import blog.importer
+
+    many_files(tmp_path, 4)
+    monkeypatch.setattr(blog.importer, "POOL_THRESHOLD", 1)  # prepared in worker processes
+    monkeypatch.setattr(blog.importer, "_prepare", _report_niceness)
+    app.config["IMPORT_WORKERS"] = 2
+    expected = min(19, os.nice(0) + blog.importer.WORKER_NICENESS)  # 19 is the lowest priority
+    messages = {message for _, _, message in errors(run(app, tmp_path))}
+    assert messages == {f"niceness {expected}"} and os.nice(0) < expected
