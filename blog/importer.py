@@ -636,6 +636,10 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
 
 
 OUTSIDE = "outside the folder given, not followed"
+TAKEN_DOWN = (
+    "unchanged, and taken down by an admin: it comes back only through review (a changed file "
+    "is submitted for it)"
+)
 
 
 def _inside(link: Path, root: Path) -> bool:
@@ -765,6 +769,8 @@ def _update(
     model = fields.ai_model or (latest.ai_model if latest else None) or ""
     draft = replace(fields.draft, ai_generated=ai_generated, ai_model=model if ai_generated else "")
     if latest is not None and same_text(latest, draft):
+        if article.taken_down_at is not None:
+            return "skipped", ImportedFile(path, article.slug, reason=TAKEN_DOWN)
         if not ai_generated and not fields.is_draft and article.published_revision_id != latest.id:
             # `draft: true` became false with the text untouched: publish what is there.
             _publish(article, latest, owner, None if article.published_at else fields.date)
@@ -778,6 +784,9 @@ def _update(
         enter_review(article, revision, owner, f"Imported from {name}")
     elif fields.is_draft:
         back_to_draft(article)
+    elif article.taken_down_at is not None:
+        # An admin took it down: it is public again only once an admin approves this text.
+        enter_review(article, revision, owner, f"Imported from {name}")
     else:
         _publish(article, revision, owner, None if article.published_at else fields.date)
     return "updated", ImportedFile(path, article.slug, status=article.status)

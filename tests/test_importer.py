@@ -1145,3 +1145,42 @@ def test_worker_processes_run_at_a_lower_priority_than_the_writer(app, tmp_path,
     expected = min(19, os.nice(0) + blog.importer.WORKER_NICENESS)  # 19 is the lowest priority
     messages = {message for _, _, message in errors(run(app, tmp_path))}
     assert messages == {f"niceness {expected}"} and os.nice(0) < expected
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["none", "text", "undraft"],
+    ids=["the same file", "a changed file", "a draft file made public"],
+)
+def test_a_taken_down_article_comes_back_only_through_review(app, client, tmp_path, change):
+    """Importing its file again never republishes what an admin took down: at most it submits."""
+    from blog.workflow import take_down
+    from tests.conftest import ADMIN
+
+    draft = "draft: true\n" if change == "undraft" else ""
+    post = write(tmp_path, "post.md", f"---\ntitle: Post\n{draft}---\nThe first text.\n")
+    run(app, tmp_path)
+    with app.app_context():
+        if change == "undraft":  # published once, then the file said draft: true
+            publish(find("post"), latest_revision(find("post")), find("post").author)
+        take_down(find("post"), db.session.scalar(select(User).filter_by(email=ADMIN)), "Legal")
+        db.session.commit()
+    if change == "text":
+        post.write_text("---\ntitle: Post\n---\nThe text, corrected.\n")
+    elif change == "undraft":
+        post.write_text("---\ntitle: Post\n---\nThe first text.\n")
+
+    report = run(app, tmp_path)
+    assert client.get("/articles/post").status_code == 410
+    with app.app_context():
+        article = find("post")
+        assert article.published_revision_id is None and article.taken_down_at is not None
+        if change == "text":  # the correction is kept, and waits for an admin
+            assert [(e.slug, e.status) for e in report.updated] == [("post", Status.IN_REVIEW)]
+            assert article.status == Status.IN_REVIEW
+            assert latest_revision(article).body == "The text, corrected.\n"
+            assert submits(article)[-1].revision_id == latest_revision(article).id
+        else:
+            assert not report.updated and article.status == Status.TAKEN_DOWN
+            [skipped] = report.skipped
+            assert "taken down" in skipped.reason and "review" in skipped.reason
