@@ -6,7 +6,9 @@
       └──── edit ─────────┘  └──reject──▶ rejected ──edit──▶ draft
 
 Editing a published or scheduled article writes a new revision and puts the article back to
-draft; the approved revision stays public until an admin approves the new one.
+draft; the approved revision stays public until an admin approves the new one. A live article's
+new text is approved at once, never scheduled: an article has one public copy, so scheduling
+would take the live text off the site until the new one's time.
 
 Submitting seals the revision (articles.seal): from then on its text never changes, so a decision
 is always about the text the reviewer read, and each decision records that text's digest. An
@@ -59,6 +61,10 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
 # Editing moves these states back to draft (the others keep their state while being edited).
 EDIT_RESETS = frozenset({Status.PUBLISHED, Status.SCHEDULED, Status.REJECTED, Status.TAKEN_DOWN})
 COMMENT_REQUIRED = frozenset({"request_changes", "reject"})
+LIVE_NOT_SCHEDULED = (
+    "Not done: this article is live, and scheduling its new text would take the approved one "
+    "off the site until then. Approve to publish the new text now."
+)
 
 ACTION_LABELS = {
     "submit": "Submitted for review",
@@ -100,7 +106,7 @@ def allowed_actions(user: User, article: Article) -> list[str]:
     """List the moves this user may make on this article now."""
     actions = []
     for action, (sources, _target, who) in TRANSITIONS.items():
-        if article.status not in sources:
+        if article.status not in sources or (action == "schedule" and article.is_public()):
             continue
         if who == ADMIN and user.is_admin:
             actions.append(action)
@@ -142,6 +148,9 @@ def transition(
             raise TransitionError("Choose the date and time to publish at.")
         if publish_at <= clock.now():
             raise TransitionError("The publish time must be in the future.")
+        if article.is_public():
+            # publish() replaces the public copy: the live text would go now, the new one later.
+            raise TransitionError(LIVE_NOT_SCHEDULED)
     revision = latest_revision(article)
     if revision is None:
         raise TransitionError("The article has no saved text yet.")

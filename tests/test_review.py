@@ -197,6 +197,43 @@ def test_editing_an_approved_article_needs_a_new_approval(app, client, author_cl
     assert "Rewritten from scratch." in client.get(f"/articles/{slug}").get_data(as_text=True)
 
 
+def test_a_correction_to_a_live_article_is_approved_now_never_scheduled(
+    app, client, author_client, admin_client
+):
+    """Scheduling would replace the live text at once and hide it until then: readers lose it."""
+    edit = parse(author_client.get("/studio/1/edit"))
+    fields = {
+        el["name"]: el.get("value", el.get_text())
+        for el in edit.select("#editor-form input[name], #editor-form textarea[name]")
+        if el.get("type") != "checkbox"
+    }
+    slug = edit.select_one("#slug")["value"]
+    live = client.get(f"/articles/{slug}").get_data(as_text=True)
+    fields.update(body="A correction, for next week.", action="submit")
+    author_client.post("/studio/1/edit", data=fields)
+    review = parse(admin_client.get("/review/1"))
+    assert review.select_one("button[value=approve]") is not None
+    assert review.select_one("button[value=schedule]") is None
+    assert "a live article's new text is not scheduled" in review.get_text(" ")
+
+    later = (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M")
+    refused = admin_client.post(
+        "/review/1/decide", data={"action": "schedule", "publish_at": later, "timezone": "UTC"}
+    )
+    assert refused.status_code == 409
+    assert "live" in parse(refused).select_one(".flash, .error, [role=alert]").get_text()
+    assert client.get(f"/articles/{slug}").get_data(as_text=True) == live
+    with app.app_context():
+        assert db.session.get(Article, 1).status == Status.IN_REVIEW
+        with pytest.raises(TransitionError, match="live"):
+            transition(
+                db.session.get(Article, 1),
+                "schedule",
+                _users()[1],
+                publish_at=datetime.now(UTC) + timedelta(days=7),
+            )
+
+
 # -- pages ------------------------------------------------------------------------------------
 
 
