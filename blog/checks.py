@@ -1,7 +1,8 @@
 """Automatic checks a reviewer sees on a draft: duplicates, code that does not parse, dead links.
 
 Each check says what it looked at and what it found, so the reviewer can judge; none of them
-blocks a decision.
+blocks a decision. (An image of ours that answers nothing does block an approval, in
+workflow.transition: nobody can have seen it. See media.unseen_images.)
 """
 
 from __future__ import annotations

@@ -275,3 +275,28 @@ def delete_files(media: Media) -> None:
     storage = media_storage()
     for key in media_keys(media):
         storage.delete(key)
+
+
+def unseen_images(markdown: str) -> list[str]:
+    """Return the addresses of this site's images in a body that no upload answers, in order.
+
+    An image's address is the hash of its file, which anyone can work out without uploading
+    it: approved while it answers nothing, the picture would appear on the approved page once
+    someone uploads it, never seen by the reviewer. Read from the parsed body, so an address
+    spelled with character references counts as the one it renders to.
+    """
+    from .content import media_path, parse
+
+    wanted: dict[str, str] = {}  # hash: the address as written, first one of each
+    for token in parse(markdown)[0]:
+        for child in token.children or []:
+            if child.type == "image" and (match := media_path(str(child.attrGet("src")))):
+                wanted.setdefault(match["hash"], match.group(0))
+    if not wanted:
+        return []
+    known: set[str] = set()
+    hashes = list(wanted)
+    for start in range(0, len(hashes), 500):  # SQLite's limit on bound parameters
+        chunk = hashes[start : start + 500]
+        known.update(db.session.scalars(select(Media.sha256).where(Media.sha256.in_(chunk))))
+    return [address for digest, address in wanted.items() if digest not in known]

@@ -41,6 +41,7 @@ from . import clock, pagecache
 from .articles import latest_revision, publish, seal
 from .audit import record
 from .extensions import db
+from .media import unseen_images
 from .models import Article, ReviewEvent, Revision, Status, User
 from .search import index_article
 
@@ -163,6 +164,8 @@ def transition(
             revision_number,
             revision,
         )
+    if action in ("approve", "schedule") and (unseen := unseen_images(revision.body)):
+        raise TransitionError(_unseen_message(unseen))
 
     # The conditional update is the lock: only one request can move the article out of `sources`.
     conditions = [Article.id == article.id, Article.status.in_(sources)]
@@ -196,6 +199,19 @@ def transition(
     db.session.add(event)
     record(action, actor, f"{ACTION_LABELS[action]}: {article.slug} (revision {revision.number})")
     return Decision(article, event)
+
+
+def _unseen_message(unseen: list[str]) -> str:
+    """Say which images block an approval (media.unseen_images) and what to do."""
+    if len(unseen) == 1:
+        what, them = f"the image {unseen[0]} in this text answers", "it"
+    else:
+        listed = ", ".join(unseen[:3]) + (", …" if len(unseen) > 3 else "")
+        what, them = f"{len(unseen)} images in this text ({listed}) answer", "them"
+    return (
+        f"Not approved: {what} nothing here, so nobody can see what readers would. Ask the "
+        f"author to upload {them}, or to take {them} out."
+    )
 
 
 def _lost_race_message(article: Article, action: str) -> str:

@@ -574,3 +574,35 @@ def test_a_storage_that_cannot_be_written_is_a_503_with_a_message(
     answer = app.test_client().post("/api/media", headers=bearer, **multipart(image_bytes()))
     assert answer.status_code == 503 and "try again" in answer.get_json()["error"]
     assert media_count(app) == 0
+
+
+def test_an_image_nobody_can_see_blocks_its_approval(
+    app: Flask,
+    client: FlaskClient,
+    author_client: FlaskClient,
+    admin_client: FlaskClient,
+    make_article,  # noqa: ANN001
+) -> None:
+    """An image's address is its hash, which anyone can work out offline. Approved while it
+    answered nothing, the picture would appear on the approved page once uploaded, unseen."""
+    from blog.media import process
+    from blog.models import Article
+
+    picture = image_bytes(size=(300, 200))
+    url = f"/media/{process(picture).key}"
+    draft = make_article("Unseen picture", body=f"Text.\n\n![A chart]({url})\n", status="in_review")
+    for action, publish_at in (("approve", ""), ("schedule", "2031-06-01T09:00")):
+        refused = admin_client.post(
+            f"/review/{draft}/decide", data={"action": action, "publish_at": publish_at}
+        )
+        assert refused.status_code == 422
+        message = parse(refused).select_one(".flash").get_text(" ")
+        assert url in message and "upload" in message
+    with app.app_context():
+        article = db.session.get(Article, draft)
+        assert article.published_revision_id is None and article.status == "in_review"
+
+    assert upload(author_client, draft, picture).get_json()["url"] == url  # now it can be seen
+    approved = admin_client.post(f"/review/{draft}/decide", data={"action": "approve"})
+    assert approved.status_code == 302
+    assert client.get(url).status_code == 200
