@@ -256,16 +256,18 @@ class MediaItem:
 
 
 def where_used(media: list[Media]) -> dict[int, list[Article]]:
-    """Map each image to the articles whose newest or published text shows it."""
+    """Map each image to the articles whose newest or published text shows it.
+
+    The public page is matched by its HTML too: Markdown reads an address written with
+    character references (`&#x61;`) as the plain one, which the Markdown text never contains.
+    """
     found: dict[int, list[Article]] = {m.id: [] for m in media}
     if not media:
         return found
-    rows = db.session.execute(
-        select(Revision.article_id, Revision.body).where(
-            or_(*(Revision.body.contains(m.sha256, autoescape=True) for m in media))
-        )
-    ).all()
-    candidates = {article_id for article_id, _body in rows}
+    in_text = or_(*(Revision.body.contains(m.sha256, autoescape=True) for m in media))
+    on_page = or_(*(Article.body_html.contains(m.sha256, autoescape=True) for m in media))
+    candidates = set(db.session.scalars(select(Revision.article_id).where(in_text)))
+    candidates |= set(db.session.scalars(select(Article.id).where(on_page)))
     if not candidates:
         return found
     articles = {
@@ -280,6 +282,8 @@ def where_used(media: list[Media]) -> dict[int, list[Article]]:
     }
     for article_id in sorted(candidates):
         texts = [r.body for r in (latest.get(article_id), published.get(article_id)) if r]
+        if articles[article_id].published_revision_id:  # the public copy, as readers get it
+            texts.append(articles[article_id].body_html)
         for item in media:
             if any(item.sha256 in text for text in texts):
                 found[item.id].append(articles[article_id])

@@ -19,7 +19,7 @@ from werkzeug.test import encode_multipart
 
 from blog.extensions import db
 from blog.media_views import media_items
-from blog.models import Media
+from blog.models import Article, Media
 
 from .conftest import ADMIN, AUTHOR, _make_app, login, parse
 
@@ -605,4 +605,27 @@ def test_an_image_nobody_can_see_blocks_its_approval(
     assert upload(author_client, draft, picture).get_json()["url"] == url  # now it can be seen
     approved = admin_client.post(f"/review/{draft}/decide", data={"action": "approve"})
     assert approved.status_code == 302
+    assert client.get(url).status_code == 200
+
+
+def test_an_image_a_published_page_shows_is_kept_however_its_address_is_spelled(
+    client: FlaskClient,
+    author_client: FlaskClient,
+    make_article,  # noqa: ANN001
+) -> None:
+    """Markdown reads `&#x61;` in an address as `a`: the page shows the image, so it stays."""
+    scratch = make_article("Scratch", status="draft")
+    image = upload(author_client, scratch, image_bytes(size=(300, 200))).get_json()
+    url = image["url"]
+    at = next(i for i, char in enumerate(url) if i > len("/media/") and char in "abcdef")
+    spelled = f"{url[:at]}&#x{ord(url[at]):x};{url[at + 1 :]}"
+    shown = make_article("Shows it", body=f"![A chart]({spelled})\n")
+    with author_client.application.app_context():
+        slug = db.session.get(Article, shown).slug
+    assert url in {img["src"] for img in parse(client.get(f"/articles/{slug}")).select("img")}
+
+    refused = author_client.post(
+        f"/studio/media/{image['id']}/delete", headers={"Accept": "application/json"}
+    )
+    assert refused.status_code == 409 and "Shows it" in refused.get_json()["error"]
     assert client.get(url).status_code == 200
