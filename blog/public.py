@@ -32,6 +32,7 @@ from .models import (
     User,
     last_public_change,
 )
+from .params import SQLITE_INT_MAX
 from .search import (
     PAGE_SIZE,
     category_is_public,
@@ -233,7 +234,7 @@ def sitemap() -> Response:
 @bp.get("/sitemap-<int:page>.xml")
 def sitemap_page(page: int) -> Response:
     """List one page of published articles, oldest first, for the sitemap index."""
-    if page < 1:
+    if not 1 <= page <= SQLITE_INT_MAX // SITEMAP_PAGE:  # past it, the offset cannot be bound
         abort(404)
     return _sitemap_page(page)
 

@@ -654,6 +654,13 @@ def test_errors_answer_htmx_with_a_fragment_that_keeps_the_target(app, client):
     assert plain.find("html") is None and plain.select_one("[role=alert]")
 
 
+@pytest.mark.parametrize("page", [1_844_674_407_370_957, 2**63 - 1])
+def test_a_sitemap_page_past_any_offset_the_database_takes_is_404(client, page):
+    """The page number fits the database; (page - 1) x 5,000, the offset, does not."""
+    assert client.get(f"/sitemap-{page}.xml").status_code == 404
+    assert client.head(f"/sitemap-{page}.xml").status_code == 404
+
+
 def test_sitemap_is_rebuilt_when_an_article_is_published(client, make_article):
     before = client.get("/sitemap.xml").get_data(as_text=True)
     assert client.get("/sitemap.xml").get_data(as_text=True) == before
