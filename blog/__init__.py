@@ -12,7 +12,13 @@ from flask import Config, Flask, Response, current_app, request
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import BadRequest, HTTPException, SecurityError, ServiceUnavailable
+from werkzeug.exceptions import (
+    BadHost,
+    BadRequest,
+    HTTPException,
+    SecurityError,
+    ServiceUnavailable,
+)
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .extensions import cache, compress, csrf, db, limiter, login_manager, migrate
@@ -234,20 +240,29 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
-def _refuse_host() -> HTTPException:
-    """Answer a request for a host this site does not serve, building links on the site's own."""
-    # Flask refused the Host before it could make a URL adapter, and the layout needs one for
-    # its links: bind one to the site's own name (never to the refused one).
+NOT_A_HOST_NAME = "The request's host name is not a valid one."
+
+
+def _refuse_host(error: HTTPException) -> HTTPException:
+    """Answer a request whose Host was refused before routing, building links on the site's own.
+
+    Flask refused a host this site does not serve (SecurityError), or Werkzeug a name that is
+    no host name at all (BadHost: "a..b", a label over 63 letters), before it could make a URL
+    adapter, and the layout needs one for its links: bind one to the site's own name (never to
+    the refused one; "localhost" when SITE_URL is not set, as links are then relative).
+    """
     config = current_app.config
     site = urlsplit(config.get("SITE_URL") or "")
     request_ctx.url_adapter = current_app.url_map.bind(
-        site.netloc or config["TRUSTED_HOSTS"][0],
+        site.netloc or (config["TRUSTED_HOSTS"] or ["localhost"])[0],
         script_name=request.root_path or "/",
         url_scheme=site.scheme or request.scheme,
     )
     # Werkzeug's description repeats the forged name; say what to do instead.
     where = f" Use {config['SITE_URL']}" if config.get("SITE_URL") else ""
-    return BadRequest(f"This site does not answer to that host name.{where}")
+    if isinstance(error, SecurityError):
+        return BadRequest(f"This site does not answer to that host name.{where}")
+    return BadRequest(f"{NOT_A_HOST_NAME}{where}")
 
 
 def _database_is_busy(error: OperationalError) -> bool:
@@ -338,8 +353,8 @@ def _register_error_pages(app: Flask) -> None:
     def handle(error: HTTPException) -> Response | HTTPException:
         if error.code is None or error.code < 400:
             return error
-        if isinstance(error, SecurityError) and request_ctx.url_adapter is None:
-            error = _refuse_host()
+        if isinstance(error, SecurityError | BadHost) and request_ctx.url_adapter is None:
+            error = _refuse_host(error)
         if request.path.startswith("/api/"):
             response = jsonify(error=error.name, message=error.description)
             response.status_code = error.code
@@ -381,9 +396,24 @@ def _register_error_pages(app: Flask) -> None:
     @app.before_request
     def answer_health_checks_on_any_host() -> Response | None:
         """Let a load balancer's health check in whatever Host it sends (often an IP address)."""
-        if isinstance(request.routing_exception, SecurityError) and request.path == "/healthz":
+        refused = isinstance(request.routing_exception, SecurityError | BadHost)
+        if refused and request.path == "/healthz":
             return app.make_response(app.view_functions["public.healthz"]())
         return None
+
+    @app.before_request
+    def refuse_a_host_name_links_cannot_use() -> None:
+        """Refuse a Host that routes but is no name a link can carry ("xn--zz": bad punycode).
+
+        Without SITE_URL, absolute links (canonical, feed, sitemap) are built on the request's
+        host, and Werkzeug raises UnicodeError decoding such a name: a 500 on any page.
+        """
+        if app.config.get("SITE_URL") or request.path == "/healthz":
+            return
+        try:
+            request.host_url  # noqa: B018 - decoding it is the check
+        except UnicodeError:
+            raise BadHost(NOT_A_HOST_NAME) from None
 
     @app.errorhandler(500)
     def internal_error(error: Exception) -> tuple[str, int]:

@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 from flask import Flask
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from blog.deploy import Severity, deployment_problems
 from blog.extensions import db
@@ -110,6 +112,26 @@ def test_a_forged_host_is_a_400_page_in_the_layout(make_app, path):
     assert "evil.example" not in body
     soup = parse(response)
     assert soup.select_one("header.site-header") is not None  # the site's layout, not a bare 500
+
+
+def _with_host(app, path: str, host: str) -> tuple[int, str]:  # noqa: ANN001
+    """Send a request with this Host as a server would pass it on. (The test client cannot:
+    it parses the URL itself, and "xn--zz" makes it raise before the app answers.)"""
+    environ = EnvironBuilder(path=path).get_environ()
+    environ["HTTP_HOST"] = host
+    body, status, _headers = run_wsgi_app(app, environ, buffered=True)
+    return int(status.split()[0]), b"".join(body).decode()
+
+
+@pytest.mark.parametrize("host", ["a..b", "x" * 64 + ".example", "xn--zz"])
+@pytest.mark.parametrize("site_url", [None, "https://blog.example.com"], ids=["no SITE_URL", ""])
+def test_a_malformed_host_is_a_400_page_in_the_layout(make_app, host, site_url):
+    """Werkzeug refuses such a Host before routing, and the layout's links need a URL adapter."""
+    app = make_app(SITE_URL=site_url, TRUSTED_HOSTS=None)
+    status, body = _with_host(app, "/", host)
+    assert status == 400 and host not in body
+    assert BeautifulSoup(body, "html.parser").select_one("header.site-header") is not None
+    assert _with_host(app, "/healthz", host)[0] == 200  # a load balancer's check, whatever Host
 
 
 def test_a_forged_host_header_behind_a_proxy_is_refused(make_app):
