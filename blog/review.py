@@ -485,7 +485,10 @@ def _parse_publish_at(value: str, zone_name: str) -> tuple[datetime | None, Zone
         return None, zone
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(UTC), zone
+    try:
+        return parsed.astimezone(UTC), zone
+    except OverflowError:  # 9999-12-31 23:59 in New York is past the calendar in UTC
+        return None, zone
 
 
 # -- users, tokens, audit log -----------------------------------------------------------------

@@ -140,10 +140,9 @@ class EditorForm:
     @classmethod
     def from_request(cls) -> EditorForm:
         form = request.form
-        try:
-            base = int(form.get("base_revision", "0"))
-        except ValueError:
-            base = 0
+        # No base (0) when absent, not a number or past the database's integers: the save is
+        # then checked against every revision, so a conflict is shown, never written over.
+        base = bounded_int(form.get("base_revision"), 0, 0, SQLITE_INT_MAX) or 0
         draft = Draft(
             title=form.get("title", "").strip(),
             body=form.get("body", "").replace("\r\n", "\n"),

@@ -766,6 +766,21 @@ def test_schedule_in_the_admins_time_zone(app, admin_client, make_article):
     assert refused.status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("when", "zone"), [("9999-12-31 23:59", "America/New_York"), ("0001-01-01 00:00", "Asia/Tokyo")]
+)
+def test_a_time_that_leaves_the_calendar_in_utc_is_refused_keeping_the_comment(
+    app, admin_client, make_article, when, zone
+):
+    article_id = _in_review(app, make_article)
+    refused = admin_client.post(
+        f"/review/{article_id}/decide",
+        data={"action": "schedule", "publish_at": when, "timezone": zone, "comment": "Keep me."},
+    )
+    assert refused.status_code == 422
+    assert parse(refused).select_one("#comment").get_text() == "Keep me."
+
+
 def test_approval_links_to_the_live_article(app, admin_client, make_article):
     article_id = _in_review(app, make_article, "Live soon")
     response = admin_client.post(

@@ -528,3 +528,14 @@ def test_the_editor_suggests_no_names_only_another_authors_draft_uses(
     assert "Maya&#39;s corner" in mine and "maya-only" in mine
     assert "Backend" in mine  # a public category
     assert "Nightingale" in admin_client.get("/studio/new").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["edit", "autosave"])
+def test_a_base_revision_past_the_database_integer_keeps_the_text(author_client, path):
+    """An out-of-range base is no base: the save is checked against every revision, not lost."""
+    fields = editor_fields(author_client.get("/studio/1/edit"))
+    fields.update(body="Words the author typed.", base_revision=str(2**63))
+    response = author_client.post(f"/studio/1/{path}", data=fields)
+    assert response.status_code == 409  # a conflict with the newest revision, not a 500
+    expected = "Not autosaved" if path == "autosave" else "Words the author typed."
+    assert expected in response.get_data(as_text=True)
