@@ -53,6 +53,8 @@ WORST_MARKDOWN: dict[str, Callable[[], str]] = {
     "distinct links": lambda: _numbered(lambda i: f"[a](/articles/x{i}) "),
     "footnotes": _footnotes,
     "huge table": lambda: fill("| x | y |\n", head="| a | b |\n|---|---|\n"),
+    # Each 2-character row is a row of 4 cells (3 filled in empty): the most cells per character.
+    "table of short rows": lambda: fill("a\n", head="|a|a|a|a|\n|-|-|-|-|\n"),
     "wide table": lambda: (
         fill("a|", head="|", limit=LIMIT // 3)
         + "\n"
