@@ -15,7 +15,9 @@ The contract the editor's upload UI is built against:
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -255,38 +257,71 @@ class MediaItem:
         return [describe_use(article) for article in self.used_in]
 
 
-def where_used(media: list[Media]) -> dict[int, list[Article]]:
-    """Map each image to the articles whose newest or published text shows it.
+# An image's hash as a text names it. Markdown reads character references in an address
+# (`&#x61;` is `a`, `&sol;` is `/`), so a text is searched as it reads once they are decoded.
+_HASH = re.compile(r"[0-9a-f]{64}")
+# What a text that can show an image of ours contains: the path, or a reference spelling it.
+_MAY_SHOW_MEDIA = ("/media/", "&#", "&sol;")
 
-    The public page is matched by its HTML too: Markdown reads an address written with
-    character references (`&#x61;`) as the plain one, which the Markdown text never contains.
-    """
-    found: dict[int, list[Article]] = {m.id: [] for m in media}
-    if not media:
-        return found
-    in_text = or_(*(Revision.body.contains(m.sha256, autoescape=True) for m in media))
-    on_page = or_(*(Article.body_html.contains(m.sha256, autoescape=True) for m in media))
-    candidates = set(db.session.scalars(select(Revision.article_id).where(in_text)))
-    candidates |= set(db.session.scalars(select(Article.id).where(on_page)))
-    if not candidates:
-        return found
+
+def _named_hashes(text: str) -> set[str]:
+    """Return the image hashes a text names, as Markdown and HTML read it."""
+    return set(_HASH.findall(html.unescape(text) if "&" in text else text))
+
+
+def _texts_shown(article_ids: list[int]) -> Iterator[tuple[Article, list[str]]]:
+    """Yield each article with its newest and approved texts and its public page, in id order."""
     articles = {
         a.id: a
-        for a in db.session.scalars(select(Article).where(Article.id.in_(candidates))).unique()
+        for a in db.session.scalars(select(Article).where(Article.id.in_(article_ids))).unique()
     }
-    latest = latest_revisions(list(candidates))
+    latest = latest_revisions(article_ids)
     published_ids = [a.published_revision_id for a in articles.values() if a.published_revision_id]
     published = {
         r.article_id: r
         for r in db.session.scalars(select(Revision).where(Revision.id.in_(published_ids)))
     }
-    for article_id in sorted(candidates):
+    for article_id in article_ids:
+        article = articles[article_id]
         texts = [r.body for r in (latest.get(article_id), published.get(article_id)) if r]
-        if articles[article_id].published_revision_id:  # the public copy, as readers get it
-            texts.append(articles[article_id].body_html)
-        for item in media:
-            if any(item.sha256 in text for text in texts):
-                found[item.id].append(articles[article_id])
+        if article.published_revision_id:  # the public copy, as readers get it
+            texts.append(article.body_html)
+        yield article, texts
+
+
+def where_used(media: list[Media]) -> dict[int, list[Article]]:
+    """Map each image to the articles whose newest or published text, or public page, shows it.
+
+    The texts that can show any image of ours are found with a few patterns, whatever the
+    number of images, and read once: a pattern per image made the media page cost images x
+    text (seconds for a few hundred images and long articles). The public page is read too.
+    """
+    found: dict[int, list[Article]] = {m.id: [] for m in media}
+    if not media:
+        return found
+    wanted = {m.sha256: m.id for m in media}
+    candidates = set(
+        db.session.scalars(
+            select(Revision.article_id)
+            .where(
+                or_(*(Revision.body.contains(mark, autoescape=True) for mark in _MAY_SHOW_MEDIA))
+            )
+            .distinct()
+        )
+    )
+    candidates |= set(
+        db.session.scalars(
+            select(Article.id).where(
+                Article.published_revision_id.is_not(None),
+                Article.body_html.contains("/media/", autoescape=True),
+            )
+        )
+    )
+    ids = sorted(candidates)
+    for start in range(0, len(ids), 500):  # bound parameters, and the texts held at once
+        for article, texts in _texts_shown(ids[start : start + 500]):
+            for digest in set().union(*map(_named_hashes, texts)) & wanted.keys():
+                found[wanted[digest]].append(article)
     return found
 
 

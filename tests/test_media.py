@@ -629,3 +629,46 @@ def test_an_image_a_published_page_shows_is_kept_however_its_address_is_spelled(
     )
     assert refused.status_code == 409 and "Shows it" in refused.get_json()["error"]
     assert client.get(url).status_code == 200
+
+
+def test_finding_where_images_are_used_reads_the_texts_once_however_many_images(
+    app: Flask,
+    author_client: FlaskClient,
+    make_article,  # noqa: ANN001
+) -> None:
+    """A LIKE per image made the media page cost images x text: seconds for a few hundred."""
+    from sqlalchemy import event
+
+    from blog.media_views import where_used
+
+    scratch = make_article("Scratch", status="draft")
+    urls = [
+        upload(author_client, scratch, image_bytes(size=(40 + i, 30))).get_json()["url"]
+        for i in range(12)
+    ]
+    make_article("Shows two", body=f"![a]({urls[0]})\n\n![b]({urls[5]})\n")
+    with app.app_context():
+        media = db.session.scalars(select(Media).order_by(Media.id)).all()
+        engine = db.engine
+    patterns: list[int] = []
+
+    def count(_conn, _cursor, statement, _params, _context, _many):  # noqa: ANN001, ANN202
+        patterns.append(statement.count(" LIKE "))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with app.app_context():
+            one = where_used(media[:1])
+            few = sum(patterns)
+            patterns.clear()
+            every = where_used(media)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert sum(patterns) == few
+    with app.app_context():
+        assert [a.title for a in one[media[0].id]] == ["Shows two"]
+        used = {m.key: [a.title for a in every[m.id]] for m in media}
+    assert {key for key, titles in used.items() if titles} == {
+        urls[0].removeprefix("/media/"),
+        urls[5].removeprefix("/media/"),
+    }
