@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select
 
 from . import clock, pagecache
-from .content import MAX_BODY_CHARS, render, slugify
+from .content import MAX_BODY_CHARS, render, slugify, term_slug
 from .database import NUL
 from .diff import word_counts
 from .extensions import db
@@ -107,7 +107,7 @@ def split_tags(value: str | list[str] | None) -> list[str]:
     seen: dict[str, str] = {}
     for item in items:
         name = " ".join(str(item).split())
-        key = slugify(name) if name else ""
+        key = term_slug(name) if name else ""
         if key and key not in seen:
             seen[key] = name
     return list(seen.values())
@@ -132,9 +132,9 @@ def _insert_unless_taken(model: type[Category] | type[Tag], rows: list[dict[str,
 def get_category(name: str) -> Category | None:
     """Find a category by name or slug, creating it when it is new; None for a blank name."""
     name = " ".join(name.split())
-    if not name or not slugify(name):
+    slug = term_slug(name) if name else ""
+    if not slug:
         return None
-    slug = slugify(name)
     found = select(Category).where(or_(Category.slug == slug, Category.name == name)).limit(1)
     category = db.session.scalar(found)
     if category is None:
@@ -146,8 +146,8 @@ def get_category(name: str) -> Category | None:
 
 def get_tags(names: list[str]) -> list[Tag]:
     """Find tags by slug, creating the new ones; in the order given, without repeats."""
-    by_slug = {slugify(name): name for name in reversed(names) if slugify(name)}
-    slugs = [slug for slug in dict.fromkeys(slugify(name) for name in names) if slug]
+    by_slug = {term_slug(name): name for name in reversed(names) if term_slug(name)}
+    slugs = [slug for slug in dict.fromkeys(term_slug(name) for name in names) if slug]
     if not slugs:
         return []
     found = select(Tag).where(Tag.slug.in_(slugs))
@@ -474,11 +474,21 @@ def copy_to_public(article: Article, revision: Revision) -> None:
     article.reading_minutes = rendered.minutes
     article.ai_generated = revision.ai_generated
     article.ai_model = revision.ai_model
-    article.category = get_category(revision.category_name)
+    copy_terms(article, revision)
+
+
+def copy_terms(article: Article, revision: Revision) -> bool:
+    """Point the article at its revision's category and tags; say whether that changed them."""
+    category = get_category(revision.category_name)
     wanted = get_tags(revision.tag_names)
-    article.tag_links = [
-        ArticleTag(tag_id=tag.id, position=position) for position, tag in enumerate(wanted)
-    ]
+    same_category = article.category_id == (category.id if category is not None else None)
+    same_tags = [link.tag_id for link in article.tag_links] == [tag.id for tag in wanted]
+    article.category = category
+    if not same_tags:
+        article.tag_links = [
+            ArticleTag(tag_id=tag.id, position=position) for position, tag in enumerate(wanted)
+        ]
+    return not (same_category and same_tags)
 
 
 def name_as_approved(
@@ -487,10 +497,11 @@ def name_as_approved(
     """Spell categories and tags (slug -> spelling) as approved text does, if no other approved
     article uses them yet; `approved` are the articles being approved now.
 
-    Drafts create the categories and tags they name, and a name finds its row by slug, which
-    drops case, punctuation and anything not ASCII: "Kafka — <anything>" in an unreviewed draft
-    can create the row that a reviewed "Kafka" then shares. Until an approved article uses a
-    row its name is provisional, so the first approval names it; after that it stays.
+    Drafts create the categories and tags they name, and a name finds its row by slug
+    (content.term_slug), which drops case and most punctuation: "KAFKA!" in an unreviewed
+    draft can create the row that a reviewed "Kafka" then shares. Until an approved article
+    uses a row its name is provisional, so the first approval names it; after that it stays.
+    (Names that mean different things, "C++" and "C#", never share a slug.)
     """
     elsewhere = and_(Article.id.not_in(approved), Article.published_revision_id.is_not(None))
     for category in db.session.scalars(select(Category).where(Category.slug.in_(categories))):
@@ -515,8 +526,8 @@ def approved_spellings(category: str, tags: list[str]) -> tuple[dict[str, str], 
     """Key a text's category and tags by slug, the first spelling of each (name_as_approved)."""
     name = " ".join(category.split())
     return (
-        {slugify(name): name} if slugify(name) else {},
-        {slugify(tag): tag for tag in reversed(tags) if slugify(tag)},
+        {term_slug(name): name} if term_slug(name) else {},
+        {term_slug(tag): tag for tag in reversed(tags) if term_slug(tag)},
     )
 
 

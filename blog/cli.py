@@ -333,19 +333,30 @@ def _import_counts(report: object) -> str | None:
 @with_appcontext
 @needs_schema
 def rerender() -> None:
-    """Render every article's HTML again and rebuild the search index (after an upgrade)."""
+    """Render every article's HTML again and rebuild the search index (after an upgrade).
+
+    A published article's category and tags are found again from its approved revision too,
+    as the release that gave "C++" and "C#" slugs of their own needs (migration 0011).
+    """
+    from .articles import copy_terms
     from .content import render
-    from .models import Article
+    from .models import Article, Revision
     from .search import rebuild_index
 
-    count = 0
-    for article in db.session.scalars(select(Article)):
+    count = terms = 0
+    for article in db.session.scalars(select(Article)).unique().all():
         rendered = render(article.body)
         article.body_html, article.reading_minutes = rendered.html, rendered.minutes
+        approved = db.session.get(Revision, article.published_revision_id or 0)
+        if approved is not None and copy_terms(article, approved):
+            terms += 1
         count += 1
     indexed = rebuild_index()
     db.session.commit()
-    click.echo(f"Rendered {count} articles again; {indexed} in the search index.")
+    click.echo(
+        f"Rendered {count} articles again; {terms} had their category or tags set again from "
+        f"the approved text; {indexed} in the search index."
+    )
 
 
 @click.command("backup")

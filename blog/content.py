@@ -77,6 +77,30 @@ def slugify(text: str) -> str:
     return _SLUG_STRIP.sub("-", ascii_text.lower()).strip("-")[:190].rstrip("-")
 
 
+# Symbols that carry a term's meaning where slugify would drop them: C++, C#, F#, Notepad++.
+_TERM_SYMBOLS = re.compile(r"\+|(?<=\w)#")
+_TERM_WORDS = {"+": " plus ", "#": " sharp "}
+TERM_SLUG_MAX = 80  # the slug columns of categories and tags
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def term_slug(name: str) -> str:
+    """Slug a category or tag name so that names meaning different things never share one.
+
+    Categories and tags are found by slug, so that "Machine learning" and "machine-learning"
+    are one. slugify drops whatever is not an ASCII letter or digit, which made "C++", "C#" and
+    "C" one category (shown as whichever was approved first) and a name in Chinese none at all.
+    Here + and a # after a letter are spelled out ("c-plus-plus", "c-sharp"), and a name with
+    letters that have no ASCII form keeps its own letters ("数据库", "python-数据").
+    """
+    spelled = _TERM_SYMBOLS.sub(lambda match: _TERM_WORDS[match.group(0)], name)
+    decomposed = unicodedata.normalize("NFKD", spelled)
+    if not any(char.isalnum() and not char.isascii() for char in decomposed):
+        return slugify(spelled)[:TERM_SLUG_MAX].rstrip("-")
+    text = unicodedata.normalize("NFKC", spelled).casefold()
+    return _NOT_WORD.sub("-", text).strip("-")[:TERM_SLUG_MAX].rstrip("-")
+
+
 def reading_minutes(markdown: str) -> int:
     """Estimate the reading time of a Markdown body in whole minutes (200 words a minute).
 

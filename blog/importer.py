@@ -42,7 +42,7 @@ from .articles import (
     same_text,
     split_tags,
 )
-from .content import render, slugify
+from .content import render, slugify, term_slug
 from .extensions import db
 from .frontmatter import Document, FrontMatterError, parse
 from .media import MediaError, Processed, max_bytes, process, save
@@ -358,8 +358,8 @@ def _stored(fields: _Fields) -> _Stored:
     revision = Revision()
     fill_revision(revision, draft)
     values = {column: getattr(revision, column) for column in _FILLED}
-    tags = [(slugify(name), name) for name in revision.tag_names]
-    return _Stored(values, tags, slugify(revision.category_name))
+    tags = [(term_slug(name), name) for name in revision.tag_names]
+    return _Stored(values, tags, term_slug(" ".join(revision.category_name.split())))
 
 
 def _unexpected(error: Exception) -> str:
@@ -468,7 +468,7 @@ class _Run:
     def category_id(self, name: str, key: str | None = None) -> int | None:
         """Find or create a category once per name (its slug, `key`) for the whole run."""
         if key is None:
-            key = slugify(" ".join(name.split()))
+            key = term_slug(" ".join(name.split()))
         if key not in self.categories:
             category = get_category(name)
             if category is not None and category.id is None:

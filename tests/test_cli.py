@@ -11,7 +11,7 @@ from blog import create_app
 from blog.extensions import db
 from blog.models import User
 
-from .conftest import postgres_only, sqlite_only
+from .conftest import parse, postgres_only, sqlite_only
 
 
 def test_init_db_is_safe_to_run_again(runner):
@@ -112,10 +112,37 @@ def test_rerender_refreshes_html_and_the_index(app, runner):
     result = runner.invoke(args=["rerender"])
     assert (
         result.exit_code == 0
-        and "Rendered 8 articles again; 8 in the search index." in result.output
+        and "Rendered 8 articles again; 0 had their category or tags set again from the "
+        "approved text; 8 in the search index."
+        in result.output
     )
     with app.app_context():
         assert "stale" not in db.session.get(Article, 1).body_html
+
+
+def test_rerender_sets_categories_and_tags_again_from_the_approved_text(
+    app, runner, client, make_article
+):
+    """Before 0011 "C#" found the row of "C++" (both were "c"): rerender sets that right."""
+    from blog.models import Article
+
+    templates = make_article("Templates", category="C++", tags=["C++"])
+    records = make_article("Records", category="C#", tags=["C#"])
+    with app.app_context():
+        wrong = db.session.get(Article, templates)
+        article = db.session.get(Article, records)
+        article.category_id = wrong.category_id  # as the old slugs left it
+        for link, shared in zip(article.tag_links, wrong.tag_links, strict=True):
+            link.tag_id = shared.tag_id
+        db.session.commit()
+    assert "C++" in client.get("/articles/records").get_data(as_text=True)
+
+    result = runner.invoke(args=["rerender"])
+    assert result.exit_code == 0
+    assert "1 had their category or tags set again from the approved text" in result.output
+    page = parse(client.get("/articles/records"))
+    assert page.select_one(".post-header .eyebrow").get_text(strip=True) == "C#"
+    assert [a.get_text(strip=True) for a in page.select(".post-header .tags a")] == ["C#"]
 
 
 def sqlite_delete_fts():  # noqa: ANN201

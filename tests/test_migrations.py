@@ -51,3 +51,31 @@ def test_migrations_go_down_and_up_again_with_data_in_the_tables(app, ctx, clien
             assert connection.execute(text("PRAGMA foreign_key_check")).all() == []
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
     assert client.get("/").status_code == 200
+
+
+def test_categories_and_tags_get_the_slugs_their_names_are_now_found_by(app, ctx):
+    """0011: "C++" was "c"; it is "c-plus-plus" now, unless another row has that slug."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    downgrade(revision="0010")
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO categories (slug, name, position) VALUES"
+                " ('c', 'C++', 90), ('f', 'F#', 91), ('node-js', 'Node.js', 92)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO tags (slug, name) VALUES ('notepad', 'Notepad++'),"
+                " ('c-sharp', 'C sharp'), ('c-2', 'C#')"
+            )
+        )
+    upgrade()
+    with db.engine.connect() as connection:
+        slugs = dict(connection.execute(text("SELECT name, slug FROM categories")).all())
+        slugs |= dict(connection.execute(text("SELECT name, slug FROM tags")).all())
+    assert slugs["C++"] == "c-plus-plus" and slugs["F#"] == "f-sharp"
+    assert slugs["Node.js"] == "node-js" and slugs["Notepad++"] == "notepad-plus-plus"
+    assert slugs["C#"] == "c-2"  # "c-sharp" is another tag's: it keeps its own
