@@ -44,6 +44,10 @@ WEBP_QUALITY = 80
 FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 if features.check("avif"):
     FORMATS["AVIF"] = "avif"
+# Pillow's name for a file that is one of ours with more in it -> the format it is stored as. A
+# JPEG followed by more pictures (MPO: the second eye or depth map many phone cameras add) is a
+# photo like any other: the first picture is the one every viewer shows; the rest is dropped.
+STORED_AS = {"MPO": "JPEG"}
 KEPT_INFO = ("icc_profile", "transparency", "duration", "loop", "background")
 
 
@@ -87,6 +91,7 @@ def max_bytes() -> int:
 def _open(data: bytes) -> Image.Image:
     """Open (not decode) the bytes as one of our formats, or refuse them as not an image."""
     try:
+        # Pillow's JPEG opener answers an MPO itself (MPO is no format of its own to ask for).
         return Image.open(io.BytesIO(data), formats=list(FORMATS))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         names = ", ".join(sorted(FORMATS))
@@ -102,7 +107,7 @@ def _decode(data: bytes) -> Image.Image:
         try:
             image = _open(data)
             width, height = image.size
-            frames = getattr(image, "n_frames", 1)
+            frames = _frames(image)
             if width < 1 or height < 1:
                 raise MediaError(422, "This image has no pixels.")
             if width * height > max_pixels:
@@ -140,6 +145,14 @@ def _decode(data: bytes) -> Image.Image:
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as error:
             raise MediaError(422, f"This image is damaged or incomplete ({error}).") from None
     return image
+
+
+def _frames(image: Image.Image) -> int:
+    """Return how many frames an image shows: an MPO's pictures after the first are not shown.
+
+    They are never decoded or stored, so they count against no limit of an animation.
+    """
+    return 1 if image.format in STORED_AS else getattr(image, "n_frames", 1)
 
 
 def _without_metadata(image: Image.Image) -> Image.Image:
@@ -187,8 +200,8 @@ def process(data: bytes) -> Processed:
     if len(data) > max_bytes():
         raise MediaError(413, f"The file is larger than {max_bytes():,} bytes.")
     image = _decode(data)
-    pillow_format = str(image.format)
-    animated = getattr(image, "n_frames", 1) > 1
+    pillow_format = STORED_AS.get(str(image.format), str(image.format))
+    animated = _frames(image) > 1
     if animated:
         # Every frame re-encoded as it is (an animation has no orientation to apply).
         clean = _without_metadata(image)
