@@ -34,6 +34,8 @@ MAX_FRAMES = 200  # an animated GIF or WebP; every frame is decoded
 # pixels: this keeps the largest animation near the cost of a still image at MAX_PIXELS (1 s).
 MAX_ANIMATION_PIXELS = 30_000_000
 WIDTHS = (480, 960, 1600)  # the WebP variants (never wider than the original)
+# WebP holds at most this many pixels on a side (libwebp refuses to write more).
+WEBP_MAX_SIDE = 16383
 # A reviewer is told when an original is heavier than this (a page should not carry 5 MB).
 LARGE_ORIGINAL_BYTES = 1_500_000
 LARGE_ORIGINAL_PIXELS = 4000 * 3000
@@ -115,6 +117,15 @@ def _decode(data: bytes) -> Image.Image:
                     422,
                     f"This image is {width:,} x {height:,} pixels, over the limit of "
                     f"{max_pixels:,} pixels; scale it down before uploading.",
+                )
+            if image.format == "WEBP" and max(width, height) > WEBP_MAX_SIDE:
+                # A lossless WebP's header has room for 16,384 and Pillow decodes it, but it
+                # cannot be written again as WebP.
+                raise MediaError(
+                    422,
+                    f"This WebP image is {width:,} x {height:,} pixels, more than the "
+                    f"{WEBP_MAX_SIDE:,} pixels a side WebP can be written at; crop it or "
+                    "upload it as PNG.",
                 )
             if frames > MAX_FRAMES:
                 raise MediaError(
@@ -219,7 +230,7 @@ def process(data: bytes) -> Processed:
     if not animated:
         # Widest first, each scaled from the one before: far less work than from the original.
         source = clean
-        for target in sorted(variant_widths(width), reverse=True):
+        for target in sorted(variant_widths(width, height), reverse=True):
             scaled = source
             if target < source.width:
                 size = (target, max(1, round(height * target / width)))
@@ -230,9 +241,16 @@ def process(data: bytes) -> Processed:
     return processed
 
 
-def variant_widths(width: int) -> list[int]:
-    """Return the WebP widths made for an image this wide (never upscaled)."""
-    return sorted({min(target, width) for target in WIDTHS})
+def variant_widths(width: int, height: int) -> list[int]:
+    """Return the WebP widths made for an image this size: never upscaled, never too tall.
+
+    A copy taller than WebP holds (a long screenshot) is made narrower instead, the widest
+    that fits: srcset lists each copy by its width, so a copy must be exactly the width it is
+    listed at and keep the picture's shape. An image so tall and thin that not even a copy
+    one pixel wide fits gets none; the page shows the original.
+    """
+    fits = WEBP_MAX_SIDE * width // height  # the widest copy whose height WebP holds
+    return sorted({w for target in WIDTHS if (w := min(target, width, fits)) >= 1})
 
 
 def variant_key(sha256: str, width: int) -> str:

@@ -1,16 +1,20 @@
-"""Uploaded images in the less common shapes: multi-picture JPEGs."""
+"""Uploaded images in less common shapes: multi-picture JPEGs, sizes WebP cannot hold."""
 
 from __future__ import annotations
 
 import io
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
 from blog import media
+from blog.extensions import db
+from blog.models import Article
 
-from .test_media import image_bytes, upload
+from .conftest import parse
+from .test_media import image_bytes, media_count, stored_files, upload
 
 
 @pytest.fixture
@@ -77,3 +81,105 @@ def test_the_other_pictures_of_a_multi_picture_jpeg_are_not_counted_as_frames(
     pictures = [Image.new("RGB", (400, 300), (i * 40, 0, 0)) for i in range(4)]
     response = upload(author_client, draft_id, mpo_bytes(*pictures), name="burst.jpg")
     assert response.status_code == 201, response.get_json()
+
+
+# -- sizes WebP cannot hold ------------------------------------------------------------------------
+
+
+def striped_png(width: int, height: int) -> bytes:
+    """A PNG with detail that still compresses well (quick to make at tens of megapixels)."""
+    image = Image.new("RGB", (width, height), (240, 240, 240))
+    for y in range(0, height, 50):
+        image.paste((20, 20, 20), (0, y, width, y + 4))
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
+def rendered_srcset(app: Flask, make_article, url: str) -> list[str]:  # noqa: ANN001
+    article_id = make_article("Shows it", body=f"![A long page]({url})\n")
+    with app.app_context():
+        slug = db.session.get(Article, article_id).slug
+    image = parse(app.test_client().get(f"/articles/{slug}")).find("img", src=url)
+    return image["srcset"].split(", ") if image.has_attr("srcset") else []
+
+
+def test_a_tall_screenshot_keeps_every_srcset_width_true(
+    app: Flask,
+    author_client: FlaskClient,
+    draft_id: int,
+    make_article,  # noqa: ANN001
+) -> None:
+    # 1170 x 20000: a phone's scrolling screenshot. WebP holds 16,383 pixels a side, so the
+    # 960 and 1170 wide copies would be too tall: the widest that fits is 958.
+    response = upload(author_client, draft_id, striped_png(1170, 20_000))
+    assert response.status_code == 201, response.get_json()
+    url = response.get_json()["url"]
+    assert served(author_client, url).size == (1170, 20_000)
+    candidates = rendered_srcset(app, make_article, url)
+    assert [c.split()[1] for c in candidates] == ["480w", "958w"]
+    for candidate in candidates:
+        address, width = candidate.split()
+        variant = served(author_client, address)
+        assert variant.format == "WEBP"
+        assert variant.width == int(width.removesuffix("w"))
+        assert variant.height == round(20_000 * variant.width / 1170) <= 16_383
+
+
+def test_an_image_too_thin_for_any_webp_copy_is_stored_without_one(
+    app: Flask,
+    author_client: FlaskClient,
+    draft_id: int,
+    make_article,  # noqa: ANN001
+) -> None:
+    response = upload(author_client, draft_id, striped_png(1, 40_000))
+    assert response.status_code == 201, response.get_json()
+    url = response.get_json()["url"]
+    assert len(stored_files(app)) == 1
+    assert rendered_srcset(app, make_article, url) == []
+
+
+def test_a_very_wide_image_gets_every_webp_copy(author_client: FlaskClient, draft_id: int) -> None:
+    response = upload(author_client, draft_id, striped_png(20_000, 600))
+    assert response.status_code == 201, response.get_json()
+    url = response.get_json()["url"]
+    for width, height in ((480, 14), (960, 29), (1600, 48)):
+        assert served(author_client, url.replace(".png", f"-{width}.webp")).size == (width, height)
+
+
+def webp_16384_wide() -> bytes:
+    """A lossless WebP one pixel wider than WebP can be written at: its header has room for
+    16,384 and Pillow decodes it, though no encoder makes one (made by editing the header)."""
+    out = io.BytesIO()
+    Image.new("RGB", (16_383, 1), (1, 2, 3)).save(out, "WEBP", lossless=True)
+    data = bytearray(out.getvalue())
+    at = data.index(b"VP8L") + 9  # the chunk's name, its size, the signature byte
+    header = int.from_bytes(data[at : at + 4], "little")
+    data[at : at + 4] = (header | 0x3FFF).to_bytes(4, "little")  # width - 1 in the low 14 bits
+    assert Image.open(io.BytesIO(bytes(data))).size == (16_384, 1)
+    return bytes(data)
+
+
+def test_a_webp_wider_than_webp_can_be_written_is_refused_with_a_reason(
+    app: Flask, author_client: FlaskClient, draft_id: int
+) -> None:
+    response = upload(author_client, draft_id, webp_16384_wide(), name="wide.webp")
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert "16,384 x 1" in error and "16,383" in error and "PNG" in error
+    assert stored_files(app) == [] and media_count(app) == 0
+
+
+@pytest.mark.parametrize(
+    "size",
+    [(1170, 20_000), (16_383, 16_383), (1600, 16_384), (100, 16_384), (3, 65_535), (40_000, 1)],
+)
+def test_every_webp_copy_fits_webp_and_keeps_the_pictures_shape(size: tuple[int, int]) -> None:
+    width, height = size
+    widths = media.variant_widths(width, height)
+    assert widths == sorted(set(widths)) and all(1 <= w <= min(width, 1600) for w in widths)
+    for w in widths:
+        assert round(height * w / width) <= media.WEBP_MAX_SIDE
+    # The widest that fits, not merely one that does: one pixel wider would be too tall.
+    if widths and widths[-1] < min(width, 1600):
+        assert round(height * (widths[-1] + 1) / width) > media.WEBP_MAX_SIDE
