@@ -183,3 +183,12 @@ def test_every_webp_copy_fits_webp_and_keeps_the_pictures_shape(size: tuple[int,
     # The widest that fits, not merely one that does: one pixel wider would be too tall.
     if widths and widths[-1] < min(width, 1600):
         assert round(height * (widths[-1] + 1) / width) > media.WEBP_MAX_SIDE
+
+
+# -- what each format costs to write again -------------------------------------------------------
+
+
+def test_a_webp_original_is_its_own_full_width_copy() -> None:
+    # The same pixels, encoder and settings give the same bytes: they are encoded once.
+    processed = media.process(image_bytes("WEBP", (1200, 800)))
+    assert processed.variants[1200] == processed.data
