@@ -36,6 +36,10 @@ MAX_ANIMATION_PIXELS = 30_000_000
 WIDTHS = (480, 960, 1600)  # the WebP variants (never wider than the original)
 # WebP holds at most this many pixels on a side (libwebp refuses to write more).
 WEBP_MAX_SIDE = 16383
+# The copies of an ordinary picture add under 8 megapixels (1600 x 3400 and its narrower ones);
+# a long picture's are as large as itself and would double its cost (1170 x 20,000: 1.2 s
+# more), so past this it gets none and the page shows the original.
+MAX_COPY_PIXELS = 8_000_000
 # A reviewer is told when an original is heavier than this (a page should not carry 5 MB).
 LARGE_ORIGINAL_BYTES = 1_500_000
 LARGE_ORIGINAL_PIXELS = 4000 * 3000
@@ -256,13 +260,17 @@ def process(data: bytes) -> Processed:
 def variant_widths(width: int, height: int) -> list[int]:
     """Return the WebP widths made for an image this size: never upscaled, never too tall.
 
-    A copy taller than WebP holds (a long screenshot) is made narrower instead, the widest
-    that fits: srcset lists each copy by its width, so a copy must be exactly the width it is
-    listed at and keep the picture's shape. An image so tall and thin that not even a copy
-    one pixel wide fits gets none; the page shows the original.
+    A copy taller than WebP holds is made narrower instead, the widest that fits: srcset lists
+    each copy by its width, so a copy must be exactly the width it is listed at and keep the
+    picture's shape. A long picture gets no copies at all (past MAX_COPY_PIXELS they would cost
+    as much as the picture, and offering only narrow ones would blur it on every screen), nor
+    does one too thin for even a copy one pixel wide; the page shows the original.
     """
     fits = WEBP_MAX_SIDE * width // height  # the widest copy whose height WebP holds
-    return sorted({w for target in WIDTHS if (w := min(target, width, fits)) >= 1})
+    widths = sorted({w for target in WIDTHS if (w := min(target, width, fits)) >= 1})
+    if sum(w * max(1, round(height * w / width)) for w in widths) > MAX_COPY_PIXELS:
+        return []  # a long picture: copies would cost as much as the picture itself
+    return widths
 
 
 def variant_key(sha256: str, width: int) -> str:

@@ -104,26 +104,39 @@ def rendered_srcset(app: Flask, make_article, url: str) -> list[str]:  # noqa: A
     return image["srcset"].split(", ") if image.has_attr("srcset") else []
 
 
-def test_a_tall_screenshot_keeps_every_srcset_width_true(
+def test_a_thin_image_gets_a_narrower_copy_that_fits_webp(
     app: Flask,
     author_client: FlaskClient,
     draft_id: int,
     make_article,  # noqa: ANN001
 ) -> None:
-    # 1170 x 20000: a phone's scrolling screenshot. WebP holds 16,383 pixels a side, so the
-    # 960 and 1170 wide copies would be too tall: the widest that fits is 958.
+    # WebP holds 16,383 pixels a side: a 400-wide copy would be 20,000 tall, so the copy is
+    # the widest that fits (327), and srcset says 327.
+    response = upload(author_client, draft_id, striped_png(400, 20_000))
+    assert response.status_code == 201, response.get_json()
+    url = response.get_json()["url"]
+    assert served(author_client, url).size == (400, 20_000)
+    candidates = rendered_srcset(app, make_article, url)
+    assert [c.split()[1] for c in candidates] == ["327w"]
+    variant = served(author_client, candidates[0].split()[0])
+    assert variant.format == "WEBP" and variant.size == (327, 16_350)
+
+
+def test_a_long_screenshot_is_stored_and_shown_as_it_is(
+    app: Flask,
+    author_client: FlaskClient,
+    draft_id: int,
+    make_article,  # noqa: ANN001
+) -> None:
+    # 1170 x 20,000: a phone's scrolling screenshot. Its copies (958 and 480 wide, the widest
+    # WebP holds) would cost as much as the picture itself; only a 480 would leave phones a
+    # blurred page. It gets none, and the page shows the original.
     response = upload(author_client, draft_id, striped_png(1170, 20_000))
     assert response.status_code == 201, response.get_json()
     url = response.get_json()["url"]
     assert served(author_client, url).size == (1170, 20_000)
-    candidates = rendered_srcset(app, make_article, url)
-    assert [c.split()[1] for c in candidates] == ["480w", "958w"]
-    for candidate in candidates:
-        address, width = candidate.split()
-        variant = served(author_client, address)
-        assert variant.format == "WEBP"
-        assert variant.width == int(width.removesuffix("w"))
-        assert variant.height == round(20_000 * variant.width / 1170) <= 16_383
+    assert len(stored_files(app)) == 1
+    assert rendered_srcset(app, make_article, url) == []
 
 
 def test_an_image_too_thin_for_any_webp_copy_is_stored_without_one(
@@ -172,7 +185,7 @@ def test_a_webp_wider_than_webp_can_be_written_is_refused_with_a_reason(
 
 @pytest.mark.parametrize(
     "size",
-    [(1170, 20_000), (16_383, 16_383), (1600, 16_384), (100, 16_384), (3, 65_535), (40_000, 1)],
+    [(400, 20_000), (16_383, 16_383), (480, 16_384), (100, 16_384), (3, 65_535), (40_000, 1)],
 )
 def test_every_webp_copy_fits_webp_and_keeps_the_pictures_shape(size: tuple[int, int]) -> None:
     width, height = size
@@ -180,9 +193,24 @@ def test_every_webp_copy_fits_webp_and_keeps_the_pictures_shape(size: tuple[int,
     assert widths == sorted(set(widths)) and all(1 <= w <= min(width, 1600) for w in widths)
     for w in widths:
         assert round(height * w / width) <= media.WEBP_MAX_SIDE
+    assert sum(w * round(height * w / width) for w in widths) <= media.MAX_COPY_PIXELS
     # The widest that fits, not merely one that does: one pixel wider would be too tall.
     if widths and widths[-1] < min(width, 1600):
         assert round(height * (widths[-1] + 1) / width) > media.WEBP_MAX_SIDE
+
+
+@pytest.mark.parametrize(
+    ("size", "widths"),
+    [
+        ((4032, 3024), [480, 960, 1600]),  # a phone photo
+        ((1170, 2532), [480, 960, 1170]),  # a phone's screenshot
+        ((1600, 3400), [480, 960, 1600]),  # a long infographic, still with copies
+        ((1600, 3700), []),  # longer: the copies would be 8.6 megapixels
+        ((1170, 20_000), []),
+    ],
+)
+def test_only_a_long_picture_goes_without_copies(size: tuple[int, int], widths: list[int]) -> None:
+    assert media.variant_widths(*size) == widths
 
 
 # -- what each format costs to write again -------------------------------------------------------
