@@ -30,9 +30,21 @@ MAX_BYTES = 10 * 1024 * 1024
 # 40 megapixels (8000 x 5000): decoded as RGBA that is 160 MB of memory, the most we accept.
 MAX_PIXELS = 40_000_000
 MAX_FRAMES = 200  # an animated GIF or WebP; every frame is decoded
-# All frames together. Each is decoded and encoded again, about 33 ms of CPU per million
-# pixels: this keeps the largest animation near the cost of a still image at MAX_PIXELS (1 s).
-MAX_ANIMATION_PIXELS = 30_000_000
+# All frames together: each is decoded and encoded again. 30 million took 1.4 s for a GIF of
+# plain frames and 2 s for one of screenshots (each frame's own palette, so each is quantized
+# again); 20 million keeps an animation near the cost of the largest still picture.
+MAX_ANIMATION_PIXELS = 20_000_000
+# Writing a picture again costs far more in some formats than in JPEG or GIF, so they accept
+# fewer pixels, checked before decoding like MAX_PIXELS. Each keeps the worst content we found
+# near a second of CPU on two cores (Pillow 13: libwebp 1.6, libavif 1.4 with aom). At the
+# limit, a still picture took: JPEG 1.2 s (40 MP of noise, progressive), PNG 1.1 s (24 MP
+# screenshot; 1.5 s half-transparent, or a 10 MB file that is part photo), WebP 1.3 s (16 MP
+# photo), AVIF 1.05 s (6 MP of noise; a photo 0.6 s). An animation: WebP 1.2 s (8 MP of
+# noise), AVIF 0.8-1.2 s (5 MP of noise). PNG's is what a phone's 1170 x 20,000 screenshot
+# needs. AVIF's was 40 MP: a noisy 8000 x 5000 took 17 s, and still 4 s at the fastest speed.
+FORMAT_MAX_PIXELS = {"PNG": 24_000_000, "WEBP": 16_000_000, "AVIF": 6_000_000}
+FORMAT_MAX_ANIMATION_PIXELS = {"WEBP": 8_000_000, "AVIF": 5_000_000}
+FORMAT_NAMES = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "AVIF": "AVIF"}
 WIDTHS = (480, 960, 1600)  # the WebP variants (never wider than the original)
 # WebP holds at most this many pixels on a side (libwebp refuses to write more).
 WEBP_MAX_SIDE = 16383
@@ -106,7 +118,7 @@ def _open(data: bytes) -> Image.Image:
 
 def _decode(data: bytes) -> Image.Image:
     """Check declared size, verify and fully decode an image; refuse bombs and broken files."""
-    max_pixels = _limit("MEDIA_MAX_PIXELS", MAX_PIXELS)
+    site_max_pixels = _limit("MEDIA_MAX_PIXELS", MAX_PIXELS)
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that: a warning is a refusal here.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -114,13 +126,23 @@ def _decode(data: bytes) -> Image.Image:
             image = _open(data)
             width, height = image.size
             frames = _frames(image)
+            stored_as = STORED_AS.get(str(image.format), str(image.format))
+            name = FORMAT_NAMES.get(stored_as, stored_as)
+            max_pixels = min(site_max_pixels, FORMAT_MAX_PIXELS.get(stored_as, site_max_pixels))
             if width < 1 or height < 1:
                 raise MediaError(422, "This image has no pixels.")
-            if width * height > max_pixels:
+            if width * height > site_max_pixels:
                 raise MediaError(
                     422,
                     f"This image is {width:,} x {height:,} pixels, over the limit of "
-                    f"{max_pixels:,} pixels; scale it down before uploading.",
+                    f"{site_max_pixels:,} pixels; scale it down before uploading.",
+                )
+            if width * height > max_pixels:
+                raise MediaError(
+                    422,
+                    f"This {name} image is {width:,} x {height:,} pixels, over the limit of "
+                    f"{max_pixels:,} pixels for {name} (slow to write again); scale it down, "
+                    f"or upload it as a JPEG (up to {site_max_pixels:,} pixels).",
                 )
             if image.format == "WEBP" and max(width, height) > WEBP_MAX_SIDE:
                 # A lossless WebP's header has room for 16,384 and Pillow decodes it, but it
@@ -135,11 +157,13 @@ def _decode(data: bytes) -> Image.Image:
                 raise MediaError(
                     422, f"This animation has {frames:,} frames, over the limit of {MAX_FRAMES}."
                 )
-            if frames > 1 and frames * width * height > MAX_ANIMATION_PIXELS:
+            max_animation = FORMAT_MAX_ANIMATION_PIXELS.get(stored_as, MAX_ANIMATION_PIXELS)
+            if frames > 1 and frames * width * height > max_animation:
+                kind = "" if max_animation == MAX_ANIMATION_PIXELS else f" for {name}"
                 raise MediaError(
                     422,
                     f"This animation is {frames:,} frames of {width:,} x {height:,} pixels, over "
-                    f"the limit of {MAX_ANIMATION_PIXELS:,} pixels in all frames together; "
+                    f"the limit of {max_animation:,} pixels{kind} in all frames together; "
                     "scale it down or shorten it.",
                 )
             image.verify()  # checks the file's structure (CRCs, chunk order)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import io
+import os
+import time
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from PIL import Image
+from PIL import Image, features
 
 from blog import media
 from blog.extensions import db
 from blog.models import Article
 
-from .conftest import parse
-from .test_media import image_bytes, media_count, stored_files, upload
+from .conftest import _make_app, collector_off, parse
+from .test_media import image_bytes, media_count, png_header_only, stored_files, upload
 
 
 @pytest.fixture
@@ -220,3 +223,96 @@ def test_a_webp_original_is_its_own_full_width_copy() -> None:
     # The same pixels, encoder and settings give the same bytes: they are encoded once.
     processed = media.process(image_bytes("WEBP", (1200, 800)))
     assert processed.variants[1200] == processed.data
+
+
+def lossless_webp_declaring(width: int, height: int) -> bytes:
+    """A lossless WebP whose header declares this size (a refusal must not decode it)."""
+    out = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(out, "WEBP", lossless=True)
+    data = bytearray(out.getvalue())
+    at = data.index(b"VP8L") + 9
+    header = int.from_bytes(data[at : at + 4], "little") & ~((1 << 28) - 1)
+    header |= (width - 1) | (height - 1) << 14
+    data[at : at + 4] = header.to_bytes(4, "little")
+    return bytes(data)
+
+
+def flat_avif(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 120, 200)).save(out, "AVIF", speed=10)
+    return out.getvalue()
+
+
+def animation(fmt: str, frames: int, size: tuple[int, int]) -> bytes:
+    images = [Image.new("RGB", size, (i * 40 % 255, 60, 90)) for i in range(frames)]
+    out = io.BytesIO()
+    options = {"speed": 10} if fmt == "AVIF" else {}
+    images[0].save(out, fmt, save_all=True, append_images=images[1:], duration=50, **options)
+    return out.getvalue()
+
+
+def refusal(data: bytes) -> media.MediaError:
+    with pytest.raises(media.MediaError) as refused:
+        media.process(data)
+    assert refused.value.status == 422
+    return refused.value
+
+
+def test_png_and_webp_have_limits_of_their_own_named_in_the_refusal() -> None:
+    error = refusal(png_header_only(6000, 4001)).message
+    assert "6,000 x 4,001 pixels" in error and "24,000,000 pixels for PNG" in error
+    assert "JPEG" in error  # what to do instead
+    webp = lossless_webp_declaring(4000, 4001)
+    assert Image.open(io.BytesIO(webp)).size == (4000, 4001)
+    error = refusal(webp).message
+    assert "4,000 x 4,001 pixels" in error and "16,000,000 pixels for WebP" in error
+
+
+def test_an_upload_over_its_formats_limit_is_a_422_saying_so(
+    app: Flask, author_client: FlaskClient, draft_id: int
+) -> None:
+    response = upload(author_client, draft_id, png_header_only(6000, 4001))
+    assert response.status_code == 422
+    assert "over the limit of 24,000,000 pixels for PNG" in response.get_json()["error"]
+    assert stored_files(app) == [] and media_count(app) == 0
+
+
+def test_a_site_limit_lower_than_a_formats_is_the_one_that_counts(
+    tmp_path: Path, template_databases: dict[str, Path]
+) -> None:
+    app = _make_app(tmp_path, template_databases["demo"], MEDIA_MAX_PIXELS=1_000_000)
+    with app.app_context():
+        error = refusal(png_header_only(1001, 1000)).message
+    assert "over the limit of 1,000,000 pixels" in error
+
+
+def test_an_animated_webp_has_a_lower_limit_than_a_gif() -> None:
+    error = refusal(animation("WEBP", 2, (2000, 2001))).message
+    assert "2 frames of 2,000 x 2,001 pixels" in error
+    assert "8,000,000 pixels for WebP in all frames together" in error
+    assert media.process(animation("GIF", 2, (2000, 2001))).ext == "gif"
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="this Pillow cannot read AVIF")
+def test_an_avif_over_its_limit_is_refused_before_decoding() -> None:
+    # AVIF is the slowest to write again: a noisy 8000 x 5000 took 17 s of CPU.
+    error = refusal(flat_avif(3000, 2001)).message
+    assert "3,000 x 2,001 pixels" in error and "6,000,000 pixels for AVIF" in error
+    error = refusal(animation("AVIF", 2, (1600, 1600))).message
+    assert "5,000,000 pixels for AVIF in all frames together" in error
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="this Pillow cannot read AVIF")
+def test_the_largest_avif_accepted_costs_about_a_second() -> None:
+    # Random pixels are the worst case for the encoder: at the default speed this took 6 s.
+    width, height = 3000, 2000
+    assert width * height == media.FORMAT_MAX_PIXELS["AVIF"]
+    out = io.BytesIO()
+    noise = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    noise.save(out, "AVIF", quality=60, speed=10)
+    with collector_off():
+        started = time.process_time()
+        processed = media.process(out.getvalue())
+        seconds = time.process_time() - started
+    assert processed.ext == "avif" and sorted(processed.variants) == [480, 960, 1600]
+    assert seconds < 3.0  # about 1 s on two cores; 6 s before
