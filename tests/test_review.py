@@ -201,13 +201,10 @@ def test_a_correction_to_a_live_article_is_approved_now_never_scheduled(
     app, client, author_client, admin_client
 ):
     """Scheduling would replace the live text at once and hide it until then: readers lose it."""
-    edit = parse(author_client.get("/studio/1/edit"))
-    fields = {
-        el["name"]: el.get("value", el.get_text())
-        for el in edit.select("#editor-form input[name], #editor-form textarea[name]")
-        if el.get("type") != "checkbox"
-    }
-    slug = edit.select_one("#slug")["value"]
+    from .test_studio import editor_fields
+
+    edit = author_client.get("/studio/1/edit")
+    fields, slug = editor_fields(edit), parse(edit).select_one("#slug")["value"]
     live = client.get(f"/articles/{slug}").get_data(as_text=True)
     fields.update(body="A correction, for next week.", action="submit")
     author_client.post("/studio/1/edit", data=fields)
