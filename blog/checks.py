@@ -333,7 +333,7 @@ MAX_IMAGES_CHECKED = 50  # each may cost a query and, on S3, a HEAD request
 
 def images(revision: Revision) -> Check:
     """Flag images without alt text, images that will not load, and heavy originals."""
-    from .content import media_path
+    from .content import body_images, media_path
     from .media import LARGE_ORIGINAL_BYTES, LARGE_ORIGINAL_PIXELS
     from .models import Media
     from .storage import StorageUnavailable, media_storage
@@ -345,12 +345,7 @@ def images(revision: Revision) -> Check:
         except StorageUnavailable:
             return None
 
-    found = [
-        child
-        for token in parse(revision.body)[0]
-        for child in token.children or []
-        if child.type == "image"
-    ]
+    found = body_images(revision.body)
     if not found:
         return Check("Images", True, "No images.")
     findings, problems = [], 0

@@ -454,6 +454,16 @@ def parse(markdown: str) -> tuple[list[Token], dict]:
     return tokens, env
 
 
+def body_images(markdown: str) -> list[Token]:
+    """Return a body's image tokens in order, from the shared parse: read, never change them."""
+    return [
+        child
+        for token in parse(markdown)[0]
+        for child in token.children or []
+        if child.type == "image"
+    ]
+
+
 def headings(markdown: str) -> list[Heading]:
     """Return a body's headings with their ids, parsing only (no highlighting, no HTML)."""
     return _headings(parse(markdown)[0])

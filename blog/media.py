@@ -360,13 +360,12 @@ def unseen_images(markdown: str) -> list[str]:
     someone uploads it, never seen by the reviewer. Read from the parsed body, so an address
     spelled with character references counts as the one it renders to.
     """
-    from .content import media_path, parse
+    from .content import body_images, media_path
 
     wanted: dict[str, str] = {}  # hash: the address as written, first one of each
-    for token in parse(markdown)[0]:
-        for child in token.children or []:
-            if child.type == "image" and (match := media_path(str(child.attrGet("src")))):
-                wanted.setdefault(match["hash"], match.group(0))
+    for image in body_images(markdown):
+        if match := media_path(str(image.attrGet("src"))):
+            wanted.setdefault(match["hash"], match.group(0))
     if not wanted:
         return []
     known: set[str] = set()
