@@ -126,7 +126,7 @@ def _decode(data: bytes) -> Image.Image:
             image = _open(data)
             width, height = image.size
             frames = _frames(image)
-            stored_as = STORED_AS.get(str(image.format), str(image.format))
+            stored_as = _stored_format(image)
             name = FORMAT_NAMES.get(stored_as, stored_as)
             max_pixels = min(site_max_pixels, FORMAT_MAX_PIXELS.get(stored_as, site_max_pixels))
             if width < 1 or height < 1:
@@ -186,6 +186,11 @@ def _decode(data: bytes) -> Image.Image:
     return image
 
 
+def _stored_format(image: Image.Image) -> str:
+    """Return the format an image is stored in: its own, or the one STORED_AS names for it."""
+    return STORED_AS.get(str(image.format), str(image.format))
+
+
 def _frames(image: Image.Image) -> int:
     """Return how many frames an image shows: an MPO's pictures after the first are not shown.
 
@@ -243,7 +248,7 @@ def process(data: bytes) -> Processed:
     if len(data) > max_bytes():
         raise MediaError(413, f"The file is larger than {max_bytes():,} bytes.")
     image = _decode(data)
-    pillow_format = STORED_AS.get(str(image.format), str(image.format))
+    pillow_format = _stored_format(image)
     animated = _frames(image) > 1
     if animated:
         # Every frame re-encoded as it is (an animation has no orientation to apply).
