@@ -5,16 +5,30 @@ statement, so a NUL typed into a search box, a form or an API draft would be a 5
 SQLite stored it. No reader's or writer's text means a NUL (the feed already drops it), so
 every string bound to a statement loses its NULs on the way in, on every database alike: the
 same input then gives the same stored text and the same answer on SQLite and PostgreSQL.
+
+Also here, as a rule every database follows alike: how many values one `IN (…)` list binds.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 NUL = "\x00"
+# How many values one `IN (…)` list binds. SQLite before 3.32 allowed 999 bound parameters in a
+# statement, and a statement may bind others beside the list; PostgreSQL takes any number, but
+# one long list is also one long statement to plan, and its rows are held at once.
+IN_LIST_MAX = 500
+T = TypeVar("T")
+
+
+def in_chunks(values: Sequence[T], size: int = IN_LIST_MAX) -> Iterator[Sequence[T]]:
+    """Split `values` for `IN (…)` lists of at most `size` each, in order."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def configure_database(engine: Engine) -> None:

@@ -43,6 +43,7 @@ from .articles import (
     split_tags,
 )
 from .content import render, slugify, term_slug
+from .database import in_chunks
 from .extensions import db
 from .frontmatter import Document, FrontMatterError, parse
 from .media import MediaError, Processed, max_bytes, process, save
@@ -482,8 +483,8 @@ class _Run:
         for slug, name in tags:  # a new tag is named as its first file says, as one at a time
             wanted.setdefault(slug, name)
         unknown = [slug for slug in wanted if slug not in self.tags]
-        for start in range(0, len(unknown), 500):  # SQLite's limit on bound parameters
-            found = select(Tag.slug, Tag.id).where(Tag.slug.in_(unknown[start : start + 500]))
+        for chunk in in_chunks(unknown):
+            found = select(Tag.slug, Tag.id).where(Tag.slug.in_(chunk))
             self.tags.update((slug, tag_id) for slug, tag_id in db.session.execute(found))
         missing = [wanted[slug] for slug in unknown if slug not in self.tags]
         if missing:  # created together: one statement for the batch, not one per tag
@@ -510,8 +511,7 @@ class _New:
 def _existing_slugs(slugs: list[str]) -> set[str]:
     """Return which of these slugs articles already have."""
     found: set[str] = set()
-    for start in range(0, len(slugs), 500):  # SQLite's limit on bound parameters
-        chunk = slugs[start : start + 500]
+    for chunk in in_chunks(slugs):
         found.update(db.session.scalars(select(Article.slug).where(Article.slug.in_(chunk))))
     return found
 

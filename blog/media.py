@@ -21,6 +21,7 @@ from flask import current_app, has_app_context
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 from sqlalchemy import select
 
+from .database import in_chunks
 from .extensions import db
 from .models import Media
 from .storage import CONTENT_TYPES, media_storage
@@ -374,8 +375,6 @@ def unseen_images(markdown: str) -> list[str]:
     if not wanted:
         return []
     known: set[str] = set()
-    hashes = list(wanted)
-    for start in range(0, len(hashes), 500):  # SQLite's limit on bound parameters
-        chunk = hashes[start : start + 500]
+    for chunk in in_chunks(list(wanted)):
         known.update(db.session.scalars(select(Media.sha256).where(Media.sha256.in_(chunk))))
     return [address for digest, address in wanted.items() if digest not in known]

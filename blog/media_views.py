@@ -43,6 +43,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from . import storage
 from .articles import latest_revisions
 from .auth import safe_next
+from .database import in_chunks
 from .extensions import csrf, db, limiter
 from .media import (
     MediaError,
@@ -317,9 +318,8 @@ def where_used(media: list[Media]) -> dict[int, list[Article]]:
             )
         )
     )
-    ids = sorted(candidates)
-    for start in range(0, len(ids), 500):  # bound parameters, and the texts held at once
-        for article, texts in _texts_shown(ids[start : start + 500]):
+    for chunk in in_chunks(sorted(candidates)):  # also bounds the texts held at once
+        for article, texts in _texts_shown(chunk):
             for digest in set().union(*map(_named_hashes, texts)) & wanted.keys():
                 found[wanted[digest]].append(article)
     return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import insert, select
 
+from blog.database import IN_LIST_MAX, in_chunks
 from blog.extensions import db
 from blog.models import Article, Revision, Tag
 
@@ -53,3 +54,18 @@ def test_a_multi_row_insert_loses_its_nul_too(app):
             ("nul-1", "NUL 1"),
             ("nul-2", "NUL 2"),
         ]
+
+
+def test_a_long_in_list_is_split_into_lists_every_database_binds(app):
+    """SQLite before 3.32 refused a statement with over 999 bound parameters."""
+    slugs = [f"tag-{n}" for n in range(2 * IN_LIST_MAX + 1)]
+    with app.app_context():
+        db.session.execute(insert(Tag), [{"slug": slug, "name": slug} for slug in slugs])
+        chunks = list(in_chunks(slugs))
+        assert [len(chunk) for chunk in chunks] == [IN_LIST_MAX, IN_LIST_MAX, 1]
+        found = [
+            s
+            for chunk in chunks
+            for s in db.session.scalars(select(Tag.slug).where(Tag.slug.in_(chunk)))
+        ]
+        assert sorted(found) == sorted(slugs)

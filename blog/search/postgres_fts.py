@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
+from ..database import in_chunks
 from ..extensions import db
 from ..models import Article, Revision
 from .index import MARK_CLOSE, MARK_OPEN, Marked, Terms
@@ -137,9 +138,8 @@ class PostgresIndex:
         """Nothing to change: the GIN index's pending list already batches inserts (fastupdate)."""
 
     def add_new(self, article_ids: list[int]) -> None:
-        """Compute newly published articles' tsvectors in one statement per 500."""
-        for start in range(0, len(article_ids), 500):
-            chunk = article_ids[start : start + 500]
+        """Compute newly published articles' tsvectors in one statement per IN_LIST_MAX."""
+        for chunk in in_chunks(article_ids):
             db.session.execute(
                 insert(pg_fts).from_select(
                     ["article_id", "head", "document"],

@@ -34,6 +34,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import Join
 
+from ..database import in_chunks
 from ..extensions import db
 from ..models import Article, Revision
 from .index import MARK_CLOSE, MARK_OPEN, Marked, Terms, parse_terms
@@ -222,9 +223,8 @@ class SqliteIndex:
         )
 
     def add_new(self, article_ids: list[int]) -> None:
-        """Index newly published articles in two statements per 500 (SQLite's parameter limit)."""
-        for start in range(0, len(article_ids), 500):
-            chunk = article_ids[start : start + 500]
+        """Index newly published articles in two statements per IN_LIST_MAX of them."""
+        for chunk in in_chunks(article_ids):
             db.session.execute(
                 insert(entries).from_select(
                     ["revision_id", "article_id"],
