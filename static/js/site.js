@@ -32,6 +32,33 @@ document.addEventListener("htmx-after-history-update", () => {
   if (search && document.activeElement !== search && !unsent) search.value = addressQuery();
 });
 
+// The chip's filter reaches the search form only with the chip's answer (its hidden fields are
+// in the list), and the two requests race: a search sent before that answer, whose own answer
+// came last, dropped the chip. So a link's request carries the words not sent yet, and a search
+// sent while a link's request is on its way takes that link's filters and replaces it: the
+// answer that comes last always has both. (htmx:config:request, as htmx-config-request here, is
+// where a request's fields may still change.)
+let listLink = null; // the request of a link in the list, until it ends
+document.addEventListener("htmx-config-request", (event) => {
+  const search = document.getElementById("q");
+  const { ctx } = event.detail;
+  const source = ctx.sourceElement;
+  if (!search || !(ctx.request.body instanceof FormData)) return;
+  if (source === search.form && listLink) {
+    const filters = new URL(listLink.request.action, window.location.href).searchParams;
+    for (const name of [...ctx.request.body.keys()]) if (name !== "q") ctx.request.body.delete(name);
+    for (const [name, value] of filters) if (name !== "q" && name !== "page") ctx.request.body.append(name, value);
+    listLink.request.abort();
+    listLink = null;
+  } else if (source instanceof HTMLAnchorElement && ctx.target?.id === search.getAttribute("aria-controls")) {
+    if (search.value !== addressQuery()) ctx.request.body.set("q", search.value);
+    listLink = ctx;
+  }
+});
+document.addEventListener("htmx-finally-request", (event) => {
+  if (event.detail.ctx === listLink) listLink = null;
+});
+
 // Signing out in this tab drops the words the editor kept in it (editor.js): the next person
 // at a shared computer is never offered them.
 document.addEventListener("submit", (event) => {

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Route, expect
 
 pytestmark = pytest.mark.browser
 
@@ -83,6 +85,33 @@ def test_a_chip_clicked_before_the_typed_words_were_sent_keeps_them(page):
     chips = page.get_by_role("navigation", name="Categories")
     page.locator("#q").press_sequentially("kube", delay=10)
     chips.get_by_role("link", name=re.compile(r"^Backend")).click()
+    expect(page).to_have_url(re.compile(r"/\?q=kube&category=backend$"))
+    expect(page.locator("#q")).to_have_value("kube")
+    expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
+
+
+def test_a_chip_whose_answer_comes_after_the_search_was_sent_keeps_both(page):
+    # On a slow connection the search (250 ms after the last key) leaves before the chip's
+    # answer has put the chip's filter into the form: whichever answer came last won, and the
+    # one without the chip came last here. The chip's request is held until the search's
+    # answer is in, as a slow network would.
+    page.goto("/")
+    held: list[Route] = []
+
+    def hold_the_first(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"category=backend"), hold_the_first)
+    chips = page.get_by_role("navigation", name="Categories")
+    with page.expect_response(re.compile(r"q=kube")):
+        page.locator("#q").press_sequentially("kube", delay=10)
+        chips.get_by_role("link", name=re.compile(r"^Backend")).click()
+    for route in held:
+        with contextlib.suppress(PlaywrightError):  # the search may have replaced it
+            route.continue_()
     expect(page).to_have_url(re.compile(r"/\?q=kube&category=backend$"))
     expect(page.locator("#q")).to_have_value("kube")
     expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
