@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select
 
 from . import clock, pagecache
-from .content import MAX_BODY_CHARS, render, slugify, term_slug
+from .content import MAX_BODY_CHARS, image_hashes, render, slugify, term_slug
 from .database import NUL
 from .diff import word_counts
 from .extensions import db
-from .models import Article, ArticleTag, Category, Revision, Tag, User
+from .models import Article, ArticleTag, Category, Revision, RevisionImage, Tag, User
 from .retry import retry_unique
 from .search import index_article
 
@@ -289,6 +289,10 @@ def fill_revision(revision: Revision, draft: Draft) -> None:
     revision.ai_generated = draft.ai_generated
     revision.ai_model = draft.ai_model.strip()[:120] or None
     revision.digest = text_digest(source_text(revision))
+    kept = {image.sha256: image for image in revision.images}
+    hashes = image_hashes(revision.body)
+    if sorted(kept) != hashes:  # a folded autosave keeps the rows it still names
+        revision.images = [kept.get(digest) or RevisionImage(sha256=digest) for digest in hashes]
 
 
 def _keep_ai_label(article: Article, draft: Draft) -> Draft:

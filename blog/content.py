@@ -101,6 +101,21 @@ def term_slug(name: str) -> str:
     return _NOT_WORD.sub("-", text).strip("-")[:TERM_SLUG_MAX].rstrip("-")
 
 
+# A hash names an image of ours (blog.media: the file's SHA-256, in every address of it).
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def image_hashes(markdown: str) -> list[str]:
+    """Return the image hashes a text may show, sorted: every hash in a text that links /media/.
+
+    Markdown reads character references in an address (`&#x61;` is `a`, `&sol;` is `/`), so
+    the text is read with them decoded. Any hash in such a text counts, not only one right
+    after /media/: keeping an image a page merely mentions is cheaper than breaking one it shows.
+    """
+    text = html.unescape(markdown) if "&" in markdown else markdown
+    return sorted(set(_HASH.findall(text))) if "/media/" in text else []
+
+
 def reading_minutes(markdown: str) -> int:
     """Estimate the reading time of a Markdown body in whole minutes (200 words a minute).
 

@@ -47,7 +47,17 @@ from .database import in_chunks
 from .extensions import db
 from .frontmatter import Document, FrontMatterError, parse
 from .media import MediaError, Processed, max_bytes, process, save
-from .models import Article, ArticleTag, ReviewEvent, Revision, Role, Status, Tag, User
+from .models import (
+    Article,
+    ArticleTag,
+    ReviewEvent,
+    Revision,
+    RevisionImage,
+    Role,
+    Status,
+    Tag,
+    User,
+)
 from .search import search_index
 from .storage import StorageUnavailable
 from .workflow import back_to_draft, enter_review, publish_without_review
@@ -193,6 +203,7 @@ class _Stored:
     revision: dict[str, Any]  # the columns fill_revision sets, digest included
     tags: list[tuple[str, str]]  # each tag's (slug, name), in order
     category_key: str  # the category's slug ("" for none): one lookup per name in a run
+    images: list[str] = field(default_factory=list)  # the image hashes the body names
 
 
 @dataclass
@@ -360,7 +371,8 @@ def _stored(fields: _Fields) -> _Stored:
     fill_revision(revision, draft)
     values = {column: getattr(revision, column) for column in _FILLED}
     tags = [(term_slug(name), name) for name in revision.tag_names]
-    return _Stored(values, tags, term_slug(" ".join(revision.category_name.split())))
+    category = term_slug(" ".join(revision.category_name.split()))
+    return _Stored(values, tags, category, [image.sha256 for image in revision.images])
 
 
 def _unexpected(error: Exception) -> str:
@@ -520,9 +532,10 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
     """Write new articles with a few multi-row statements instead of a dozen per file.
 
     The rows are those create_article, enter_review and publish_without_review write for one
-    file (revision 1, its digest and seal, the review event of an AI file, the public copy
-    with the HTML rendered beforehand), and the published ones are indexed in one go. They go
-    through the tables, not the ORM: the ORM's bulk insert costs more per row than SQLite's.
+    file (revision 1, its digest, seal and image hashes, the review event of an AI file, the
+    public copy with the HTML rendered beforehand), and the published ones are indexed in one
+    go. They go through the tables, not the ORM: the ORM's bulk insert costs more per row than
+    SQLite's.
     """
     now = clock.now()
     article_rows: list[dict[str, Any]] = []
@@ -591,6 +604,11 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
         ).all()
     )
     run.tag_ids([pair for stored in stores for pair in stored.tags])
+    images = [
+        {"revision_id": by_article[article_id], "sha256": digest}
+        for article_id, stored in zip(article_ids, stores, strict=True)
+        for digest in stored.images
+    ]
     links, events, public = [], [], []
     # Categories and tags by slug, as the first public file spells them (name_as_approved).
     categories: dict[str, str] = {}
@@ -619,6 +637,8 @@ def _create_in_bulk(fresh: list[_New], run: _Run) -> None:
                 categories.setdefault(stored.category_key, row["category_name"])
             for slug, name in stored.tags:
                 tag_names.setdefault(slug, name)
+    if images:
+        db.session.execute(insert(RevisionImage.__table__), images)
     if links:
         db.session.execute(insert(ArticleTag.__table__), links)
     if events:

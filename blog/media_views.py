@@ -15,9 +15,7 @@ The contract the editor's upload UI is built against:
 
 from __future__ import annotations
 
-import html
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -37,7 +35,8 @@ from flask import (
 from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import aliased, lazyload, load_only
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import storage
@@ -54,7 +53,7 @@ from .media import (
     save,
     variant_key,
 )
-from .models import Article, Media, Revision
+from .models import Article, Media, Revision, RevisionImage
 from .workflow import can_edit
 
 bp = Blueprint("media", __name__)
@@ -63,7 +62,6 @@ bp = Blueprint("media", __name__)
 UPLOAD_RATE_LIMIT = "30 per minute;300 per day"
 # A multipart body carries a little more than the file: its headers and the other fields.
 MULTIPART_OVERHEAD = 64 * 1024
-MEDIA_URL_HASH = re.compile(r"/media/([0-9a-f]{64})(?:-\d+)?\.(?:jpg|png|webp|gif|avif)")
 IMMUTABLE = "public, max-age=31536000, immutable"
 LIST_LIMIT = 500
 
@@ -258,70 +256,53 @@ class MediaItem:
         return [describe_use(article) for article in self.used_in]
 
 
-# An image's hash as a text names it. Markdown reads character references in an address
-# (`&#x61;` is `a`, `&sol;` is `/`), so a text is searched as it reads once they are decoded.
-_HASH = re.compile(r"[0-9a-f]{64}")
-# What a text that can show an image of ours contains: the path, or a reference spelling it.
-_MAY_SHOW_MEDIA = ("/media/", "&#", "&sol;")
-
-
-def _named_hashes(text: str) -> set[str]:
-    """Return the image hashes a text names, as Markdown and HTML read it."""
-    return set(_HASH.findall(html.unescape(text) if "&" in text else text))
-
-
-def _texts_shown(article_ids: list[int]) -> Iterator[tuple[Article, list[str]]]:
-    """Yield each article with its newest and approved texts and its public page, in id order."""
-    articles = {
-        a.id: a
-        for a in db.session.scalars(select(Article).where(Article.id.in_(article_ids))).unique()
-    }
-    latest = latest_revisions(article_ids)
-    published_ids = [a.published_revision_id for a in articles.values() if a.published_revision_id]
-    published = {
-        r.article_id: r
-        for r in db.session.scalars(select(Revision).where(Revision.id.in_(published_ids)))
-    }
-    for article_id in article_ids:
-        article = articles[article_id]
-        texts = [r.body for r in (latest.get(article_id), published.get(article_id)) if r]
-        if article.published_revision_id:  # the public copy, as readers get it
-            texts.append(article.body_html)
-        yield article, texts
+# What describe_use reads of an article: no text, no related rows (an image may have many uses).
+_NAMED_BY = (
+    load_only(
+        Article.id,
+        Article.slug,
+        Article.title,
+        Article.author_id,
+        Article.published_at,
+        Article.published_revision_id,
+    ),
+    lazyload("*"),
+)
 
 
 def where_used(media: list[Media]) -> dict[int, list[Article]]:
-    """Map each image to the articles whose newest or published text, or public page, shows it.
+    """Map each image to the articles whose newest or published text shows it, in id order.
 
-    The texts that can show any image of ours are found with a few patterns, whatever the
-    number of images, and read once: a pattern per image made the media page cost images x
-    text (seconds for a few hundred images and long articles). The public page is read too.
+    The public page is the published text rendered, so it shows nothing that text does not
+    name. Each revision's image hashes are stored with it (RevisionImage), so this is a lookup
+    by hash, whatever the number of articles: reading the texts that could show an image cost
+    seconds at tens of thousands of articles.
     """
     found: dict[int, list[Article]] = {m.id: [] for m in media}
-    if not media:
-        return found
     wanted = {m.sha256: m.id for m in media}
-    candidates = set(
-        db.session.scalars(
-            select(Revision.article_id)
-            .where(
-                or_(*(Revision.body.contains(mark, autoescape=True) for mark in _MAY_SHOW_MEDIA))
-            )
-            .distinct()
+    newer = aliased(Revision)
+    newest = (
+        select(func.max(newer.number)).where(newer.article_id == Revision.article_id)
+    ).scalar_subquery()
+    shown: set[tuple[str, int]] = set()
+    for chunk in in_chunks(list(wanted)):
+        shown.update(
+            db.session.execute(
+                select(RevisionImage.sha256, Revision.article_id)
+                .join(Revision, Revision.id == RevisionImage.revision_id)
+                .join(Article, Article.id == Revision.article_id)
+                .where(
+                    RevisionImage.sha256.in_(chunk),
+                    or_(Revision.id == Article.published_revision_id, Revision.number == newest),
+                )
+            ).all()
         )
-    )
-    candidates |= set(
-        db.session.scalars(
-            select(Article.id).where(
-                Article.published_revision_id.is_not(None),
-                Article.body_html.contains("/media/", autoescape=True),
-            )
-        )
-    )
-    for chunk in in_chunks(sorted(candidates)):  # also bounds the texts held at once
-        for article, texts in _texts_shown(chunk):
-            for digest in set().union(*map(_named_hashes, texts)) & wanted.keys():
-                found[wanted[digest]].append(article)
+    articles: dict[int, Article] = {}
+    for chunk in in_chunks(sorted({article_id for _digest, article_id in shown})):
+        query = select(Article).where(Article.id.in_(chunk)).options(*_NAMED_BY)
+        articles.update((a.id, a) for a in db.session.scalars(query))
+    for digest, article_id in sorted(shown, key=lambda pair: pair[1]):
+        found[wanted[digest]].append(articles[article_id])
     return found
 
 
@@ -364,9 +345,10 @@ def article_media(article_id: int) -> Response | str:
     """List the images uploaded for an article or shown in it."""
     article = _article_or_404(article_id)
     latest = latest_revisions([article.id]).get(article.id)
+    shown = [image.sha256 for image in latest.images] if latest else []
     query = (
         select(Media)
-        .where(or_(Media.article_id == article.id, Media.sha256.in_(_hashes(latest))))
+        .where(or_(Media.article_id == article.id, Media.sha256.in_(shown)))
         .order_by(Media.created_at.desc(), Media.id.desc())
         .limit(LIST_LIMIT)
     )
@@ -394,11 +376,6 @@ def _media_page(media: list[MediaItem], article: Article | None) -> Response | s
             ]
         )
     return render_template("studio/media.html", media=media, article=article)
-
-
-def _hashes(revision: Revision | None) -> list[str]:
-    """Return the content hashes of our images a text refers to."""
-    return sorted(set(MEDIA_URL_HASH.findall(revision.body))) if revision else []
 
 
 @bp.get("/studio/media")

@@ -283,6 +283,10 @@ class Revision(db.Model):
 
     article: Mapped[Article] = relationship(back_populates="revisions", foreign_keys=[article_id])
     created_by: Mapped[User] = relationship(lazy="joined")
+    # The image hashes the text names (fill_revision keeps them with it), for where_used.
+    images: Mapped[list[RevisionImage]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
 
     @property
     def tag_names(self) -> list[str]:
@@ -293,6 +297,22 @@ class Revision(db.Model):
     def sealed(self) -> bool:
         """Say whether the text is frozen (submitted or approved at some point)."""
         return self.sealed_at is not None
+
+
+class RevisionImage(db.Model):
+    """One image hash a revision's text names: which articles show an image, found by index.
+
+    The media page and the delete check ask where each image is used. Reading the text of every
+    article that could show one cost seconds at tens of thousands of articles, so the hashes
+    are written with the text (fill_revision, the importer) and looked up by hash.
+    """
+
+    __tablename__ = "revision_images"
+
+    revision_id: Mapped[int] = mapped_column(
+        ForeignKey("revisions.id", ondelete="CASCADE"), primary_key=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
 # What a sealed revision must keep: everything but the cached check flags.

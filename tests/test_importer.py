@@ -21,7 +21,8 @@ from blog.importer import (
     ImportReport,
     import_paths,
 )
-from blog.models import Article, ReviewEvent, Revision, Role, Status, User
+from blog.media_views import where_used
+from blog.models import Article, Media, ReviewEvent, Revision, Role, Status, User
 from tests.conftest import _make_app, parse, sqlite_only
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
@@ -745,8 +746,6 @@ def media_trees(tmp_path: Path) -> Path:
 
 
 def test_a_hugo_bundle_brings_its_pictures(app, client, media_trees):
-    from blog.models import Media
-
     report = run(app, media_trees / "hugo")
     assert [e.slug for e in report.created] == ["queues"] and report.errors == []
     post = media_trees / "hugo/content/posts/queues/index.md"
@@ -759,6 +758,8 @@ def test_a_hugo_bundle_brings_its_pictures(app, client, media_trees):
         assert "diagram.png" not in body and "/images/logo.png" not in body
         assert "![A picture nobody committed](missing.png)" in body
         assert db.session.scalar(select(func.count()).select_from(Media)) == 2
+        used = where_used(list(db.session.scalars(select(Media))))
+        assert [[a.slug for a in articles] for articles in used.values()] == [["queues"]] * 2
     page = parse(client.get("/articles/queues"))
     figure = page.select_one("figure")
     picture = figure.img
@@ -826,6 +827,9 @@ def test_pictures_prepared_in_worker_processes_are_stored_by_the_writer(
     assert report.summary() == "3 created, 0 updated, 0 skipped, 0 errors"
     picture = parse(client.get("/articles/queues")).select_one("figure img")
     assert picture["width"] == "640" and client.get(picture["src"]).status_code == 200
+    with app.app_context():  # the hashes the workers found are written with the revisions
+        used = where_used(list(db.session.scalars(select(Media))))
+        assert all(articles for articles in used.values()) and len(used) == 4
 
 
 def test_a_batch_written_again_file_by_file_keeps_every_problem_of_a_file(

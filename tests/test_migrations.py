@@ -79,3 +79,25 @@ def test_categories_and_tags_get_the_slugs_their_names_are_now_found_by(app, ctx
     assert slugs["C++"] == "c-plus-plus" and slugs["F#"] == "f-sharp"
     assert slugs["Node.js"] == "node-js" and slugs["Notepad++"] == "notepad-plus-plus"
     assert slugs["C#"] == "c-2"  # "c-sharp" is another tag's: it keeps its own
+
+
+def test_revisions_already_written_get_the_image_hashes_their_texts_name(app, ctx, make_article):
+    """0012: where an image is used is looked up by hash, so the existing texts are read once."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    digest, other = "a" * 64, "b" * 64
+    shows = make_article("Shows one", body=f"![chart](/media/{digest}.png)\n")
+    spelled = make_article("Spells it", body=f"![chart](&sol;media&sol;{other}-640.webp)\n")
+    plain = make_article("Names none", body=f"A checksum: {digest}\n")
+    downgrade(revision="0011")
+    upgrade()
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT r.article_id, i.sha256 FROM revision_images i"
+                " JOIN revisions r ON r.id = i.revision_id"
+            )
+        ).all()
+    assert sorted(rows) == [(shows, digest), (spelled, other)]
+    assert plain not in {article_id for article_id, _digest in rows}
