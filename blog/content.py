@@ -108,11 +108,13 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 def image_hashes(markdown: str) -> list[str]:
     """Return the image hashes a text may show, sorted: every hash in a text that links /media/.
 
-    Markdown reads character references in an address (`&#x61;` is `a`, `&sol;` is `/`), so
-    the text is read with them decoded. Any hash in such a text counts, not only one right
-    after /media/: keeping an image a page merely mentions is cheaper than breaking one it shows.
+    Markdown reads character references in an address (`&#x61;` is `a`, `&sol;` is `/`) and
+    backslash escapes (`\\/` is `/`), so the text is read with the references decoded and the
+    backslashes dropped. Any hash in such a text counts, not only one right after /media/:
+    keeping an image a page merely mentions is cheaper than breaking one it shows.
     """
     text = html.unescape(markdown) if "&" in markdown else markdown
+    text = text.replace("\\", "")
     return sorted(set(_HASH.findall(text))) if "/media/" in text else []
 
 

@@ -608,26 +608,47 @@ def test_an_image_nobody_can_see_blocks_its_approval(
     assert client.get(url).status_code == 200
 
 
+def _a_letter_as_a_reference(url: str) -> str:
+    at = next(i for i, char in enumerate(url) if i > len("/media/") and char in "abcdef")
+    return f"{url[:at]}&#x{ord(url[at]):x};{url[at + 1 :]}"
+
+
+@pytest.mark.parametrize(
+    ("spelling", "markdown"),
+    [
+        ("a character reference", lambda url: f"![A chart]({_a_letter_as_a_reference(url)})"),
+        ("&sol; for each slash", lambda url: f"![A chart]({url.replace('/', '&sol;')})"),
+        ("backslash-escaped slashes", lambda url: f"![A chart]({url.replace('/', chr(92) + '/')})"),
+        (
+            "a reference definition",
+            lambda url: (
+                f"![A chart][c]\n\n[c]: <{url.replace('/media/', '/media' + chr(92) + '/')}>"
+            ),
+        ),
+        ("inside a footnote", lambda url: f"Text.[^1]\n\n[^1]: ![A chart]({url})"),
+    ],
+)
 def test_an_image_a_published_page_shows_is_kept_however_its_address_is_spelled(
     client: FlaskClient,
     author_client: FlaskClient,
     make_article,  # noqa: ANN001
+    spelling: str,
+    markdown,  # noqa: ANN001
 ) -> None:
-    """Markdown reads `&#x61;` in an address as `a`: the page shows the image, so it stays."""
+    """Markdown reads `&#x61;` as `a` and `\\/` as `/`: the page shows the image, so it stays."""
     scratch = make_article("Scratch", status="draft")
     image = upload(author_client, scratch, image_bytes(size=(300, 200))).get_json()
     url = image["url"]
-    at = next(i for i, char in enumerate(url) if i > len("/media/") and char in "abcdef")
-    spelled = f"{url[:at]}&#x{ord(url[at]):x};{url[at + 1 :]}"
-    shown = make_article("Shows it", body=f"![A chart]({spelled})\n")
+    shown = make_article("Shows it", body=markdown(url) + "\n")
     with author_client.application.app_context():
         slug = db.session.get(Article, shown).slug
-    assert url in {img["src"] for img in parse(client.get(f"/articles/{slug}")).select("img")}
+    page = parse(client.get(f"/articles/{slug}"))
+    assert url in {img["src"] for img in page.select("img")}, spelling
 
     refused = author_client.post(
         f"/studio/media/{image['id']}/delete", headers={"Accept": "application/json"}
     )
-    assert refused.status_code == 409 and "Shows it" in refused.get_json()["error"]
+    assert refused.status_code == 409 and "Shows it" in refused.get_json()["error"], spelling
     assert client.get(url).status_code == 200
 
 

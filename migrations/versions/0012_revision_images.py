@@ -1,4 +1,4 @@
-"""revision images: the image hashes each revision's text names, so where an image is used is an index lookup
+"""revision images: each revision's image hashes, so where an image is used is a lookup
 
 The media page and the delete check asked where each image is used by reading the text of
 every article that could show one: seconds at tens of thousands of articles. Each revision now
@@ -30,6 +30,7 @@ _CHUNK = 500  # revisions read at once: their bodies are held in memory together
 
 def _image_hashes(markdown):
     text = html.unescape(markdown) if "&" in markdown else markdown
+    text = text.replace("\\", "")
     return sorted(set(_HASH.findall(text))) if "/media/" in text else []
 
 
@@ -43,10 +44,11 @@ def upgrade():
     )
     op.create_index(op.f("ix_revision_images_sha256"), "revision_images", ["sha256"], unique=False)
     connection = op.get_bind()
-    # Only a text with "/media/" or a character reference (which may spell it) can name one.
+    # Only a text with "media" (its slashes may be escaped) or a character reference (which
+    # may spell it) can name one.
     may_name = sa.text(
         "SELECT id, body FROM revisions WHERE id > :after"
-        " AND (body LIKE '%/media/%' OR body LIKE '%&%') ORDER BY id LIMIT :chunk"
+        " AND (body LIKE '%media%' OR body LIKE '%&%') ORDER BY id LIMIT :chunk"
     )
     after = 0
     while rows := connection.execute(may_name, {"after": after, "chunk": _CHUNK}).all():
