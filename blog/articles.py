@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, delete, exists, func, insert, or_, select
 
 from . import clock, pagecache
 from .content import MAX_BODY_CHARS, image_hashes, render, slugify, term_slug
-from .database import NUL
+from .database import IN_LIST_MAX, NUL
 from .diff import word_counts
 from .extensions import db
 from .models import Article, ArticleTag, Category, Revision, RevisionImage, Tag, User
@@ -293,6 +293,50 @@ def fill_revision(revision: Revision, draft: Draft) -> None:
     hashes = image_hashes(revision.body)
     if sorted(kept) != hashes:  # a folded autosave keeps the rows it still names
         revision.images = [kept.get(digest) or RevisionImage(sha256=digest) for digest in hashes]
+
+
+def refresh_revision_images() -> int:
+    """Store every revision's image hashes again from its text; return how many were wrong.
+
+    fill_revision keeps them with the text, but during an upgrade a server still on an older
+    release writes revisions without them, and a change to image_hashes reaches only texts
+    written after it. `flask rerender` calls this, so both are set right (where_used, and so
+    the delete check, trusts these rows).
+    """
+    wrong = 0
+    after = 0
+    while revisions := db.session.execute(
+        select(Revision.id, Revision.body)
+        .where(Revision.id > after)
+        .order_by(Revision.id)
+        .limit(IN_LIST_MAX)
+    ).all():
+        ids = [revision_id for revision_id, _body in revisions]
+        stored: dict[int, set[str]] = {revision_id: set() for revision_id in ids}
+        named = select(RevisionImage.revision_id, RevisionImage.sha256)
+        for revision_id, digest in db.session.execute(
+            named.where(RevisionImage.revision_id.in_(ids))
+        ):
+            stored[revision_id].add(digest)
+        fixed = {
+            revision_id: hashes
+            for revision_id, body in revisions
+            if set(hashes := image_hashes(body or "")) != stored[revision_id]
+        }
+        if fixed:
+            db.session.execute(
+                delete(RevisionImage).where(RevisionImage.revision_id.in_(list(fixed)))
+            )
+            rows = [
+                {"revision_id": revision_id, "sha256": digest}
+                for revision_id, hashes in fixed.items()
+                for digest in hashes
+            ]
+            if rows:
+                db.session.execute(insert(RevisionImage), rows)
+            wrong += len(fixed)
+        after = ids[-1]
+    return wrong
 
 
 def _keep_ai_label(article: Article, draft: Draft) -> Draft:

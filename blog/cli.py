@@ -336,9 +336,10 @@ def rerender() -> None:
     """Render every article's HTML again and rebuild the search index (after an upgrade).
 
     A published article's category and tags are found again from its approved revision too,
-    as the release that gave "C++" and "C#" slugs of their own needs (migration 0011).
+    as the release that gave "C++" and "C#" slugs of their own needs (migration 0011), and
+    every revision's image hashes from its text (what where_used and the delete check read).
     """
-    from .articles import copy_terms
+    from .articles import copy_terms, refresh_revision_images
     from .content import render
     from .models import Article, Revision
     from .search import rebuild_index
@@ -351,11 +352,13 @@ def rerender() -> None:
         if approved is not None and copy_terms(article, approved):
             terms += 1
         count += 1
+    images = refresh_revision_images()
     indexed = rebuild_index()
     db.session.commit()
     click.echo(
         f"Rendered {count} articles again; {terms} had their category or tags set again from "
-        f"the approved text; {indexed} in the search index."
+        f"the approved text; {images} revisions had their images listed again; {indexed} in "
+        "the search index."
     )
 
 

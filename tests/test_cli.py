@@ -113,7 +113,7 @@ def test_rerender_refreshes_html_and_the_index(app, runner):
     assert (
         result.exit_code == 0
         and "Rendered 8 articles again; 0 had their category or tags set again from the "
-        "approved text; 8 in the search index."
+        "approved text; 0 revisions had their images listed again; 8 in the search index."
         in result.output
     )
     with app.app_context():
@@ -143,6 +143,32 @@ def test_rerender_sets_categories_and_tags_again_from_the_approved_text(
     page = parse(client.get("/articles/records"))
     assert page.select_one(".post-header .eyebrow").get_text(strip=True) == "C#"
     assert [a.get_text(strip=True) for a in page.select(".post-header .tags a")] == ["C#"]
+
+
+def test_rerender_lists_each_revisions_images_again(app, runner, make_article):
+    """A revision written by a server on an older release has no image rows: where_used, and so
+    the delete check, would call its images unused. rerender lists them again from the text."""
+    from sqlalchemy import delete, insert
+
+    from blog.models import Revision, RevisionImage
+
+    shown, other = "a" * 64, "b" * 64
+    shows = make_article("Shows one", body=f"![chart](/media/{shown}.png)\n")
+    plain = make_article("Shows none")
+    with app.app_context():
+        first = {
+            a: db.session.scalar(select(Revision.id).filter_by(article_id=a))
+            for a in (shows, plain)
+        }
+        db.session.execute(delete(RevisionImage))  # as an older release wrote them
+        db.session.execute(insert(RevisionImage), [{"revision_id": first[plain], "sha256": other}])
+        db.session.commit()
+    result = runner.invoke(args=["rerender"])
+    assert result.exit_code == 0 and "2 revisions had their images listed again" in result.output
+    with app.app_context():
+        rows = db.session.execute(select(RevisionImage.revision_id, RevisionImage.sha256)).all()
+    assert [tuple(row) for row in rows] == [(first[shows], shown)]
+    assert "0 revisions had their images listed again" in runner.invoke(args=["rerender"]).output
 
 
 def sqlite_delete_fts():  # noqa: ANN201
