@@ -33,30 +33,54 @@ document.addEventListener("htmx-after-history-update", () => {
 });
 
 // The chip's filter reaches the search form only with the chip's answer (its hidden fields are
-// in the list), and the two requests race: a search sent before that answer, whose own answer
-// came last, dropped the chip. So a link's request carries the words not sent yet, and a search
-// sent while a link's request is on its way takes that link's filters and replaces it: the
-// answer that comes last always has both. (htmx:config:request, as htmx-config-request here, is
-// where a request's fields may still change.)
-let listLink = null; // the request of a link in the list, until it ends
+// in the list), and the search and the chip's request race: whichever answer came last won, and
+// one without the chip dropped it. So while a link's answer is awaited, the link's request
+// carries the words not searched yet (from the first page: another query's page 2 means
+// nothing), a search already on its way is aborted (it asked for the old filters), and every
+// search sent takes the link's filters and replaces its request, until an answer is swapped in.
+// htmx:config:request (htmx-config-request here) is where a request may still change, and
+// htmx:before:request where it is sent, not dropped by hx-sync.
+let listLink = null; // a link's request on its way
+let linkFilters = null; // its filters, until an answer is swapped into the page
+const fromListLink = (ctx, search) =>
+  ctx.sourceElement instanceof HTMLAnchorElement && ctx.target?.id === search.getAttribute("aria-controls");
 document.addEventListener("htmx-config-request", (event) => {
   const search = document.getElementById("q");
   const { ctx } = event.detail;
-  const source = ctx.sourceElement;
-  if (!search || !(ctx.request.body instanceof FormData)) return;
-  if (source === search.form && listLink) {
-    const filters = new URL(listLink.request.action, window.location.href).searchParams;
-    for (const name of [...ctx.request.body.keys()]) if (name !== "q") ctx.request.body.delete(name);
-    for (const [name, value] of filters) if (name !== "q" && name !== "page") ctx.request.body.append(name, value);
-    listLink.request.abort();
+  if (!search) return;
+  if (ctx.sourceElement === search.form && ctx.request.body instanceof FormData) {
+    if (linkFilters) {
+      for (const name of [...ctx.request.body.keys()]) if (name !== "q") ctx.request.body.delete(name);
+      for (const [name, value] of linkFilters) ctx.request.body.append(name, value);
+    }
+    listLink?.request.abort();
     listLink = null;
-  } else if (source instanceof HTMLAnchorElement && ctx.target?.id === search.getAttribute("aria-controls")) {
-    if (search.value !== addressQuery()) ctx.request.body.set("q", search.value);
-    listLink = ctx;
+  } else if (fromListLink(ctx, search) && search.value !== addressQuery()) {
+    const address = new URL(ctx.request.action, window.location.href);
+    const params = new URLSearchParams(search.value ? { q: search.value } : {}); // q first, as links
+    for (const [name, value] of address.searchParams) if (name !== "q" && name !== "page") params.append(name, value);
+    ctx.request.action = `${address.pathname}?${params}`;
   }
 });
+document.addEventListener("htmx-before-request", (event) => {
+  const search = document.getElementById("q");
+  const { ctx } = event.detail;
+  if (!search || !fromListLink(ctx, search)) return;
+  search.form.dispatchEvent(new CustomEvent("htmx:abort")); // htmx listens for this name as is
+  listLink?.request.abort(); // an earlier link's answer is stale too
+  listLink = ctx;
+  const filters = new URL(ctx.request.action, window.location.href).searchParams;
+  linkFilters = [...filters].filter(([name]) => name !== "q" && name !== "page");
+});
 document.addEventListener("htmx-finally-request", (event) => {
-  if (event.detail.ctx === listLink) listLink = null;
+  if (event.detail.ctx !== listLink) return;
+  listLink = null;
+  if (event.detail.ctx.status !== "swapped") linkFilters = null; // it failed: nothing to carry
+});
+// Any answer swapped in now (the link's, a search that carried its filters, a page restored
+// from history) has put its own filters in the form.
+document.addEventListener("htmx-after-swap", () => {
+  linkFilters = null;
 });
 
 // Signing out in this tab drops the words the editor kept in it (editor.js): the next person

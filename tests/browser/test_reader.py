@@ -117,6 +117,49 @@ def test_a_chip_whose_answer_comes_after_the_search_was_sent_keeps_both(page):
     expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
 
 
+def test_words_typed_in_two_bursts_while_the_chip_is_awaited_keep_the_chip(page):
+    # The first search takes the chip's filter from the chip's request; the second, sent before
+    # any answer put the chip into the form, must take it too (it replaces the first).
+    page.goto("/")
+    held: list[Route] = []
+    # Every answer with the chip waits, as on a slow connection.
+    page.route(re.compile(r"category=backend"), lambda route: held.append(route))
+    chips = page.get_by_role("navigation", name="Categories")
+    with page.expect_request(re.compile(r"/\?q=ku&category=backend$")):
+        page.locator("#q").press_sequentially("ku", delay=10)
+        chips.get_by_role("link", name=re.compile(r"^Backend")).click()
+    with page.expect_request(re.compile(r"/\?q=kube&category=backend$")):
+        page.locator("#q").press("End")
+        page.locator("#q").press_sequentially("be", delay=10)
+    for route in held:
+        with contextlib.suppress(PlaywrightError):  # replaced by a later request
+            route.continue_()
+    expect(page).to_have_url(re.compile(r"/\?q=kube&category=backend$"))
+    expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
+
+
+def test_a_search_still_on_its_way_when_a_chip_is_clicked_cannot_drop_the_chip(page):
+    # The search asked for the words without the chip; its answer, coming last, dropped it.
+    page.goto("/")
+    held: list[Route] = []
+    page.route(re.compile(r"/\?q=kube$"), lambda route: held.append(route))
+    with page.expect_request(re.compile(r"/\?q=kube$")):
+        page.locator("#q").press_sequentially("kube", delay=10)
+    chip = page.get_by_role("navigation", name="Categories").get_by_role(
+        "link", name=re.compile(r"^Backend")
+    )
+    with page.expect_event(
+        "requestfailed", lambda request: request.url.endswith("/?q=kube"), timeout=5000
+    ):
+        chip.click()  # the search is aborted: it can no longer answer
+    expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
+    for route in held:
+        with contextlib.suppress(PlaywrightError):
+            route.continue_()
+    expect(page).to_have_url(re.compile(r"/\?q=kube&category=backend$"))
+    expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
+
+
 def test_reload_and_shared_link_show_the_same_filter(page):
     page.goto("/?q=index&category=database")
     expect(page.locator("#q")).to_have_value("index")
