@@ -120,8 +120,10 @@ def test_pages_are_valid_html(client, tmp_path):
 def test_list_links_are_plain_links_the_list_swaps_in_place(client):
     soup = parse(client.get("/"))
     results = soup.select_one("#results")
-    # One boost on the list, inherited by its links (htmx 4 inheritance is explicit).
+    # One boost on the list, inherited by its links (htmx 4 inheritance is explicit), and one
+    # queue for their requests, shared with the live form's: the latest replaces any on its way.
     assert results["data-hx-boost-inherited"] == "target:#results swap:outerMorph"
+    assert results["data-hx-sync-inherited"] == "this:replace"
     links = results.select("a[href]")
     assert len(links) > 30
     for link in links:
@@ -133,7 +135,7 @@ def test_list_links_are_plain_links_the_list_swaps_in_place(client):
             assert htmx == {}, link
     # The live form, the list, and the two links to each article: nothing repeated per link.
     cards = soup.select(".card")
-    assert len(htmx_attributes(soup)) == 6 + 1 + 2 * len(cards)
+    assert len(htmx_attributes(soup)) == 6 + 2 + 2 * len(cards)
 
 
 @pytest.mark.parametrize("path", [*DOCUMENTS.values(), "/login"])
@@ -166,16 +168,19 @@ def test_one_live_filter_for_home_studio_and_review(client, admin_client):
         listing = soup.select_one(f"#{target}")
         assert listing.select_one("[role=status][aria-live=polite]") is not None
         assert all(field["aria-controls"] == target for field in form.select("input[name=q]"))
+        # Its requests queue on the list, with those of the list's own links.
+        assert form["data-hx-sync"] == f"#{target}:replace"
         forms[path] = {
             name: value
             for name, value in form.attrs.items()
-            if name.startswith("data-hx-") and name not in {"data-hx-get", "data-hx-target"}
+            if name.startswith("data-hx-")
+            and name not in {"data-hx-get", "data-hx-target"}
+            and name != "data-hx-sync"
         }
     assert forms["/"] == {
         "data-hx-swap": "outerMorph",
         "data-hx-push-url": "true",
         "data-hx-trigger": "input delay:250ms, search, submit",
-        "data-hx-sync": "this:replace",
     }
     assert forms["/studio/"] == forms["/review/"] == forms["/"]
 

@@ -32,55 +32,61 @@ document.addEventListener("htmx-after-history-update", () => {
   if (search && document.activeElement !== search && !unsent) search.value = addressQuery();
 });
 
-// The chip's filter reaches the search form only with the chip's answer (its hidden fields are
-// in the list), and the search and the chip's request race: whichever answer came last won, and
-// one without the chip dropped it. So while a link's answer is awaited, the link's request
-// carries the words not searched yet (from the first page: another query's page 2 means
-// nothing), a search already on its way is aborted (it asked for the old filters), and every
-// search sent takes the link's filters and replaces its request, until an answer is swapped in.
+// The list's own links (chips, tags, pages) set filters the search box does not show: the form
+// gets them from hidden fields in the list, so only once the link's answer is swapped in. The
+// link's and the search's requests share one queue on the list (hx-sync, _macros.html), so the
+// latest replaces any on its way; what is left is that the latest carries both. A link's request
+// carries the words typed but not searched yet (from the first page: another query's page 2
+// means nothing), and a search sent while the form's fields lack the current filters (a link's
+// answer awaited, or an error answer that replaced the list and its fields) carries them.
 // htmx:config:request (htmx-config-request here) is where a request may still change, and
-// htmx:before:request where it is sent, not dropped by hx-sync.
-let listLink = null; // a link's request on its way
-let linkFilters = null; // its filters, until an answer is swapped into the page
-const fromListLink = (ctx, search) =>
-  ctx.sourceElement instanceof HTMLAnchorElement && ctx.target?.id === search.getAttribute("aria-controls");
+// htmx:before:request where htmx sends it instead of dropping it.
+let listLink = null; // a link's request htmx sent, until it ends
+let carried = null; // the filters searches must carry, or null when the form's fields have them
+const filtersOf = (action) =>
+  [...new URL(action, window.location.href).searchParams].filter(([name]) => name !== "q" && name !== "page");
+const toTheList = (ctx, search) => ctx.target?.id === search.getAttribute("aria-controls");
 document.addEventListener("htmx-config-request", (event) => {
   const search = document.getElementById("q");
   const { ctx } = event.detail;
   if (!search) return;
   if (ctx.sourceElement === search.form && ctx.request.body instanceof FormData) {
-    if (linkFilters) {
+    if (carried) {
       for (const name of [...ctx.request.body.keys()]) if (name !== "q") ctx.request.body.delete(name);
-      for (const [name, value] of linkFilters) ctx.request.body.append(name, value);
+      for (const [name, value] of carried) ctx.request.body.append(name, value);
     }
-    listLink?.request.abort();
-    listLink = null;
-  } else if (fromListLink(ctx, search) && search.value !== addressQuery()) {
+    listLink = null; // this search replaces the link's request and carries its filters
+  } else if (ctx.sourceElement instanceof HTMLAnchorElement && toTheList(ctx, search) && search.value !== addressQuery()) {
     const address = new URL(ctx.request.action, window.location.href);
     const params = new URLSearchParams(search.value ? { q: search.value } : {}); // q first, as links
-    for (const [name, value] of address.searchParams) if (name !== "q" && name !== "page") params.append(name, value);
+    for (const [name, value] of filtersOf(ctx.request.action)) params.append(name, value);
     ctx.request.action = `${address.pathname}?${params}`;
   }
 });
 document.addEventListener("htmx-before-request", (event) => {
   const search = document.getElementById("q");
   const { ctx } = event.detail;
-  if (!search || !fromListLink(ctx, search)) return;
-  search.form.dispatchEvent(new CustomEvent("htmx:abort")); // htmx listens for this name as is
-  listLink?.request.abort(); // an earlier link's answer is stale too
+  if (!search || !(ctx.sourceElement instanceof HTMLAnchorElement) || !toTheList(ctx, search)) return;
   listLink = ctx;
-  const filters = new URL(ctx.request.action, window.location.href).searchParams;
-  linkFilters = [...filters].filter(([name]) => name !== "q" && name !== "page");
+  carried = filtersOf(ctx.request.action);
 });
 document.addEventListener("htmx-finally-request", (event) => {
   if (event.detail.ctx !== listLink) return;
   listLink = null;
-  if (event.detail.ctx.status !== "swapped") linkFilters = null; // it failed: nothing to carry
+  if (event.detail.ctx.status !== "swapped") carried = null; // no answer: nothing changed
 });
-// Any answer swapped in now (the link's, a search that carried its filters, a page restored
-// from history) has put its own filters in the form.
-document.addEventListener("htmx-after-swap", () => {
-  linkFilters = null;
+document.addEventListener("htmx-after-swap", (event) => {
+  const search = document.getElementById("q");
+  const { ctx } = event.detail;
+  const failed = search && toTheList(ctx, search) && ctx.response?.status >= 400;
+  carried = failed ? filtersOf(ctx.request.action) : null; // an answer's own fields, or none
+});
+// Back or Forward restores another page: no answer still on its way may land after it.
+document.addEventListener("htmx-before-history-restore", () => {
+  listLink?.request.abort();
+  document.getElementById("q")?.form?.dispatchEvent(new CustomEvent("htmx:abort"));
+  listLink = null;
+  carried = null;
 });
 
 // Signing out in this tab drops the words the editor kept in it (editor.js): the next person
