@@ -39,10 +39,14 @@ document.addEventListener("htmx-after-history-update", () => {
 // carries the words typed but not searched yet (from the first page: another query's page 2
 // means nothing), and a search sent while the form's fields lack the current filters (a link's
 // answer awaited, or an error answer that replaced the list and its fields) carries them.
-// htmx:config:request (htmx-config-request here) is where a request may still change, and
-// htmx:before:request where htmx sends it instead of dropping it.
+// Back or Forward restores another page whole: no request for the old page's list may land
+// after it, so those on their way are aborted and new ones refused until it is in.
+// htmx:config:request (htmx-config-request here) is where a request may still change or be
+// cancelled, and htmx:before:request where htmx sends it instead of dropping it.
 let listLink = null; // a link's request htmx sent, until it ends
+let carriedBefore = null; // what `carried` was before it: a link that gets no answer changes nothing
 let carried = null; // the filters searches must carry, or null when the form's fields have them
+let restoring = false; // a page restored from history is on its way
 const filtersOf = (action) =>
   [...new URL(action, window.location.href).searchParams].filter(([name]) => name !== "q" && name !== "page");
 const toTheList = (ctx, search) => ctx.target?.id === search.getAttribute("aria-controls");
@@ -50,7 +54,10 @@ document.addEventListener("htmx-config-request", (event) => {
   const search = document.getElementById("q");
   const { ctx } = event.detail;
   if (!search) return;
-  if (ctx.sourceElement === search.form && ctx.request.body instanceof FormData) {
+  const forTheList = ctx.sourceElement === search.form || (ctx.sourceElement instanceof HTMLAnchorElement && toTheList(ctx, search));
+  if (restoring && forTheList) {
+    event.preventDefault();
+  } else if (ctx.sourceElement === search.form && ctx.request.body instanceof FormData) {
     if (carried) {
       for (const name of [...ctx.request.body.keys()]) if (name !== "q") ctx.request.body.delete(name);
       for (const [name, value] of carried) ctx.request.body.append(name, value);
@@ -68,12 +75,15 @@ document.addEventListener("htmx-before-request", (event) => {
   const { ctx } = event.detail;
   if (!search || !(ctx.sourceElement instanceof HTMLAnchorElement) || !toTheList(ctx, search)) return;
   listLink = ctx;
+  carriedBefore = carried;
   carried = filtersOf(ctx.request.action);
 });
 document.addEventListener("htmx-finally-request", (event) => {
-  if (event.detail.ctx !== listLink) return;
+  const { ctx } = event.detail;
+  if (ctx.request?.headers?.["HX-History-Restore-Request"] === "true") restoring = false;
+  if (ctx !== listLink) return;
   listLink = null;
-  if (event.detail.ctx.status !== "swapped") carried = null; // no answer: nothing changed
+  if (ctx.status !== "swapped") carried = carriedBefore; // no answer: nothing changed
 });
 document.addEventListener("htmx-after-swap", (event) => {
   const search = document.getElementById("q");
@@ -81,12 +91,12 @@ document.addEventListener("htmx-after-swap", (event) => {
   const failed = search && toTheList(ctx, search) && ctx.response?.status >= 400;
   carried = failed ? filtersOf(ctx.request.action) : null; // an answer's own fields, or none
 });
-// Back or Forward restores another page: no answer still on its way may land after it.
 document.addEventListener("htmx-before-history-restore", () => {
   listLink?.request.abort();
   document.getElementById("q")?.form?.dispatchEvent(new CustomEvent("htmx:abort"));
   listLink = null;
   carried = null;
+  restoring = true;
 });
 
 // Signing out in this tab drops the words the editor kept in it (editor.js): the next person

@@ -184,22 +184,32 @@ def test_a_chip_clicked_twice_then_words_typed_keep_both(page):
 
 def test_after_a_chip_answered_with_an_error_a_search_keeps_the_chip(page):
     # htmx 4 swaps an error answer (errors/_fragment.html) and pushes its address; the list's
-    # hidden fields went with it, so the next search dropped the chip the address showed.
+    # hidden fields went with it, so the next search dropped the chip the address showed. The
+    # fragment's Reload link, failing too, must not make the search forget it either.
     page.goto("/")
     fragment = (
-        '<div id="results" class="results"><div class="empty-state" role="alert">'
-        "<p>Service Unavailable: busy</p></div></div>"
+        '<div id="results" class="results" data-hx-boost-inherited="target:#results'
+        ' swap:outerMorph" data-hx-sync-inherited="this:replace"><div class="empty-state"'
+        ' role="alert"><p>Service Unavailable: busy</p>'
+        '<p><a class="button" href="/?category=backend">Reload</a></p></div></div>'
     )
-    page.route(
-        re.compile(r"/\?category=backend$"),
-        lambda route: route.fulfill(status=503, body=fragment, content_type="text/html"),
-    )
+    answers = iter(["503", "no answer"])
+
+    def fail(route: Route) -> None:
+        if next(answers, "") == "503":
+            route.fulfill(status=503, body=fragment, content_type="text/html")
+        else:
+            route.abort()
+
+    page.route(re.compile(r"/\?category=backend$"), fail)
     backend_chip(page).click()
     expect(page.locator("#results")).to_contain_text("Service Unavailable")
-    page.console_errors.clear()  # the 503 itself
+    with page.expect_event("requestfailed", lambda r: "category=backend" in r.url):
+        page.get_by_role("link", name="Reload").click()
     with page.expect_request(re.compile(r"/\?q=kube")) as search:
         page.locator("#q").press_sequentially("kube", delay=10)
     assert search.value.url.endswith("/?q=kube&category=backend")
+    page.console_errors.clear()  # the 503 and the failed reload themselves
 
 
 def test_back_while_a_chip_is_awaited_shows_the_page_before_it(page):
@@ -213,6 +223,33 @@ def test_back_while_a_chip_is_awaited_shows_the_page_before_it(page):
         backend_chip(page).click()
     with page.expect_event("requestfailed", lambda r: "category=backend" in r.url, timeout=5000):
         page.go_back()
+    release(held)
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(page.locator("#result-count")).to_have_text(ALL_COUNT)
+
+
+def test_a_search_typed_just_before_back_cannot_land_over_the_restored_page(page):
+    # The search waits 250 ms after the last key; Back in that moment restored the page
+    # before, but the search, sent meanwhile from the old page, answered first and pushed
+    # its address over the restored page.
+    page.goto("/")
+    with page.expect_response(re.compile(r"category=backend")):
+        backend_chip(page).click()
+    held: list[Route] = []
+    page.route(
+        re.compile(r"/"),
+        lambda route: (
+            held.append(route)
+            if route.request.headers.get("hx-history-restore-request")
+            else route.continue_()
+        ),
+    )
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
+    page.locator("#q").press_sequentially("kube", delay=10)
+    page.go_back()
+    page.wait_for_timeout(500)  # past the search's 250 ms: it is refused, not sent
+    assert not [url for url in sent if "q=kube" in url]
     release(held)
     expect(page).to_have_url(re.compile(r"/$"))
     expect(page.locator("#result-count")).to_have_text(ALL_COUNT)
