@@ -36,6 +36,13 @@ def backend_chip(page):  # noqa: ANN001, ANN201
     )
 
 
+def expect_kube_in_backend(page) -> None:  # noqa: ANN001
+    """The address, the box and the list all say: "kube", in Backend."""
+    expect(page).to_have_url(re.compile(r"/\?q=kube&category=backend$"))
+    expect(page.locator("#q")).to_have_value("kube")
+    expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
+
+
 def test_typing_filters_in_place_and_updates_the_address(page):
     page.goto("/")
     expect(page.locator("#result-count")).to_have_text(ALL_COUNT)
@@ -95,12 +102,9 @@ def test_a_chip_clicked_before_the_typed_words_were_sent_keeps_them(page):
     # The live search waits 250 ms after the last key; a chip clicked in that moment filters,
     # and the words typed then search within it, instead of being wiped from the box.
     page.goto("/")
-    chips = page.get_by_role("navigation", name="Categories")
     page.locator("#q").press_sequentially("kube", delay=10)
-    chips.get_by_role("link", name=re.compile(r"^Backend")).click()
-    expect(page).to_have_url(re.compile(r"/\?q=kube&category=backend$"))
-    expect(page.locator("#q")).to_have_value("kube")
-    expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
+    backend_chip(page).click()
+    expect_kube_in_backend(page)
 
 
 def test_a_chip_whose_answer_comes_after_the_search_was_sent_keeps_both(page):
@@ -118,14 +122,11 @@ def test_a_chip_whose_answer_comes_after_the_search_was_sent_keeps_both(page):
             held.append(route)
 
     page.route(re.compile(r"category=backend"), hold_the_first)
-    chips = page.get_by_role("navigation", name="Categories")
     with page.expect_response(re.compile(r"q=kube")):
         page.locator("#q").press_sequentially("kube", delay=10)
-        chips.get_by_role("link", name=re.compile(r"^Backend")).click()
+        backend_chip(page).click()
     release(held)
-    expect(page).to_have_url(re.compile(r"/\?q=kube&category=backend$"))
-    expect(page.locator("#q")).to_have_value("kube")
-    expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
+    expect_kube_in_backend(page)
 
 
 def test_words_typed_in_two_bursts_while_the_chip_is_awaited_keep_the_chip(page):
@@ -135,16 +136,14 @@ def test_words_typed_in_two_bursts_while_the_chip_is_awaited_keep_the_chip(page)
     held: list[Route] = []
     # Every answer with the chip waits, as on a slow connection.
     page.route(re.compile(r"category=backend"), lambda route: held.append(route))
-    chips = page.get_by_role("navigation", name="Categories")
     with page.expect_request(re.compile(r"/\?q=ku&category=backend$")):
         page.locator("#q").press_sequentially("ku", delay=10)
-        chips.get_by_role("link", name=re.compile(r"^Backend")).click()
+        backend_chip(page).click()
     with page.expect_request(re.compile(r"/\?q=kube&category=backend$")):
         page.locator("#q").press("End")
         page.locator("#q").press_sequentially("be", delay=10)
     release(held)
-    expect(page).to_have_url(re.compile(r"/\?q=kube&category=backend$"))
-    expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
+    expect_kube_in_backend(page)
 
 
 def test_a_search_still_on_its_way_when_a_chip_is_clicked_cannot_drop_the_chip(page):
@@ -154,17 +153,14 @@ def test_a_search_still_on_its_way_when_a_chip_is_clicked_cannot_drop_the_chip(p
     page.route(re.compile(r"/\?q=kube$"), lambda route: held.append(route))
     with page.expect_request(re.compile(r"/\?q=kube$")):
         page.locator("#q").press_sequentially("kube", delay=10)
-    chip = page.get_by_role("navigation", name="Categories").get_by_role(
-        "link", name=re.compile(r"^Backend")
-    )
+    chip = backend_chip(page)
     with page.expect_event(
         "requestfailed", lambda request: request.url.endswith("/?q=kube"), timeout=5000
     ):
         chip.click()  # the search is aborted: it can no longer answer
     expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
     release(held)
-    expect(page).to_have_url(re.compile(r"/\?q=kube&category=backend$"))
-    expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
+    expect_kube_in_backend(page)
 
 
 def test_a_chip_clicked_twice_then_words_typed_keep_both(page):
@@ -178,8 +174,7 @@ def test_a_chip_clicked_twice_then_words_typed_keep_both(page):
     with page.expect_request(re.compile(r"/\?q=kube&category=backend$")):
         page.locator("#q").press_sequentially("kube", delay=10)
     release(held)
-    expect(page).to_have_url(re.compile(r"/\?q=kube&category=backend$"))
-    expect(page.locator("#result-count")).to_have_text(re.compile(r"for “kube” in Backend$"))
+    expect_kube_in_backend(page)
 
 
 def test_after_a_chip_answered_with_an_error_a_search_keeps_the_chip(page):
