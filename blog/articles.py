@@ -146,8 +146,9 @@ def get_category(name: str) -> Category | None:
 
 def get_tags(names: list[str]) -> list[Tag]:
     """Find tags by slug, creating the new ones; in the order given, without repeats."""
-    by_slug = {term_slug(name): name for name in reversed(names) if term_slug(name)}
-    slugs = [slug for slug in dict.fromkeys(term_slug(name) for name in names) if slug]
+    slugged = [(term_slug(name), name) for name in names]  # once each: it normalizes twice
+    by_slug = {slug: name for slug, name in reversed(slugged) if slug}
+    slugs = [slug for slug in dict.fromkeys(slug for slug, _name in slugged) if slug]
     if not slugs:
         return []
     found = select(Tag).where(Tag.slug.in_(slugs))
@@ -573,9 +574,11 @@ def name_as_approved(
 def approved_spellings(category: str, tags: list[str]) -> tuple[dict[str, str], dict[str, str]]:
     """Key a text's category and tags by slug, the first spelling of each (name_as_approved)."""
     name = " ".join(category.split())
+    category_slug = term_slug(name)
+    tag_slugs = [(term_slug(tag), tag) for tag in reversed(tags)]
     return (
-        {term_slug(name): name} if term_slug(name) else {},
-        {term_slug(tag): tag for tag in reversed(tags) if term_slug(tag)},
+        {category_slug: name} if category_slug else {},
+        {slug: tag for slug, tag in tag_slugs if slug},
     )
 
 
