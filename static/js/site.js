@@ -50,20 +50,22 @@ let restoring = false; // a page restored from history is on its way
 const filtersOf = (action) =>
   [...new URL(action, window.location.href).searchParams].filter(([name]) => name !== "q" && name !== "page");
 const toTheList = (ctx, search) => ctx.target?.id === search.getAttribute("aria-controls");
+const fromListLink = (ctx, search) => ctx.sourceElement instanceof HTMLAnchorElement && toTheList(ctx, search);
 document.addEventListener("htmx-config-request", (event) => {
   const search = document.getElementById("q");
   const { ctx } = event.detail;
   if (!search) return;
-  const forTheList = ctx.sourceElement === search.form || (ctx.sourceElement instanceof HTMLAnchorElement && toTheList(ctx, search));
-  if (restoring && forTheList) {
+  const fromForm = ctx.sourceElement === search.form;
+  const fromLink = fromListLink(ctx, search);
+  if (restoring && (fromForm || fromLink)) {
     event.preventDefault();
-  } else if (ctx.sourceElement === search.form && ctx.request.body instanceof FormData) {
+  } else if (fromForm && ctx.request.body instanceof FormData) {
     if (carried) {
       for (const name of [...ctx.request.body.keys()]) if (name !== "q") ctx.request.body.delete(name);
       for (const [name, value] of carried) ctx.request.body.append(name, value);
     }
     listLink = null; // this search replaces the link's request and carries its filters
-  } else if (ctx.sourceElement instanceof HTMLAnchorElement && toTheList(ctx, search) && search.value !== addressQuery()) {
+  } else if (fromLink && search.value !== addressQuery()) {
     const address = new URL(ctx.request.action, window.location.href);
     const params = new URLSearchParams(search.value ? { q: search.value } : {}); // q first, as links
     for (const [name, value] of filtersOf(ctx.request.action)) params.append(name, value);
@@ -73,7 +75,7 @@ document.addEventListener("htmx-config-request", (event) => {
 document.addEventListener("htmx-before-request", (event) => {
   const search = document.getElementById("q");
   const { ctx } = event.detail;
-  if (!search || !(ctx.sourceElement instanceof HTMLAnchorElement) || !toTheList(ctx, search)) return;
+  if (!search || !fromListLink(ctx, search)) return;
   listLink = ctx;
   carriedBefore = carried;
   carried = filtersOf(ctx.request.action);
