@@ -279,17 +279,33 @@ def add_revision(
     return revision
 
 
+def revision_values(draft: Draft) -> dict[str, Any]:
+    """Return the columns a revision stores for a draft, normalised as stored, digest included.
+
+    A plain dict, so the importer's workers compute a new revision's row without an ORM object.
+    """
+    draft = draft.without_nul()
+    values = {
+        "title": draft.title.strip(),
+        "summary": draft.summary.strip(),
+        "category_name": " ".join(draft.category.split()),
+        "tags": ", ".join(split_tags(draft.tags)),
+        "body": draft.body,
+        "ai_generated": draft.ai_generated,
+        "ai_model": draft.ai_model.strip()[:120] or None,
+    }
+    values["digest"] = text_digest(
+        _source_text(
+            values["title"], values["summary"], values["category_name"], values["tags"], draft.body
+        )
+    )
+    return values
+
+
 def fill_revision(revision: Revision, draft: Draft) -> None:
     """Put a draft's fields on a revision, normalised as they are stored, with their digest."""
-    draft = draft.without_nul()
-    revision.title = draft.title.strip()
-    revision.summary = draft.summary.strip()
-    revision.category_name = " ".join(draft.category.split())
-    revision.tags = ", ".join(split_tags(draft.tags))
-    revision.body = draft.body
-    revision.ai_generated = draft.ai_generated
-    revision.ai_model = draft.ai_model.strip()[:120] or None
-    revision.digest = text_digest(source_text(revision))
+    for column, value in revision_values(draft).items():
+        setattr(revision, column, value)
     kept = {image.sha256: image for image in revision.images}
     hashes = image_hashes(revision.body)
     if sorted(kept) != hashes:  # a folded autosave keeps the rows it still names
@@ -358,14 +374,17 @@ def source_text(revision: Revision) -> str:
     A header of the fields readers see (one line each, whitespace collapsed), a blank line, then
     the Markdown body exactly as stored. Changing this format changes every digest: don't.
     """
-    header = (
-        ("Title", revision.title),
-        ("Summary", revision.summary),
-        ("Category", revision.category_name),
-        ("Tags", revision.tags),
+    return _source_text(
+        revision.title, revision.summary, revision.category_name, revision.tags, revision.body
     )
+
+
+def _source_text(
+    title: str | None, summary: str | None, category: str | None, tags: str | None, body: str | None
+) -> str:
+    header = (("Title", title), ("Summary", summary), ("Category", category), ("Tags", tags))
     lines = [f"{name}: {' '.join((value or '').split())}" for name, value in header]
-    return "\n".join(lines) + "\n\n" + (revision.body or "")
+    return "\n".join(lines) + "\n\n" + (body or "")
 
 
 def text_digest(text: str) -> str:

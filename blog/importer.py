@@ -34,15 +34,15 @@ from .articles import (
     Draft,
     add_revision,
     create_article,
-    fill_revision,
     get_category,
     get_tags,
     latest_revision,
     name_as_approved,
+    revision_values,
     same_text,
     split_tags,
 )
-from .content import render, slugify, term_slug
+from .content import image_hashes, render, slugify, term_slug
 from .database import in_chunks
 from .extensions import db
 from .frontmatter import Document, FrontMatterError, parse
@@ -195,12 +195,12 @@ class ImportBlocked(Exception):
 
 @dataclass
 class _Stored:
-    """A new article's first revision as fill_revision stores it, and the names it refers to.
+    """A new article's first revision as create_article stores it, and the names it refers to.
 
     Computed where the file is prepared (a worker), so the writer only looks up ids.
     """
 
-    revision: dict[str, Any]  # the columns fill_revision sets, digest included
+    revision: dict[str, Any]  # its columns (revision_values), digest included
     tags: list[tuple[str, str]]  # each tag's (slug, name), in order
     category_key: str  # the category's slug ("" for none): one lookup per name in a run
     images: list[str] = field(default_factory=list)  # the image hashes the body names
@@ -354,12 +354,6 @@ def _prepare(path: Path, limit: int) -> _Prepared:
         return _Prepared(path, problems=[(None, _unexpected(error))])
 
 
-# The revision columns fill_revision sets (what _stored carries to the writer).
-_FILLED = (
-    "title", "summary", "category_name", "tags", "body", "ai_generated", "ai_model", "digest",
-)  # fmt: skip
-
-
 def _stored(fields: _Fields) -> _Stored:
     """Compute what a new article's first revision stores, as create_article would."""
     draft = replace(
@@ -367,12 +361,11 @@ def _stored(fields: _Fields) -> _Stored:
         ai_generated=fields.ai_generated,
         ai_model=(fields.ai_model or "") if fields.ai_generated else "",
     )
-    revision = Revision()
-    fill_revision(revision, draft)
-    values = {column: getattr(revision, column) for column in _FILLED}
-    tags = [(term_slug(name), name) for name in revision.tag_names]
-    category = term_slug(" ".join(revision.category_name.split()))
-    return _Stored(values, tags, category, [image.sha256 for image in revision.images])
+    values = revision_values(draft)
+    names = values["tags"].split(", ") if values["tags"] else []  # split_tags's, joined
+    tags = [(term_slug(name), name) for name in names]
+    category = term_slug(values["category_name"])
+    return _Stored(values, tags, category, image_hashes(values["body"]))
 
 
 def _unexpected(error: Exception) -> str:
