@@ -15,11 +15,13 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -83,6 +85,11 @@ STORAGE_STOPPED = (
 BATCH_SIZE = 200
 # Below this many files a pool of workers costs more to start than it saves (measured: bench/).
 POOL_THRESHOLD = 64
+# Workers take files PREPARE_CHUNK at a time, and run at most PREPARED_AHEAD files ahead of the
+# writer: enough to keep them busy while a batch is written, and a bound on the memory that
+# prepared files hold when the writer is the slower (a slow disk, a machine with many cores).
+PREPARE_CHUNK = 16
+PREPARED_AHEAD = 2 * BATCH_SIZE
 # Workers run this much nicer than the import: the writer is its critical path and should not
 # wait for a core while workers already ahead of it take one, and a site served from the same
 # machine keeps its readers first. An idle core is still the workers': niceness only decides who
@@ -324,11 +331,26 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
         for path in files:
             yield _prepare(path, limit)
         return
+    chunks = (files[start : start + PREPARE_CHUNK] for start in range(0, len(files), PREPARE_CHUNK))
+    ahead = max(workers, -(-PREPARED_AHEAD // PREPARE_CHUNK))  # chunks in flight at most
     with ProcessPoolExecutor(max_workers=workers, initializer=_lower_priority) as pool:
         try:
-            yield from pool.map(_prepare, files, [limit] * len(files), chunksize=16)
+            # Not Executor.map: it hands every file out at once (Python 3.14 adds `buffersize`).
+            in_flight = deque(
+                pool.submit(_prepare_chunk, chunk, limit) for chunk in islice(chunks, ahead)
+            )
+            while in_flight:
+                prepared = in_flight.popleft().result()
+                if (chunk := next(chunks, None)) is not None:  # one out, one in
+                    in_flight.append(pool.submit(_prepare_chunk, chunk, limit))
+                yield from prepared
         finally:  # stopped early (closed, an error, Ctrl-C): files not yet started are dropped
             pool.shutdown(cancel_futures=True)
+
+
+def _prepare_chunk(paths: list[Path], limit: int) -> list[_Prepared]:
+    """Prepare a few files in a worker: one task, and one answer to unpickle, for several."""
+    return [_prepare(path, limit) for path in paths]
 
 
 def _lower_priority() -> None:

@@ -19,6 +19,7 @@ from blog.importer import (
     ImportBlocked,
     ImportFailure,
     ImportReport,
+    _prepare,
     import_paths,
 )
 from blog.media_views import where_used
@@ -1149,6 +1150,54 @@ def test_worker_processes_run_at_a_lower_priority_than_the_writer(app, tmp_path,
     expected = min(19, os.nice(0) + blog.importer.WORKER_NICENESS)  # 19 is the lowest priority
     messages = {message for _, _, message in errors(run(app, tmp_path))}
     assert messages == {f"niceness {expected}"} and os.nice(0) < expected
+
+
+def _logged_prepare(path, limit):  # noqa: ANN001, ANN202 - stands in for _prepare in a worker
+    """Prepare a file as the importer does (the function imported above), noting it first."""
+    with (path.parent / "prepared.log").open("a") as log:
+        log.write(f"{path.name}\n")
+    return _prepare(path, limit)
+
+
+def test_workers_prepare_a_bounded_number_of_files_ahead_of_the_writer(app, tmp_path, monkeypatch):
+    """A writer slower than its workers (a slow disk, many cores) never holds the whole import.
+
+    Each prepared file is held in memory until it is written: with every file handed to the
+    workers at once, 100,000 files prepared faster than they are written piled up in memory.
+    """
+    import time
+
+    import blog.importer
+
+    many_files(tmp_path, 200)
+    log = tmp_path / "prepared.log"
+    monkeypatch.setattr(blog.importer, "BATCH_SIZE", 4)
+    monkeypatch.setattr(blog.importer, "PREPARE_CHUNK", 4)
+    monkeypatch.setattr(blog.importer, "PREPARED_AHEAD", 8)
+    monkeypatch.setattr(blog.importer, "POOL_THRESHOLD", 1)  # prepared in worker processes
+    monkeypatch.setattr(blog.importer, "_prepare", _logged_prepare)
+    app.config["IMPORT_WORKERS"] = 2
+    write_batch = blog.importer._Run.import_batch
+    counts: list[int] = []
+
+    def slow_writer(run, batch):  # noqa: ANN001, ANN202
+        if not counts:  # the first batch: wait while the workers run ahead, as far as they may
+            seen, since = -1, time.monotonic()
+            started = since
+            while time.monotonic() - since < 0.5 and time.monotonic() - started < 10:
+                now = len(log.read_text().splitlines())
+                if now != seen:
+                    seen, since = now, time.monotonic()
+                time.sleep(0.02)
+            counts.append(seen)
+        write_batch(run, batch)
+
+    monkeypatch.setattr(blog.importer._Run, "import_batch", slow_writer)
+    report = run(app, tmp_path)
+    assert report.summary() == "200 created, 0 updated, 0 skipped, 0 errors"
+    # The batch being written, the files prepared ahead, and a chunk each for rounding.
+    bound = blog.importer.BATCH_SIZE + blog.importer.PREPARED_AHEAD + 2 * 4
+    assert counts and counts[0] <= bound
 
 
 @pytest.mark.parametrize(
