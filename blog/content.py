@@ -84,7 +84,6 @@ TERM_SLUG_MAX = 80  # the slug columns of categories and tags
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
-@lru_cache(maxsize=4096)
 def term_slug(name: str) -> str:
     """Slug a category or tag name so that names meaning different things never share one.
 
@@ -95,14 +94,25 @@ def term_slug(name: str) -> str:
     letters that have no ASCII form keeps its own letters ("数据库", "python-数据").
 
     Cached: a blog has a few hundred names, and an import slugs each file's names two or three
-    times (split_tags, then the names it stores); the cache saved 7 % of preparing a file.
+    times (split_tags, then the names it stores). Names are slugged before their length is
+    checked, so a longer one (refused anyway) is not kept: a form field can be megabytes.
     """
+    if len(name) > CACHED_NAME_MAX:
+        return _term_slug(name)
+    return _cached_term_slug(name)
+
+
+def _term_slug(name: str) -> str:
     spelled = _TERM_SYMBOLS.sub(lambda match: _TERM_WORDS[match.group(0)], name)
     decomposed = unicodedata.normalize("NFKD", spelled)
     if not any(char.isalnum() and not char.isascii() for char in decomposed):
         return slugify(spelled)[:TERM_SLUG_MAX].rstrip("-")
     text = unicodedata.normalize("NFKC", spelled).casefold()
     return _NOT_WORD.sub("-", text).strip("-")[:TERM_SLUG_MAX].rstrip("-")
+
+
+CACHED_NAME_MAX = 2 * TERM_SLUG_MAX  # a category or tag name may have 80 characters
+_cached_term_slug = lru_cache(maxsize=4096)(_term_slug)
 
 
 # A hash names an image of ours (blog.media: the file's SHA-256, in every address of it).

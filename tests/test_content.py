@@ -175,6 +175,19 @@ def test_slugify(text, slug):
     assert slugify(text) == slug
 
 
+def test_term_slugs_are_cached_for_names_not_for_whatever_a_form_sends():
+    """A tag's name is slugged before its length is checked: a 2 MB form field, or an import
+    file's, must not be kept in the cache, or a few thousand of them would hold gigabytes."""
+    from blog.content import TERM_SLUG_MAX, _cached_term_slug, term_slug
+
+    _cached_term_slug.cache_clear()
+    assert term_slug("C++") == term_slug("C++") == "c-plus-plus"
+    assert _cached_term_slug.cache_info().hits == 1
+    huge = "word " * 20_000
+    assert term_slug(huge) == term_slug(huge) == ("word-" * 20)[:TERM_SLUG_MAX].rstrip("-")
+    assert _cached_term_slug.cache_info().currsize == 1  # only "C++"
+
+
 def test_excerpt_cuts_at_a_word():
     assert excerpt("one two three", 100) == "one two three"
     assert excerpt("alpha beta gamma delta", 12) == "alpha beta…"
