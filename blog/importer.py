@@ -85,9 +85,10 @@ STORAGE_STOPPED = (
 BATCH_SIZE = 200
 # Below this many files a pool of workers costs more to start than it saves (measured: bench/).
 POOL_THRESHOLD = 64
-# Workers take files PREPARE_CHUNK at a time, and run at most PREPARED_AHEAD files ahead of the
-# writer: enough to keep them busy while a batch is written, and a bound on the memory that
-# prepared files hold when the writer is the slower (a slow disk, a machine with many cores).
+# Workers take files PREPARE_CHUNK at a time, and run about PREPARED_AHEAD files ahead of the
+# writer (whole chunks, and a chunk per worker at least): enough to keep them busy while a batch
+# is written, and a bound on the memory prepared files hold when the writer is the slower (a slow
+# disk, a machine with many cores).
 PREPARE_CHUNK = 16
 PREPARED_AHEAD = 2 * BATCH_SIZE
 # Workers run this much nicer than the import: the writer is its critical path and should not
@@ -337,20 +338,28 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
         try:
             # Not Executor.map: it hands every file out at once (Python 3.14 adds `buffersize`).
             in_flight = deque(
-                pool.submit(_prepare_chunk, chunk, limit) for chunk in islice(chunks, ahead)
+                pool.submit(_prepare_chunk, _prepare, chunk, limit)
+                for chunk in islice(chunks, ahead)
             )
             while in_flight:
                 prepared = in_flight.popleft().result()
                 if (chunk := next(chunks, None)) is not None:  # one out, one in
-                    in_flight.append(pool.submit(_prepare_chunk, chunk, limit))
+                    in_flight.append(pool.submit(_prepare_chunk, _prepare, chunk, limit))
                 yield from prepared
         finally:  # stopped early (closed, an error, Ctrl-C): files not yet started are dropped
             pool.shutdown(cancel_futures=True)
 
 
-def _prepare_chunk(paths: list[Path], limit: int) -> list[_Prepared]:
-    """Prepare a few files in a worker: one task, and one answer to unpickle, for several."""
-    return [_prepare(path, limit) for path in paths]
+def _prepare_chunk(
+    prepare: Callable[[Path, int], _Prepared], paths: list[Path], limit: int
+) -> list[_Prepared]:
+    """Prepare a few files in a worker: one task, and one answer to unpickle, for several.
+
+    `prepare` is _prepare (or a test's stand-in), sent by name with each task: a worker started
+    by spawn or forkserver (macOS, Python 3.14's Linux default) imports this module afresh, where
+    a stand-in set in this process is not.
+    """
+    return [prepare(path, limit) for path in paths]
 
 
 def _lower_priority() -> None:
