@@ -1196,7 +1196,9 @@ def test_workers_prepare_a_bounded_number_of_files_ahead_of_the_writer(app, tmp_
     report = run(app, tmp_path)
     assert report.summary() == "200 created, 0 updated, 0 skipped, 0 errors"
     # The batch being written, the files prepared ahead, and a chunk each for rounding.
-    bound = blog.importer.BATCH_SIZE + blog.importer.PREPARED_AHEAD + 2 * 4
+    bound = (
+        blog.importer.BATCH_SIZE + blog.importer.PREPARED_AHEAD + 2 * blog.importer.PREPARE_CHUNK
+    )
     assert counts and counts[0] <= bound
 
 
