@@ -250,10 +250,14 @@ def import_command(paths: tuple[Path, ...], author_email: str) -> None:
     def note(message: str) -> None:
         click.echo(f"note: {message}", err=True)
 
+    counts = [0, 0]  # files written, files found: what a Ctrl-C kept
     with ExitStack() as stack:
         bars: list[Any] = []  # click's progress bar, made on the first call
 
         def progress(done: int, total: int, report: ImportReport) -> None:
+            counts[:] = done, total
+            if not on_terminal:
+                return
             if not bars:  # the total is known once the folders are walked
                 bars.append(
                     stack.enter_context(
@@ -268,11 +272,13 @@ def import_command(paths: tuple[Path, ...], author_email: str) -> None:
             bars[0].update(done - bars[0].pos, report)
 
         try:
-            report = import_paths(
-                list(paths), author, progress=progress if on_terminal else None, notes=note
-            )
+            report = import_paths(list(paths), author, progress=progress, notes=note)
         except ImportBlocked as blocked:
             raise click.ClickException(str(blocked)) from None
+        except KeyboardInterrupt:  # after a whole batch: what was written stays
+            stack.close()  # the bar's last line first
+            click.echo(IMPORT_STOPPED.format(done=counts[0], total=counts[1]), err=True)
+            raise click.Abort() from None
     if not on_terminal:  # a log or a pipe gets one line per file; a person gets the bar
         for entry in report.created:
             click.echo(f"created  {entry}")
@@ -295,6 +301,10 @@ def import_command(paths: tuple[Path, ...], author_email: str) -> None:
         raise SystemExit(1)
 
 
+IMPORT_STOPPED = (
+    "Stopped: {done} of {total} files imported. Run the same import again to finish; "
+    "the files already imported are skipped as unchanged."
+)
 # On a terminal, a message this many files share is said once, naming the first few of them.
 SAID_ONCE_FROM, NAMED = 4, 3
 

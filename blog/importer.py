@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import stat
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -99,6 +102,9 @@ WORKER_NICENESS = 10
 # From this many files the search index is set for bulk writes (search_index().bulk_loading):
 # below it, the few segments written merge as cheaply either way.
 BULK_THRESHOLD = 1_000
+# Ctrl-C waits this many seconds at most for a step that must finish whole (a batch's write, a
+# cleanup); a press after that breaks in, so a database that stopped answering can be left.
+CTRL_C_HELD_MAX = 3
 AI_MODEL_MAX = 120  # the column's length
 # A long article is 100 kB of Markdown; 2 MB is a mistake (a log, a data dump), never a post.
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -259,17 +265,20 @@ def import_paths(
     done = 0
     with _bulk_loading(len(files) >= BULK_THRESHOLD), closing(_prepare_all(files)) as prepared:
         for batch in _batches(prepared, BATCH_SIZE):
-            try:
-                run.import_batch(batch)
-            except StorageUnavailable as error:  # the next picture would fail the same way
-                db.session.rollback()
-                report.stopped = STORAGE_STOPPED.format(
-                    error=error, done=done, total=len(files), path=batch[0].path
-                )
-                break
-            done += len(batch)
-            if progress is not None:  # once a batch is written: the counts are the bar's
-                progress(done, len(files), report)
+            # Ctrl-C waits for the batch, and its count: cut off mid-statement, a batch's
+            # connection kept the write lock.
+            with _ctrl_c_held():
+                try:
+                    run.import_batch(batch)
+                except StorageUnavailable as error:  # the next picture would fail the same way
+                    db.session.rollback()
+                    report.stopped = STORAGE_STOPPED.format(
+                        error=error, done=done, total=len(files), path=batch[0].path
+                    )
+                    break
+                done += len(batch)
+                if progress is not None:  # once a batch is written: the counts are the bar's
+                    progress(done, len(files), report)
     return report
 
 
@@ -289,9 +298,10 @@ def _bulk_loading(large: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        db.session.rollback()  # whatever an interrupted batch left unfinished
-        index.bulk_loading(False)
-        db.session.commit()
+        with _ctrl_c_held():
+            db.session.rollback()  # whatever an interrupted batch left unfinished
+            index.bulk_loading(False)
+            db.session.commit()
 
 
 def _preflight(author: User | None) -> list[str]:
@@ -334,7 +344,7 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
         return
     chunks = (files[start : start + PREPARE_CHUNK] for start in range(0, len(files), PREPARE_CHUNK))
     ahead = max(workers, -(-PREPARED_AHEAD // PREPARE_CHUNK))  # chunks in flight at most
-    with ProcessPoolExecutor(max_workers=workers, initializer=_lower_priority) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker) as pool:
         try:
             # Not Executor.map: it hands every file out at once (Python 3.14 adds `buffersize`).
             in_flight = deque(
@@ -347,7 +357,8 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
                     in_flight.append(pool.submit(_prepare_chunk, _prepare, chunk, limit))
                 yield from prepared
         finally:  # stopped early (closed, an error, Ctrl-C): files not yet started are dropped
-            pool.shutdown(cancel_futures=True)
+            with _ctrl_c_held():
+                pool.shutdown(cancel_futures=True)
 
 
 def _prepare_chunk(
@@ -362,10 +373,48 @@ def _prepare_chunk(
     return [prepare(path, limit) for path in paths]
 
 
-def _lower_priority() -> None:
-    """Raise this worker process's niceness by WORKER_NICENESS, where the OS has niceness."""
+def _start_worker() -> None:
+    """Leave Ctrl-C to the import, and lower this worker's priority by WORKER_NICENESS.
+
+    A terminal sends Ctrl-C to the whole process group, workers included; the import decides
+    what stops and when (_ctrl_c_held), and an interrupted worker only printed a traceback.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(os, "nice"):
         os.nice(WORKER_NICENESS)
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C off while a step runs whole, then raise it, unless the step raised already.
+
+    Cut off halfway, these steps leave worse than an interrupted import. A batch stopped in the
+    middle of a statement kept its connection, and SQLite's write lock, until its traceback was
+    gone: the cleanup waited 10 s for the lock, failed, and left the search index's bulk
+    setting. A pool's shutdown cut short can hang the exit for ever (CPython 3.11). Each step
+    takes a fraction of a second; past CTRL_C_HELD_MAX seconds a press breaks in, as a stuck
+    database deserves. Only the main thread may set a signal handler; in another one (a test's)
+    this holds nothing, nor where Ctrl-C is ignored already (a job started with `&` or nohup).
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield
+        return
+    pressed: list[int] = []
+    since = time.monotonic()
+
+    def press(number: int, _frame: object) -> None:
+        if time.monotonic() - since > CTRL_C_HELD_MAX:
+            raise KeyboardInterrupt
+        pressed.append(number)
+
+    held = signal.signal(signal.SIGINT, press)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if held is None else held)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def _prepare(path: Path, limit: int) -> _Prepared:

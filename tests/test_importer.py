@@ -1012,6 +1012,129 @@ def test_an_import_stopped_halfway_puts_the_index_back_and_keeps_what_it_wrote(
     assert found_posts(client) == {"Post 0", "Post 2"}
 
 
+def test_ctrl_c_during_a_batch_lets_that_batch_finish_then_stops(app, tmp_path, each_batch):
+    """A Ctrl-C that broke into a batch's statements left its connection holding SQLite's write
+    lock: the cleanup then waited 10 s for the lock and failed with a traceback, leaving the
+    search index's bulk setting behind. The batch being written now finishes first."""
+    import os
+    import signal
+
+    written: list[int] = []
+
+    def pressed_while_writing(batch, run, write):  # noqa: ANN001, ANN202
+        if written:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the second batch starts
+        write(run, batch)
+        written.append(len(batch))
+
+    each_batch(pressed_while_writing)
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(Article))
+    with pytest.raises(KeyboardInterrupt):
+        run(app, tmp_path)
+    assert written == [4, 4]  # the second batch was written whole, the third never started
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Article)) == before + 8
+        if db.engine.dialect.name == "sqlite":
+            assert _automerge() == 4
+
+
+def test_ctrl_c_breaks_into_a_batch_that_takes_too_long(app, tmp_path, each_batch, monkeypatch):
+    """A database that stops answering must not make Ctrl-C useless: past CTRL_C_HELD_MAX
+    seconds a press stops the import at once, the batch it broke into undone."""
+    import os
+    import signal
+
+    import blog.importer
+
+    monkeypatch.setattr(blog.importer, "CTRL_C_HELD_MAX", 0)
+    written: list[int] = []
+
+    def stuck(batch, run, write):  # noqa: ANN001, ANN202
+        if written:
+            os.kill(os.getpid(), signal.SIGINT)
+            raise AssertionError("the press did not break in")  # pragma: no cover
+        write(run, batch)
+        written.append(len(batch))
+
+    each_batch(stuck)
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(Article))
+    with pytest.raises(KeyboardInterrupt):
+        run(app, tmp_path)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Article)) == before + 4
+
+
+def test_ctrl_c_pressed_twice_stops_an_import_cleanly_and_keeps_what_it_wrote(app, tmp_path):
+    """Two quick Ctrl-Cs, as a terminal sends them to the command and its worker processes.
+
+    Worker processes printed tracebacks, and a second press that broke into the cleanup the
+    first one started could hang the exit for ever, waiting on them (CPython 3.11's pool).
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from blog.importer import BATCH_SIZE
+
+    folder = tmp_path / "posts"
+    words = " ".join(f"word{n} `code` *stress*" for n in range(500))  # a chunk takes a while
+    for n in range(1000):  # BULK_THRESHOLD: the search index is set for bulk writes
+        write(folder, f"post-{n:04d}.md", f"---\ntitle: Post {n}\ntags: [t]\n---\n{words}\n")
+    instance = tmp_path / "cli-instance"
+    instance.mkdir()
+    database = app.config["SQLALCHEMY_DATABASE_URI"]
+    (instance / "config.py").write_text(
+        f"SQLALCHEMY_DATABASE_URI = {database!r}\nSECRET_KEY = 'test-secret'\nIMPORT_WORKERS = 2\n"
+    )
+    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+    env["BLOG_INSTANCE_PATH"] = str(instance)
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(Article))
+        db.session.remove()
+    command = [sys.executable, "-m", "flask", "--app", "app", "import", str(folder)]
+    root = Path(__file__).resolve().parents[1]
+    importing = subprocess.Popen(  # its own process group, as a shell's job is
+        command,
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        started = time.monotonic()
+        with app.app_context():  # wait for the first batch, so the workers are busy
+            while db.session.scalar(select(func.count()).select_from(Article)) == before:
+                db.session.remove()
+                assert importing.poll() is None and time.monotonic() - started < 120
+                time.sleep(0.02)
+            db.session.remove()
+        os.killpg(importing.pid, signal.SIGINT)
+        time.sleep(0.01)
+        os.killpg(importing.pid, signal.SIGINT)
+        out, err = importing.communicate(timeout=60)
+    finally:
+        if importing.poll() is None:
+            os.killpg(importing.pid, signal.SIGKILL)
+            importing.communicate()
+    said = err.decode()
+    assert "Traceback" not in said, said
+    # Aborted (1), or ended by the second press once the cleanup was done, as Python ends.
+    assert importing.returncode in (1, -signal.SIGINT), said
+    with pytest.raises(ProcessLookupError):  # no worker process outlived the command
+        os.killpg(importing.pid, 0)
+    with app.app_context():
+        written = db.session.scalar(select(func.count()).select_from(Article)) - before
+        assert written > 0 and written % BATCH_SIZE == 0  # whole batches, nothing half-written
+        assert f"Stopped: {written} of 1000 files imported. Run the same import again" in said
+        if db.engine.dialect.name == "sqlite":
+            assert _automerge() == 4
+
+
 def test_media_storage_that_fails_stops_the_import_with_one_message(
     tmp_path, template_databases, media_trees, monkeypatch
 ):
