@@ -246,6 +246,10 @@ def test_the_largest_animation_accepted_costs_no_more_than_the_largest_still_ima
     with app.app_context():
         with pytest.raises(MediaError, match="scale it down or shorten it"):
             process(over)
-        animation_seconds = min(cpu_seconds(lambda: process(largest)) for _ in range(2))
-        still_seconds = min(cpu_seconds(lambda: process(buffer.getvalue())) for _ in range(2))
-    assert animation_seconds < 1.5 * still_seconds
+        # Interleaved, so that a busy spell on a shared machine (the other test worker) weighs
+        # on both alike: measured one kind after the other, the ratio once read 1.53 for 1.1-1.3.
+        animation_seconds, still_seconds = [], []
+        for _ in range(3):
+            animation_seconds.append(cpu_seconds(lambda: process(largest)))
+            still_seconds.append(cpu_seconds(lambda: process(buffer.getvalue())))
+    assert min(animation_seconds) < 1.5 * min(still_seconds)
