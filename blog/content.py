@@ -14,6 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
+from urllib.parse import unquote
 
 import nh3
 from markdown_it import MarkdownIt
@@ -123,12 +124,14 @@ def image_hashes(markdown: str) -> list[str]:
     """Return the image hashes a text may show, sorted: every hash in a text that links /media/.
 
     Markdown reads character references in an address (`&#x61;` is `a`, `&sol;` is `/`) and
-    backslash escapes (`\\/` is `/`), so the text is read with the references decoded and the
-    backslashes dropped. Any hash in such a text counts, not only one right after /media/:
-    keeping an image a page merely mentions is cheaper than breaking one it shows.
+    backslash escapes (`\\/` is `/`), and a browser decodes what is percent-encoded (`%61`)
+    before it asks, so the text is read with all three decoded and the backslashes dropped. Any
+    hash in such a text counts, not only one right after /media/: keeping an image a page
+    merely mentions is cheaper than breaking one it shows or links to.
     """
     text = html.unescape(markdown) if "&" in markdown else markdown
     text = text.replace("\\", "")
+    text = unquote(text) if "%" in text else text
     return sorted(set(_HASH.findall(text))) if "/media/" in text else []
 
 

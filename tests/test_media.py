@@ -652,6 +652,48 @@ def test_an_image_a_published_page_shows_is_kept_however_its_address_is_spelled(
     assert client.get(url).status_code == 200
 
 
+def _first_hash_letter_percent_encoded(url: str, percent: str = "%") -> str:
+    return f"{url[:7]}{percent}{ord(url[7]):02X}{url[8:]}"  # url[7]: the hash's first character
+
+
+@pytest.mark.parametrize(
+    ("spell", "requested"),
+    [
+        (_first_hash_letter_percent_encoded, _first_hash_letter_percent_encoded),
+        (lambda url: url.replace("/media/", "/%6Dedia/"), lambda url: url.replace("/m", "/%6D")),
+        (  # `&#x25;` is Markdown's `%`: the page links to the percent-encoded address above
+            lambda url: _first_hash_letter_percent_encoded(url, "&#x25;"),
+            _first_hash_letter_percent_encoded,
+        ),
+    ],
+    ids=["a letter of the hash", "a letter of the folder", "the percent as a reference"],
+)
+def test_an_image_a_page_links_to_by_a_percent_encoded_address_is_kept(
+    client: FlaskClient,
+    author_client: FlaskClient,
+    make_article,  # noqa: ANN001
+    spell,  # noqa: ANN001
+    requested,  # noqa: ANN001
+) -> None:
+    """A browser decodes `%61` to `a` before asking: the link works, so the image it names stays."""
+    scratch = make_article("Scratch", status="draft")
+    image = upload(author_client, scratch, image_bytes(size=(300, 200))).get_json()
+    url = image["url"]
+    shown = make_article("Links it", body=f"[The full chart]({spell(url)})\n")
+    with author_client.application.app_context():
+        slug = db.session.get(Article, shown).slug
+    page = parse(client.get(f"/articles/{slug}"))
+    [link] = [a["href"] for a in page.select("article a") if a.get_text() == "The full chart"]
+    assert link == requested(url) != url
+    assert client.get(link).status_code == 200  # the link works
+
+    refused = author_client.post(
+        f"/studio/media/{image['id']}/delete", headers={"Accept": "application/json"}
+    )
+    assert refused.status_code == 409 and "Links it" in refused.get_json()["error"]
+    assert client.get(url).status_code == 200
+
+
 def test_finding_where_images_are_used_reads_no_text_however_many_images(
     app: Flask,
     author_client: FlaskClient,
