@@ -81,24 +81,29 @@ def test_categories_and_tags_get_the_slugs_their_names_are_now_found_by(app, ctx
     assert slugs["C#"] == "c-2"  # "c-sharp" is another tag's: it keeps its own
 
 
-def test_revisions_already_written_get_the_image_hashes_their_texts_name(app, ctx, make_article):
-    """0012: where an image is used is looked up by hash, so the existing texts are read once."""
+def _image_rows_from_0011_on() -> list[tuple[int, str]]:
+    """Go back to before revision_images, migrate to the head, and return (article, hash) rows."""
     from flask_migrate import downgrade, upgrade
     from sqlalchemy import text
 
-    digest, other = "a" * 64, "b" * 64
-    shows = make_article("Shows one", body=f"![chart](/media/{digest}.png)\n")
-    spelled = make_article("Spells it", body=f"![chart](&sol;media\\/{other}-640.webp)\n")
-    plain = make_article("Names none", body=f"A checksum: {digest}\n")
     downgrade(revision="0011")
     upgrade()
     with db.engine.connect() as connection:
-        rows = connection.execute(
+        return connection.execute(
             text(
                 "SELECT r.article_id, i.sha256 FROM revision_images i"
                 " JOIN revisions r ON r.id = i.revision_id"
             )
         ).all()
+
+
+def test_revisions_already_written_get_the_image_hashes_their_texts_name(app, ctx, make_article):
+    """0012: where an image is used is looked up by hash, so the existing texts are read once."""
+    digest, other = "a" * 64, "b" * 64
+    shows = make_article("Shows one", body=f"![chart](/media/{digest}.png)\n")
+    spelled = make_article("Spells it", body=f"![chart](&sol;media\\/{other}-640.webp)\n")
+    plain = make_article("Names none", body=f"A checksum: {digest}\n")
+    rows = _image_rows_from_0011_on()
     assert sorted(rows) == [(shows, digest), (spelled, other)]
     assert plain not in {article_id for article_id, _digest in rows}
 
@@ -107,22 +112,11 @@ def test_revisions_already_written_get_the_image_hashes_their_percent_encoded_li
     app, ctx, make_article
 ):
     """0013: a browser decodes `/media/%61…`, so 0012's rule missed images linked that way."""
-    from flask_migrate import downgrade, upgrade
-    from sqlalchemy import text
-
     digest, other, third = "a" * 64, "b" * 64, "c" * 64
     shows = make_article("Shows one", body=f"![chart](/media/{digest}.png)\n")
     encoded = make_article("Links one", body=f"[chart](/%6Dedia/%62{other[1:]}.png)\n")
     referenced = make_article("Spells the %", body=f"[chart](/media/&#x25;63{third[1:]}.png)\n")
     plain = make_article("Names none", body="100% sure, and %6D is not a link.\n")
-    downgrade(revision="0011")
-    upgrade()
-    with db.engine.connect() as connection:
-        rows = connection.execute(
-            text(
-                "SELECT r.article_id, i.sha256 FROM revision_images i"
-                " JOIN revisions r ON r.id = i.revision_id"
-            )
-        ).all()
+    rows = _image_rows_from_0011_on()
     assert {(shows, digest), (encoded, other), (referenced, third)} <= set(rows)
     assert plain not in {article_id for article_id, _digest in rows}
