@@ -302,8 +302,8 @@ def import_command(paths: tuple[Path, ...], author_email: str) -> None:
 
 
 IMPORT_STOPPED = (
-    "Stopped: {done} of {total} files imported. Run the same import again to finish; "
-    "the files already imported are skipped as unchanged."
+    "Stopped after {done} of {total} files; the batches written are kept. Run the same import "
+    "again to finish: the files already imported are skipped as unchanged."
 )
 # On a terminal, a message this many files share is said once, naming the first few of them.
 SAID_ONCE_FROM, NAMED = 4, 3

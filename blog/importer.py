@@ -12,12 +12,12 @@ lead out of the folder given are reported and not followed, files over IMPORT_MA
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import signal
 import stat
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -102,14 +102,12 @@ WORKER_NICENESS = 10
 # From this many files the search index is set for bulk writes (search_index().bulk_loading):
 # below it, the few segments written merge as cheaply either way.
 BULK_THRESHOLD = 1_000
-# Ctrl-C waits this many seconds at most for a step that must finish whole (a batch's write, a
-# cleanup); a press after that breaks in, so a database that stopped answering can be left.
-CTRL_C_HELD_MAX = 3
 AI_MODEL_MAX = 120  # the column's length
 # A long article is 100 kB of Markdown; 2 MB is a mistake (a log, a data dump), never a post.
 MAX_FILE_BYTES = 2 * 1024 * 1024
 NOT_UTC = "cannot be converted to UTC (it falls outside the years 1 to 9999 there)"
 NOTE_MAX = 300
+CTRL_C_NOTE = "Ctrl-C: stopping once the batch being written is saved"
 
 # Jekyll posts are named 2025-04-20-my-post.md: the date, then the slug.
 _JEKYLL_NAME = re.compile(r"^(?P<date>\d{4}-\d{2}-\d{2})-(?P<rest>.+)$")
@@ -267,7 +265,7 @@ def import_paths(
         for batch in _batches(prepared, BATCH_SIZE):
             # Ctrl-C waits for the batch, and its count: cut off mid-statement, a batch's
             # connection kept the write lock.
-            with _ctrl_c_held():
+            with _ctrl_c_held(notes):
                 try:
                     run.import_batch(batch)
                 except StorageUnavailable as error:  # the next picture would fail the same way
@@ -344,7 +342,11 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
         return
     chunks = (files[start : start + PREPARE_CHUNK] for start in range(0, len(files), PREPARE_CHUNK))
     ahead = max(workers, -(-PREPARED_AHEAD // PREPARE_CHUNK))  # chunks in flight at most
-    with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker) as pool:
+    context = multiprocessing.get_context()
+    stop = context.Event()
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(stop,)
+    ) as pool:
         try:
             # Not Executor.map: it hands every file out at once (Python 3.14 adds `buffersize`).
             in_flight = deque(
@@ -357,6 +359,7 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
                     in_flight.append(pool.submit(_prepare_chunk, _prepare, chunk, limit))
                 yield from prepared
         finally:  # stopped early (closed, an error, Ctrl-C): files not yet started are dropped
+            stop.set()  # and the rest of each chunk under way (_prepare_chunk)
             with _ctrl_c_held():
                 pool.shutdown(cancel_futures=True)
 
@@ -368,44 +371,58 @@ def _prepare_chunk(
 
     `prepare` is _prepare (or a test's stand-in), sent by name with each task: a worker started
     by spawn or forkserver (macOS, Python 3.14's Linux default) imports this module afresh, where
-    a stand-in set in this process is not.
+    a stand-in set in this process is not. Once the import stops, the rest of the chunk is left:
+    a chunk of posts with large pictures takes many seconds, and stopping waits for it.
     """
-    return [prepare(path, limit) for path in paths]
+    prepared = []
+    for path in paths:
+        if _stopped is not None and _stopped.is_set():
+            break
+        prepared.append(prepare(path, limit))
+    return prepared
 
 
-def _start_worker() -> None:
-    """Leave Ctrl-C to the import, and lower this worker's priority by WORKER_NICENESS.
+_stopped: Any = None  # in a worker: the import's stop event (_start_worker)
+
+
+def _start_worker(stopped: Any) -> None:
+    """Leave Ctrl-C to the import, note its stop event, and lower this worker's priority.
 
     A terminal sends Ctrl-C to the whole process group, workers included; the import decides
     what stops and when (_ctrl_c_held), and an interrupted worker only printed a traceback.
+    Niceness goes up by WORKER_NICENESS.
     """
+    global _stopped  # noqa: PLW0603 - one per worker process, set once as it starts
+    _stopped = stopped
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(os, "nice"):
         os.nice(WORKER_NICENESS)
 
 
 @contextmanager
-def _ctrl_c_held() -> Iterator[None]:
+def _ctrl_c_held(notes: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold Ctrl-C off while a step runs whole, then raise it, unless the step raised already.
 
     Cut off halfway, these steps leave worse than an interrupted import. A batch stopped in the
     middle of a statement kept its connection, and SQLite's write lock, until its traceback was
     gone: the cleanup waited 10 s for the lock, failed, and left the search index's bulk
-    setting. A pool's shutdown cut short can hang the exit for ever (CPython 3.11). Each step
-    takes a fraction of a second; past CTRL_C_HELD_MAX seconds a press breaks in, as a stuck
-    database deserves. Only the main thread may set a signal handler; in another one (a test's)
-    this holds nothing, nor where Ctrl-C is ignored already (a job started with `&` or nohup).
+    setting. A pool's shutdown cut short can hang the exit for ever (CPython 3.11), leaving the
+    workers behind. No press breaks in, however many: a database that stops answering holds the
+    import until its own timeout (SQLite's busy timeout; PostgreSQL's statement_timeout, where
+    set), or until the command is killed. `notes` is told of the first press.
+
+    Only the main thread may set a signal handler; in another one (a test's) this holds
+    nothing, nor where Ctrl-C is ignored already (a job started with `&` or nohup).
     """
     main = threading.current_thread() is threading.main_thread()
     if not main or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
     pressed: list[int] = []
-    since = time.monotonic()
 
     def press(number: int, _frame: object) -> None:
-        if time.monotonic() - since > CTRL_C_HELD_MAX:
-            raise KeyboardInterrupt
+        if not pressed and notes is not None:
+            notes(CTRL_C_NOTE)
         pressed.append(number)
 
     held = signal.signal(signal.SIGINT, press)
