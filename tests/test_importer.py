@@ -1039,6 +1039,36 @@ def test_ctrl_c_during_a_batch_lets_that_batch_finish_then_stops(app, tmp_path, 
             assert _automerge() == 4
 
 
+@sqlite_only
+def test_a_second_ctrl_c_while_the_index_is_put_back_waits_for_it(
+    app, tmp_path, each_batch, monkeypatch
+):
+    """Cut short, putting the index back left it merging 16 segments at a time for good."""
+    import os
+    import signal
+
+    from blog.search import search_index
+
+    def interrupted(batch, run, write):  # noqa: ANN001, ANN202
+        raise KeyboardInterrupt  # the first Ctrl-C, as the first batch is written
+
+    each_batch(interrupted)
+    with app.app_context():
+        index_class = type(search_index())
+    bulk_loading = index_class.bulk_loading
+
+    def pressed_again(index, on):  # noqa: ANN001, ANN202
+        if not on:
+            os.kill(os.getpid(), signal.SIGINT)  # the second, as the setting is put back
+        bulk_loading(index, on)
+
+    monkeypatch.setattr(index_class, "bulk_loading", pressed_again)
+    with pytest.raises(KeyboardInterrupt):
+        run(app, tmp_path)
+    with app.app_context():
+        assert _automerge() == 4
+
+
 def test_ctrl_c_pressed_twice_stops_an_import_cleanly_and_keeps_what_it_wrote(app, tmp_path):
     """Two quick Ctrl-Cs, as a terminal sends them to the command and its worker processes.
 
