@@ -250,7 +250,7 @@ def import_command(paths: tuple[Path, ...], author_email: str) -> None:
     def note(message: str) -> None:
         click.echo(f"note: {message}", err=True)
 
-    counts = [0, 0]  # files written, files found: what a Ctrl-C kept
+    counts = [0, 0]  # files through (in the batches written), files found: where Ctrl-C stopped
     with ExitStack() as stack:
         bars: list[Any] = []  # click's progress bar, made on the first call
 
