@@ -421,9 +421,9 @@ def _ctrl_c_held(notes: Callable[[str], None] | None = None) -> Iterator[None]:
     pressed: list[int] = []
 
     def press(number: int, _frame: object) -> None:
-        if not pressed and notes is not None:
+        pressed.append(number)  # first: a press while the note is written runs this again
+        if len(pressed) == 1 and notes is not None:
             notes(CTRL_C_NOTE)
-        pressed.append(number)
 
     held = signal.signal(signal.SIGINT, press)
     try:

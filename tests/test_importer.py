@@ -1039,6 +1039,27 @@ def test_ctrl_c_during_a_batch_lets_that_batch_finish_then_stops(app, tmp_path, 
             assert _automerge() == 4
 
 
+def test_a_press_while_the_ctrl_c_note_is_written_does_not_write_it_again():
+    """The handler runs again for a press that comes while it writes the note (seen in CI)."""
+    import os
+    import signal
+
+    from blog.importer import CTRL_C_NOTE, _ctrl_c_held
+
+    said: list[str] = []
+
+    def notes(message: str) -> None:
+        said.append(message)
+        if len(said) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # the second press, as the note is written
+            sum(range(1000))  # a few bytecodes, where Python runs the handler
+
+    with pytest.raises(KeyboardInterrupt), _ctrl_c_held(notes):
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(1000))
+    assert said == [CTRL_C_NOTE]
+
+
 @sqlite_only
 def test_a_second_ctrl_c_while_the_index_is_put_back_waits_for_it(
     app, tmp_path, each_batch, monkeypatch
