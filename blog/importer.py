@@ -349,10 +349,11 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
     ) as pool:
         try:
             # Not Executor.map: it hands every file out at once (Python 3.14 adds `buffersize`).
-            in_flight = deque(
-                pool.submit(_prepare_chunk, _prepare, chunk, limit)
-                for chunk in islice(chunks, ahead)
-            )
+            with _ctrl_c_deferred():  # the first tasks start the workers
+                in_flight = deque(
+                    pool.submit(_prepare_chunk, _prepare, chunk, limit)
+                    for chunk in islice(chunks, ahead)
+                )
             while in_flight:
                 prepared = in_flight.popleft().result()
                 if (chunk := next(chunks, None)) is not None:  # one out, one in
@@ -395,8 +396,31 @@ def _start_worker(stopped: Any) -> None:
     global _stopped  # noqa: PLW0603 - one per worker process, set once as it starts
     _stopped = stopped
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # started with Ctrl-C blocked (_ctrl_c_deferred):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a press meanwhile is dropped
     if hasattr(os, "nice"):
         os.nice(WORKER_NICENESS)
+
+
+@contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Block Ctrl-C while the pool starts its workers; a press meanwhile arrives after.
+
+    A press that broke into the pool's start left it half started: its shutdown failed, or
+    hung. Blocked, not handled, because a worker inherits the mask (fork and exec keep it): one
+    that spawn or forkserver starts imports the app before its initializer (_start_worker) can
+    ignore Ctrl-C, and a press then ended it with a traceback; now the press waits, and the
+    initializer drops it. multiprocessing starts its resource tracker the same way. The pool's
+    threads, started here too, keep Ctrl-C blocked: it is the main thread's to handle.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextmanager

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from subprocess import PIPE, Popen
 
 import pytest
 from flask import Flask
@@ -1090,24 +1092,23 @@ def test_a_second_ctrl_c_while_the_index_is_put_back_waits_for_it(
         assert _automerge() == 4
 
 
-def test_ctrl_c_pressed_twice_stops_an_import_cleanly_and_keeps_what_it_wrote(app, tmp_path):
-    """Two quick Ctrl-Cs, as a terminal sends them to the command and its worker processes.
+def _import_command(
+    app: Flask,
+    tmp_path: Path,
+    folder: Path,
+    start: str | None = None,
+    environment: dict[str, str] | None = None,
+) -> Popen:
+    """Start the real `flask import` of `folder` on the app's database, as a shell's job.
 
-    Worker processes printed tracebacks, and a second press that broke into the cleanup the
-    first one started could hang the exit for ever, waiting on them (CPython 3.11's pool).
+    It runs in its own process group, as a terminal's job does, so that a test's os.killpg
+    sends Ctrl-C to the command and its workers alike. `start` is multiprocessing's start
+    method, when the test needs one other than the platform's (spawn is macOS's default);
+    `environment` is added to the command's.
     """
     import os
-    import signal
-    import subprocess
     import sys
-    import time
 
-    from blog.importer import BATCH_SIZE
-
-    folder = tmp_path / "posts"
-    words = " ".join(f"word{n} `code` *stress*" for n in range(500))  # a chunk takes a while
-    for n in range(1000):  # BULK_THRESHOLD: the search index is set for bulk writes
-        write(folder, f"post-{n:04d}.md", f"---\ntitle: Post {n}\ntags: [t]\n---\n{words}\n")
     instance = tmp_path / "cli-instance"
     instance.mkdir()
     database = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -1116,19 +1117,54 @@ def test_ctrl_c_pressed_twice_stops_an_import_cleanly_and_keeps_what_it_wrote(ap
     )
     env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
     env["BLOG_INSTANCE_PATH"] = str(instance)
+    env.update(environment or {})
+    command = [sys.executable, "-m", "flask", "--app", "app", "import", str(folder)]
+    if start is not None:  # flask's own entry point, after the start method is set
+        command[1:3] = [
+            "-c",
+            "import multiprocessing, sys; from flask.cli import main;"
+            f" multiprocessing.set_start_method({start!r}); sys.argv[0] = 'flask'; main()",
+        ]
+    return Popen(
+        command,
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=PIPE,
+        stderr=PIPE,
+        start_new_session=True,
+    )
+
+
+def _stop_group(importing: Popen) -> None:
+    """Kill what is left of a command the test gave up on, workers included."""
+    import os
+    import signal
+
+    if importing.poll() is None:
+        os.killpg(importing.pid, signal.SIGKILL)
+        importing.communicate()
+
+
+def test_ctrl_c_pressed_twice_stops_an_import_cleanly_and_keeps_what_it_wrote(app, tmp_path):
+    """Two quick Ctrl-Cs, as a terminal sends them to the command and its worker processes.
+
+    Worker processes printed tracebacks, and a second press that broke into the cleanup the
+    first one started could hang the exit for ever, waiting on them (CPython 3.11's pool).
+    """
+    import os
+    import signal
+    import time
+
+    from blog.importer import BATCH_SIZE
+
+    folder = tmp_path / "posts"
+    words = " ".join(f"word{n} `code` *stress*" for n in range(500))  # a chunk takes a while
+    for n in range(1000):  # BULK_THRESHOLD: the search index is set for bulk writes
+        write(folder, f"post-{n:04d}.md", f"---\ntitle: Post {n}\ntags: [t]\n---\n{words}\n")
     with app.app_context():
         before = db.session.scalar(select(func.count()).select_from(Article))
         db.session.remove()
-    command = [sys.executable, "-m", "flask", "--app", "app", "import", str(folder)]
-    root = Path(__file__).resolve().parents[1]
-    importing = subprocess.Popen(  # its own process group, as a shell's job is
-        command,
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    importing = _import_command(app, tmp_path, folder)
     try:
         started = time.monotonic()
         with app.app_context():  # wait for the first batch, so the workers are busy
@@ -1140,11 +1176,9 @@ def test_ctrl_c_pressed_twice_stops_an_import_cleanly_and_keeps_what_it_wrote(ap
         os.killpg(importing.pid, signal.SIGINT)
         time.sleep(0.01)
         os.killpg(importing.pid, signal.SIGINT)
-        out, err = importing.communicate(timeout=60)
+        _out, err = importing.communicate(timeout=60)
     finally:
-        if importing.poll() is None:
-            os.killpg(importing.pid, signal.SIGKILL)
-            importing.communicate()
+        _stop_group(importing)
     said = err.decode()
     assert "Traceback" not in said, said
     # Aborted (1), or ended by the second press once the cleanup was done, as Python ends.
@@ -1163,6 +1197,88 @@ def test_ctrl_c_pressed_twice_stops_an_import_cleanly_and_keeps_what_it_wrote(ap
         assert said.count("Ctrl-C: stopping once the batch being written is saved") <= 1
         if db.engine.dialect.name == "sqlite":
             assert _automerge() == 4
+
+
+# Run as sitecustomize in the import's processes: it stalls the step a test presses Ctrl-C in,
+# and leaves a file (named by the process id) to say the press may come. The command leads its
+# own session (_import_command): a process of it whose id is not the session's is a worker.
+_STALL = """
+import os, sys, time
+from importlib.abc import MetaPathFinder
+
+def stall():
+    open(os.path.join(os.environ["STALLED"], str(os.getpid())), "w").close()
+    time.sleep(2)
+
+where = os.environ["STALL_PARENT" if os.getpid() == os.getsid(0) else "STALL_WORKER"]
+if where == "pool thread":  # as the pool starts the thread that hands out its work
+    from concurrent.futures import process
+
+    start = process._ExecutorManagerThread.start
+    def stalled(self):
+        stall()
+        start(self)
+    process._ExecutorManagerThread.start = stalled
+elif where:  # as this module is imported
+    class Stall(MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == where:
+                stall()
+
+    sys.meta_path.insert(0, Stall())
+"""
+
+
+@pytest.mark.parametrize(
+    ("start", "parent", "worker"),
+    [
+        ("fork", "pool thread", ""),
+        ("spawn", "pool thread", ""),
+        ("forkserver", "pool thread", ""),
+        ("spawn", "", "blog.importer"),
+        ("forkserver", "", "blog.importer"),
+    ],
+)
+def test_ctrl_c_while_the_workers_start_stops_the_import_cleanly(
+    app, tmp_path, start, parent, worker
+):
+    """A press while the pool starts, or while a worker starts and cannot ignore it yet.
+
+    A press that broke into the pool's start left the pool half started: its shutdown failed
+    ("cannot join thread before it is started"). A worker that spawn or forkserver starts
+    (macOS's default, and Python 3.14's on Linux) imports the app before its initializer runs:
+    a press then gave a KeyboardInterrupt traceback (spawn), or ended it unseen (forkserver).
+    """
+    import os
+    import time
+
+    folder = tmp_path / "posts"
+    for n in range(100):
+        write(folder, f"post-{n:04d}.md", f"---\ntitle: Post {n}\n---\nSome text.\n")
+    hooks, stalled = tmp_path / "hooks", tmp_path / "stalled"
+    hooks.mkdir()
+    stalled.mkdir()
+    (hooks / "sitecustomize.py").write_text(_STALL)
+    environment = {
+        "PYTHONPATH": str(hooks),
+        "STALLED": str(stalled),
+        "STALL_PARENT": parent,
+        "STALL_WORKER": worker,
+    }
+    importing = _import_command(app, tmp_path, folder, start=start, environment=environment)
+    try:
+        started = time.monotonic()
+        while not any(stalled.iterdir()):
+            assert importing.poll() is None and time.monotonic() - started < 60
+            time.sleep(0.01)
+        os.killpg(importing.pid, signal.SIGINT)
+        _out, err = importing.communicate(timeout=60)
+    finally:
+        _stop_group(importing)
+    said = err.decode()
+    assert "Traceback" not in said, said
+    assert importing.returncode == 1, said
+    assert "Stopped after 0 of 100 files" in said, said
 
 
 def test_media_storage_that_fails_stops_the_import_with_one_message(
