@@ -62,6 +62,7 @@ from .models import (
     Status,
     Tag,
     User,
+    stored_tag_names,
 )
 from .search import search_index
 from .storage import StorageUnavailable
@@ -483,8 +484,7 @@ def _stored(fields: _Fields) -> _Stored:
         ai_model=(fields.ai_model or "") if fields.ai_generated else "",
     )
     values = revision_values(draft)
-    names = values["tags"].split(", ") if values["tags"] else []  # split_tags's, joined
-    tags = [(term_slug(name), name) for name in names]
+    tags = [(term_slug(name), name) for name in stored_tag_names(values["tags"])]
     category = term_slug(values["category_name"])
     return _Stored(values, tags, category, image_hashes(values["body"]))
 

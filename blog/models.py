@@ -291,12 +291,17 @@ class Revision(db.Model):
     @property
     def tag_names(self) -> list[str]:
         """Return the revision's tags as a list."""
-        return [t.strip() for t in self.tags.split(",") if t.strip()]
+        return stored_tag_names(self.tags)
 
     @property
     def sealed(self) -> bool:
         """Say whether the text is frozen (submitted or approved at some point)."""
         return self.sealed_at is not None
+
+
+def stored_tag_names(tags: str) -> list[str]:
+    """Read back a revision's `tags` column ("a, b", as articles.split_tags joined them)."""
+    return [name.strip() for name in tags.split(",") if name.strip()]
 
 
 class RevisionImage(db.Model):
