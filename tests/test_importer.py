@@ -1199,16 +1199,19 @@ def test_ctrl_c_pressed_twice_stops_an_import_cleanly_and_keeps_what_it_wrote(ap
             assert _automerge() == 4
 
 
-# Run as sitecustomize in the import's processes: it stalls the step a test presses Ctrl-C in,
-# and leaves a file (named by the process id) to say the press may come. The command leads its
-# own session (_import_command): a process of it whose id is not the session's is a worker.
+# Run as sitecustomize in the import's processes: it stalls the step a test presses Ctrl-C in
+# until the test says it pressed, after a file (named by the process id) says the press may
+# come. The command leads its own session (_import_command): a process of it whose id is not
+# the session's is a worker.
 _STALL = """
 import os, sys, time
 from importlib.abc import MetaPathFinder
 
 def stall():
     open(os.path.join(os.environ["STALLED"], str(os.getpid())), "w").close()
-    time.sleep(2)
+    pressed, deadline = os.path.join(os.environ["STALLED"], "pressed"), time.monotonic() + 60
+    while not os.path.exists(pressed) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 where = os.environ["STALL_PARENT" if os.getpid() == os.getsid(0) else "STALL_WORKER"]
 if where == "pool thread":  # as the pool starts the thread that hands out its work
@@ -1272,6 +1275,7 @@ def test_ctrl_c_while_the_workers_start_stops_the_import_cleanly(
             assert importing.poll() is None and time.monotonic() - started < 60
             time.sleep(0.01)
         os.killpg(importing.pid, signal.SIGINT)
+        (stalled / "pressed").touch()
         _out, err = importing.communicate(timeout=60)
     finally:
         _stop_group(importing)
