@@ -74,7 +74,8 @@ def init_db(demo: bool) -> None:
         if credentials:
             click.echo("Demo sign-in (also in instance/demo-credentials.json):")
             for email, password in credentials.items():
-                click.echo(f"  {email}  password: {password}")
+                shown = password or "changed since the demo was loaded (not shown)"
+                click.echo(f"  {email}  password: {shown}")
 
 
 @click.group("user", cls=AppGroup)

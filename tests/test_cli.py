@@ -40,6 +40,27 @@ def test_init_db_demo_on_an_empty_database(empty_app):
         )
 
 
+def test_init_db_demo_does_not_print_a_password_changed_since(empty_app):
+    """The demo's generated password stays in its file; once changed it no longer signs in."""
+    runner = empty_app.test_cli_runner()
+    assert runner.invoke(args=["init-db", "--demo"]).exit_code == 0
+    changed = runner.invoke(
+        args=["user", "set-password", "maya@example.com"], input="a new password 1\n" * 2
+    )
+    assert changed.exit_code == 0, changed.output
+    result = runner.invoke(args=["init-db", "--demo"])
+    assert result.exit_code == 0, result.output
+    maya = next(x for x in result.output.splitlines() if "maya@example.com" in x)
+    assert maya.split("maya@example.com")[1].strip() == (
+        "password: changed since the demo was loaded (not shown)"
+    )
+    dennis = next(x for x in result.output.splitlines() if "dennis@example.com" in x)
+    password = dennis.split("password: ")[1].strip()
+    with empty_app.app_context():
+        reviewer = db.session.scalar(select(User).filter_by(email="dennis@example.com"))
+        assert reviewer.check_password(password)  # unchanged: still printed, still right
+
+
 def test_user_create_list_and_deactivate(app, runner):
     result = runner.invoke(
         args=[

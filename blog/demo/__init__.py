@@ -29,10 +29,27 @@ def credentials_path() -> Path:
     return Path(current_app.instance_path) / "demo-credentials.json"
 
 
-def demo_credentials() -> dict[str, str] | None:
-    """Return the demo accounts' e-mails and passwords, if the demo was loaded here."""
+def demo_credentials() -> dict[str, str | None] | None:
+    """Return the demo accounts' e-mails and passwords, if the demo was loaded here.
+
+    A password is None once it no longer signs in (changed with `flask user set-password` or on
+    /account, or the account deactivated): the file keeps what was generated, and printing
+    that would send people to a sign-in that fails.
+    """
     path = credentials_path()
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    generated: dict[str, str] = json.loads(path.read_text())
+    users = db.session.scalars(select(User).where(User.email.in_(generated)))
+    accounts = {user.email: user for user in users}
+    return {
+        email: password if _signs_in(accounts.get(email), password) else None
+        for email, password in generated.items()
+    }
+
+
+def _signs_in(user: User | None, password: str) -> bool:
+    return user is not None and user.active and user.check_password(password)
 
 
 def _user(email: str, name: str, role: str, password: str) -> User:
