@@ -17,6 +17,7 @@ from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import select
 
+from . import clock
 from .audit import record
 from .copydb import copy_db
 from .deploy import check_deploy, schema_problem
@@ -375,12 +376,13 @@ def rerender() -> None:
 
 @click.command("backup")
 @with_appcontext
-@click.argument("path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path))
 def backup(path: Path) -> None:
     """Copy the live database consistently while the site runs, then check the copy.
 
-    Restore: stop the site, put the copy in place of the database file, delete the database's
-    stale -wal and -shm files, start the site.
+    PATH is a new file, or a folder to write blog-<UTC time>.sqlite3 in. Restore: stop the
+    site, put the copy in place of the database file, delete the database's stale -wal and
+    -shm files, start the site.
     """
     url = db.engine.url
     if url.get_backend_name() != "sqlite":
@@ -391,6 +393,12 @@ def backup(path: Path) -> None:
         )
     if not url.database or url.database == ":memory:":
         raise click.ClickException("the database is in memory: there is no file to back up")
+    if path.is_dir():  # sorts by time, and a run from cron never meets the last one's file
+        path /= f"blog-{clock.now():%Y-%m-%dT%H%M%SZ}.sqlite3"
+    elif not path.parent.is_dir():
+        raise click.ClickException(
+            f"the folder {path.parent} does not exist; create it first (mkdir -p {path.parent})"
+        )
     try:
         # Created empty and readable by its owner only before a byte is written: the copy holds
         # password hashes and token digests.

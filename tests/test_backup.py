@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -118,3 +119,23 @@ def test_backup_refuses_to_overwrite_and_leaves_no_partial_file(runner, tmp_path
     result = runner.invoke(args=["backup", str(target)])
     assert result.exit_code != 0 and "exists already" in result.output
     assert target.read_text() == "someone's file"
+
+
+def test_backup_into_a_folder_names_the_copy_by_its_time(runner, tmp_path: Path) -> None:
+    # `flask backup /var/backups/blog` from cron: one new file a run, named so they sort.
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    result = runner.invoke(args=["backup", str(folder)])
+    assert result.exit_code == 0, result.output
+    (copy,) = folder.iterdir()
+    assert re.fullmatch(r"blog-\d{4}-\d\d-\d\dT\d{6}Z\.sqlite3", copy.name), copy.name
+    assert f"to {copy} (" in result.output
+    assert sqlite3.connect(copy).execute("select count(*) from articles").fetchone()[0] == 8
+
+
+def test_backup_into_a_missing_folder_says_to_create_it(runner, tmp_path: Path) -> None:
+    target = tmp_path / "backups" / "blog.sqlite3"
+    result = runner.invoke(args=["backup", str(target)])
+    assert result.exit_code == 1, result.output
+    assert f"the folder {target.parent} does not exist; create it first" in result.output
+    assert "Traceback" not in result.output and not target.parent.exists()
