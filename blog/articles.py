@@ -629,7 +629,10 @@ def publish(
 
 
 def ai_share(article: Article, revision: Revision) -> int | None:
-    """Return the percentage of a revision's words kept from the AI's original, or None."""
+    """Return the percentage of a revision's words that are the AI original's, or None.
+
+    Words people added count against it, whether they replace the AI's or come beside them.
+    """
     original = ai_original(article)
     if original is None:
         return None

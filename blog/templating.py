@@ -73,8 +73,9 @@ AI_ASSISTED_BELOW = 50  # percent of the published words kept from the AI's orig
 def ai_disclosure(article: Article) -> str:
     """Say how much AI made the published text, in the proposals' terms (none ... ai-generated).
 
-    An AI draft a person rewrote until less than half of its words remain is "ai-assisted";
-    one whose share was never measured (articles published before it was) stays "ai-generated".
+    An AI draft published with less than half of its words the AI's (people rewrote it, or
+    wrote more around it) is "ai-assisted"; one whose share was never measured (articles
+    published before it was) stays "ai-generated".
     """
     if not article.ai_generated:
         return "none"
