@@ -237,14 +237,17 @@ def _review_page(
     article: Article,
     *,
     comment: str = "",
+    publish_at: str = "",
     read: int | None = None,
     edit_values: dict[str, str] | None = None,
-    status: int = 200,
+    errors: dict[str, str] | None = None,
+    status: int | None = None,
 ) -> tuple[str, int]:
     """Render the review page; after a refused decision, with the reviewer's words kept.
 
     `read` is the revision the reviewer had read when the text changed under them: the page then
     shows the diff from it to the newest, and the form decides on the newest in one click.
+    `errors` are the decision form's, by field (a 422 unless `status` says otherwise).
     """
     revision = latest_revision(article)
     if revision is None:
@@ -272,11 +275,13 @@ def _review_page(
         events=history(article),
         actions=[a for a in allowed_actions(current_user, article) if a in DECISIONS],
         comment=comment,
+        publish_at=publish_at,
+        errors=errors or {},
         edit_values=edit_values or _edit_values(revision),
         editing_session=secrets.token_hex(8),
         now=clock.now(),
         age=lambda at: _age(clock.now() - at),
-    ), status
+    ), status or (422 if errors else 200)
 
 
 @bp.get("/<int:article_id>")
@@ -314,16 +319,13 @@ def decide(article_id: int) -> Response | tuple[str, int]:
         flash("Choose one of the decisions.", "error")
         return _review_page(article, comment=comment, status=422)
     publish_at, zone = None, None
+    typed_at = request.form.get("publish_at", "")[:100]
     if action == "schedule":
-        publish_at, zone = _parse_publish_at(
-            request.form.get("publish_at", ""), request.form.get("timezone", "UTC")
-        )
+        publish_at, zone = _parse_publish_at(typed_at, request.form.get("timezone", "UTC"))
         if publish_at is None:
-            flash(
-                "Give the date and time to publish at (e.g. 2026-12-01 09:00) and a known zone.",
-                "error",
-            )
-            return _review_page(article, comment=comment, status=422)
+            unreadable = "Give the date and time to publish at (e.g. 2026-12-01 09:00)."
+            errors = {"publish_at": unreadable}
+            return _review_page(article, comment=comment, publish_at=typed_at, errors=errors)
     try:
         transition(
             article,
@@ -340,9 +342,12 @@ def decide(article_id: int) -> Response | tuple[str, int]:
         return _review_page(article, comment=comment, read=error.read, status=409)
     except TransitionError as error:
         db.session.rollback()
+        if error.field is not None:  # said by the field, which gets the focus
+            errors = {error.field: str(error)}
+            return _review_page(article, comment=comment, publish_at=typed_at, errors=errors)
         flash(str(error), "error")
         status = 409 if str(error).startswith("Not done") else 422
-        return _review_page(article, comment=comment, status=status)
+        return _review_page(article, comment=comment, publish_at=typed_at, status=status)
     db.session.commit()
     flash(_decision_message(article, action, publish_at, zone), "info")
     return redirect(url_for("review.queue"))
@@ -358,10 +363,10 @@ def _decision_message(
         )
     if action == "schedule" and publish_at and zone:
         local = publish_at.astimezone(zone)
-        return (
-            f"Approved; it will be published on {local:%d %b %Y at %H:%M} ({zone.key}), "
-            f"{publish_at:%d %b %Y %H:%M} UTC."
-        )
+        said = f"Approved; it will be published on {local:%d %b %Y at %H:%M} ({zone.key})"
+        if local.utcoffset():  # the same moment in UTC, the time the site keeps
+            said += f", {publish_at:%d %b %Y %H:%M} UTC"
+        return said + "."
     return {
         "request_changes": "Changes requested; the author sees your comment in the studio.",
         "reject": "Rejected.",

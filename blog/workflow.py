@@ -80,7 +80,14 @@ ACTION_LABELS = {
 
 
 class TransitionError(Exception):
-    """A move that is not allowed now; the message says why, for the person who tried."""
+    """A move that is not allowed now; the message says why, for the person who tried.
+
+    `field` names the form field to fix ("comment", "publish_at"), when one is to blame.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class StaleRevision(TransitionError):
@@ -143,12 +150,14 @@ def transition(
         raise TransitionError("Only the author can do that.")
     comment = comment.strip()
     if action in COMMENT_REQUIRED and not comment:
-        raise TransitionError("Please say why in the comment: the author will read it.")
+        raise TransitionError(
+            "Please say why in the comment: the author will read it.", field="comment"
+        )
     if action == "schedule":
         if publish_at is None:
-            raise TransitionError("Choose the date and time to publish at.")
+            raise TransitionError("Choose the date and time to publish at.", field="publish_at")
         if publish_at <= clock.now():
-            raise TransitionError("The publish time must be in the future.")
+            raise TransitionError("The publish time must be in the future.", field="publish_at")
         if article.is_public():
             # publish() replaces the public copy: the live text would go now, the new one later.
             raise TransitionError(LIVE_NOT_SCHEDULED)

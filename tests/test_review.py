@@ -355,6 +355,65 @@ def test_schedule_from_the_review_page(app, admin_client, draft_id):
     assert bad.status_code == 422
 
 
+def test_a_refused_decision_points_at_its_field_and_keeps_what_was_typed(
+    app, admin_client, draft_id
+):
+    # Said at the top in the colours of "Comment added", with the date just typed emptied.
+    with app.app_context():
+        _set_status(draft_id, Status.IN_REVIEW)
+    no_reason = admin_client.post(
+        f"/review/{draft_id}/decide", data={"action": "request_changes", "comment": "  "}
+    )
+    assert no_reason.status_code == 422
+    page = parse(no_reason)
+    comment = page.select_one("#comment")
+    assert comment["aria-invalid"] == "true" and comment.has_attr("autofocus")
+    assert "say why" in page.select_one(f"#{comment['aria-describedby']}").get_text()
+    assert not page.select(".flash")  # said once, by the field
+    past = admin_client.post(
+        f"/review/{draft_id}/decide",
+        data={"action": "schedule", "publish_at": "2020-01-01T09:00", "timezone": "UTC"},
+    )
+    assert past.status_code == 422
+    page = parse(past)
+    when = page.select_one("#publish_at")
+    assert when["value"] == "2020-01-01T09:00" and when["aria-invalid"] == "true"
+    assert when.has_attr("autofocus") and not page.select_one("#comment").has_attr("autofocus")
+    assert "must be in the future" in page.select_one(f"#{when['aria-describedby']}").get_text()
+    unreadable = admin_client.post(
+        f"/review/{draft_id}/decide", data={"action": "schedule", "publish_at": "soon"}
+    )
+    assert parse(unreadable).select_one("#publish_at")["value"] == "soon"
+    with app.app_context():
+        assert db.session.get(Article, draft_id).status == Status.IN_REVIEW
+
+
+def test_an_error_message_looks_and_reads_as_one(admin_client, draft_id):
+    refused = admin_client.post(f"/review/{draft_id}/decide", data={"action": "dance"})
+    assert refused.status_code == 422
+    (message,) = parse(refused).select(".flash")
+    assert "flash-error" in message["class"] and message["role"] == "alert"
+    assert message.get_text() == "Choose one of the decisions."
+    said = admin_client.post(
+        f"/review/{draft_id}/decide", data={"action": "comment", "comment": "Fine."}
+    )
+    (message,) = parse(admin_client.get(said.headers["Location"])).select(".flash")
+    assert "flash-info" in message["class"] and not message.has_attr("role")
+
+
+def test_a_time_scheduled_in_utc_is_said_once(app, admin_client, draft_id):
+    with app.app_context():
+        _set_status(draft_id, Status.IN_REVIEW)
+    when = datetime.now(UTC) + timedelta(days=3)
+    response = admin_client.post(
+        f"/review/{draft_id}/decide",
+        data={"action": "schedule", "publish_at": f"{when:%Y-%m-%dT%H:%M}", "timezone": "UTC"},
+        follow_redirects=True,
+    )
+    said = parse(response).select_one(".flash").get_text()
+    assert said == f"Approved; it will be published on {when:%d %b %Y at %H:%M} (UTC)."
+
+
 def test_users_admin(app, admin_client, author_client):
     response = admin_client.post(
         "/review/users",
