@@ -144,6 +144,34 @@ def test_on_a_phone_the_decision_comes_first(page, live_server):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
 
+def test_on_a_phone_no_page_scrolls_sideways(page, live_server):
+    """Long unbroken text (a digest, an image's address) and labels only screen readers see
+    (in tables that scroll in their own box) once made whole pages pan sideways."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from blog.media import process, save
+
+    picture = BytesIO()
+    Image.new("RGB", (40, 30), "teal").save(picture, "PNG")
+    with live_server.app.app_context():
+        author = db.session.scalar(select(User).filter_by(email=AUTHOR))
+        media, _new = save(process(picture.getvalue()), author.id)
+        image = f"![A chart](/media/{media.key})"
+        db.session.commit()
+    article_id = submitted_draft(live_server, "With a picture", body=f"{BODY}\n\n{image}")
+    sign_in_as_admin(page)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/")
+    ai_article = page.locator(".card", has_text="AI-generated").first.locator(".card-title a")
+    changes = ai_article.get_attribute("href") + "/changes"
+    for path in (changes, f"/review/{article_id}", "/review/users", "/studio/media"):
+        page.goto(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px"
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_the_review_loop_pages_have_no_accessibility_violations(page, live_server, scheme):
     article_id = submitted_draft(live_server, "Checked for accessibility")
