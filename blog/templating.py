@@ -10,6 +10,7 @@ from urllib.parse import urljoin
 from flask import Flask, current_app, request, url_for
 from markupsafe import Markup, escape
 
+from .htmx import is_fragment
 from .models import Article, Status
 from .search import Highlight, Results
 
@@ -135,6 +136,7 @@ def init_app(app: Flask) -> None:
         highlighted=highlighted,
     )
     app.jinja_env.globals.update(
+        is_fragment=is_fragment,
         absolute_url=absolute_url,
         provenance=provenance,
         ai_disclosure=ai_disclosure,

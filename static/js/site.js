@@ -64,6 +64,8 @@ document.addEventListener("htmx-config-request", (event) => {
       for (const name of [...ctx.request.body.keys()]) if (name !== "q") ctx.request.body.delete(name);
       for (const [name, value] of carried) ctx.request.body.append(name, value);
     }
+    // An emptied box is no search: the address becomes / (or /?category=…), not /?q=.
+    if (!String(ctx.request.body.get("q") ?? "").trim()) ctx.request.body.delete("q");
     listLink = null; // this search replaces the link's request and carries its filters
   } else if (fromLink && search.value !== addressQuery()) {
     const address = new URL(ctx.request.action, window.location.href);
@@ -92,6 +94,10 @@ document.addEventListener("htmx-after-swap", (event) => {
   const { ctx } = event.detail;
   const failed = search && toTheList(ctx, search) && ctx.response?.status >= 400;
   carried = failed ? filtersOf(ctx.request.action) : null; // an answer's own fields, or none
+  // A link the new list no longer has ("Clear the search and filters") took the focus with it,
+  // which left a keyboard or screen reader at the top of the page: the search box has it now.
+  const lost = document.activeElement === null || document.activeElement === document.body;
+  if (search && lost && toTheList(ctx, search)) search.focus();
 });
 document.addEventListener("htmx-before-history-restore", () => {
   listLink?.request.abort();

@@ -61,6 +61,7 @@ def test_typing_filters_in_place_and_updates_the_address(page):
 
     page.locator("#q").fill("")
     expect(page.locator("#result-count")).to_have_text(ALL_COUNT)
+    expect(page).to_have_url(re.compile(r"/$"))  # not /?q=: an empty box is no search
 
 
 def test_no_match_shows_the_empty_state_and_clearing_restores(page):
@@ -70,8 +71,22 @@ def test_no_match_shows_the_empty_state_and_clearing_restores(page):
     page.get_by_role("link", name="Clear the search and filters").click()
     expect(page.locator("#result-count")).to_have_text(ALL_COUNT)
     expect(page).to_have_url(re.compile(r"/$"))
-    # The search box says what the address and the list say: nothing typed any more.
+    # The search box says what the address and the list say: nothing typed any more. The link
+    # went with the list it was in, and the focus goes where the reader starts again.
     expect(page.locator("#q")).to_have_value("")
+    expect(page.locator("#q")).to_be_focused()
+
+
+def test_the_tab_title_follows_the_filters_as_a_full_page_load_would(page):
+    # Every history entry was "Tech Blog" with JavaScript on; without, "“celery” · Tech Blog".
+    page.goto("/")
+    expect(page).to_have_title("Tech Blog")
+    backend_chip(page).click()
+    expect(page).to_have_title("Backend · Tech Blog")
+    page.locator("#q").press_sequentially("celery", delay=30)
+    expect(page).to_have_title("“celery” · Backend · Tech Blog")
+    page.go_back()
+    expect(page).to_have_title("Backend · Tech Blog")
 
 
 def test_chips_filter_combine_with_text_and_back_restores(page):
@@ -277,6 +292,7 @@ def test_tag_link_filters_and_open_an_article(page):
 
 def test_slash_focuses_the_search(page):
     page.goto("/")
+    expect(page.locator(".search-key")).to_be_visible()  # the hint, where the key works
     page.locator("body").press("/")
     expect(page.locator("#q")).to_be_focused()
 
@@ -285,6 +301,7 @@ def test_without_javascript_the_form_and_links_still_work(browser, live_server):
     context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
     page = context.new_page()
     page.goto("/")
+    expect(page.locator(".search-key")).to_be_hidden()  # "/" does nothing without JavaScript
     page.locator("#q").fill("pkce")
     page.locator("#q").press("Enter")
     expect(page).to_have_url(re.compile(r"/\?q=pkce$"))
