@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -150,10 +150,12 @@ def queue() -> Response:
 
 
 def _age(delta) -> str:  # noqa: ANN001 - a timedelta
-    """Say how long ago, roughly: 5 min, 3 h, 2 days."""
+    """Say how long ago, roughly: under a minute, 5 min, 3 h, 2 days."""
     minutes = int(delta.total_seconds() // 60)
+    if minutes < 1:
+        return "under a minute"
     if minutes < 60:
-        return f"{max(minutes, 0)} min"
+        return f"{minutes} min"
     if minutes < 48 * 60:
         return f"{minutes // 60} h"
     return f"{minutes // (24 * 60)} days"
@@ -172,11 +174,17 @@ def _article_or_404(article_id: int) -> Article:
 
 @dataclass
 class DiffChoice:
-    """One of the review page's diffs: a name for the address, a label, the older revision."""
+    """One of the review page's diffs: a name for the address, what it is since, the older
+    revision; `aliases` are the names of the others that had the same older revision."""
 
     key: str
-    label: str
+    since: str
     old: Revision
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"Since {self.since} (revision {self.old.number})"
 
 
 def _last_event(article: Article, action: str) -> ReviewEvent | None:
@@ -194,43 +202,32 @@ def _diff_choices(article: Article, revision: Revision) -> list[DiffChoice]:
     choices = []
     asked = _last_event(article, "request_changes")
     if asked is not None and asked.revision is not None and asked.revision.id != revision.id:
-        choices.append(
-            DiffChoice(
-                "asked",
-                f"Since {'you' if asked.actor_id == current_user.id else asked.actor.name} "
-                f"asked for changes (revision {asked.revision.number})",
-                asked.revision,
-            )
-        )
+        who = "you" if asked.actor_id == current_user.id else asked.actor.name
+        choices.append(DiffChoice("asked", f"{who} asked for changes", asked.revision))
     submitted = edited_in_review(article, revision)
     if submitted is not None:
-        choices.append(
-            DiffChoice("submitted", f"Since submitted (revision {submitted.number})", submitted)
-        )
+        choices.append(DiffChoice("submitted", "submitted", submitted))
     if article.published_revision_id and article.published_revision_id != revision.id:
         approved = db.session.get(Revision, article.published_revision_id)
         if approved is not None:
-            choices.append(
-                DiffChoice(
-                    "approved",
-                    f"Since the last approved version (revision {approved.number})",
-                    approved,
-                )
-            )
+            choices.append(DiffChoice("approved", "the last approved version", approved))
     elif article.taken_down_at is not None:  # what readers last saw is what was taken down
         taken = _last_event(article, "take_down")
         if taken is not None and taken.revision is not None and taken.revision.id != revision.id:
-            choices.append(
-                DiffChoice(
-                    "taken_down",
-                    f"Since the version taken down (revision {taken.revision.number})",
-                    taken.revision,
-                )
-            )
+            choices.append(DiffChoice("taken_down", "the version taken down", taken.revision))
     original = ai_original(article)
     if original is not None and original.id != revision.id:
-        choices.append(DiffChoice("original", "Since the AI's original (revision 1)", original))
-    return choices
+        choices.append(DiffChoice("original", "the AI's original", original))
+    # Two answers from one older revision are one diff: a tab each would show it twice.
+    merged: list[DiffChoice] = []
+    for choice in choices:
+        same = next((kept for kept in merged if kept.old.id == choice.old.id), None)
+        if same is None:
+            merged.append(choice)
+        else:
+            same.since += f", {choice.since}"
+            same.aliases.append(choice.key)
+    return merged
 
 
 def _review_page(
@@ -254,7 +251,8 @@ def _review_page(
         abort(404)
     choices = _diff_choices(article, revision)
     wanted = request.args.get("diff", "")
-    chosen = next((c for c in choices if c.key == wanted), choices[0] if choices else None)
+    named = (c for c in choices if wanted in (c.key, *c.aliases))
+    chosen = next(named, choices[0] if choices else None)
     read_revision = revision_by_number(article, read) if read else None
     submitted = edited_in_review(article, revision)
     return render_template(

@@ -605,6 +605,36 @@ def test_both_sides_see_edits_made_in_review(app, admin_client, author_client, m
     assert current.get_text().startswith("Since submitted (revision 1)")
 
 
+def test_two_diffs_from_the_same_revision_are_one_tab(
+    app, admin_client, author_client, make_article
+):
+    # An AI draft submitted as it came, then edited: "since submitted" and "since the AI's
+    # original" are both revision 1, and two tabs with the same diff read as a mistake.
+    article_id = make_article("Loop me", body=FIRST_BODY, status=Status.DRAFT, kind="ai_original")
+    with app.app_context():
+        author = db.session.scalar(select(User).filter_by(email=AUTHOR))
+        transition(db.session.get(Article, article_id), "submit", author)
+        db.session.commit()
+    _author_saves(author_client, article_id, FIRST_BODY + " One more word.")
+    review = parse(admin_client.get(f"/review/{article_id}"))
+    tabs = [tab.get_text() for tab in review.select(".diff-tabs a")]
+    assert tabs == ["Since submitted, the AI's original (revision 1)"]
+    stats = review.select_one(".diff-stats").get_text(" ", strip=True)
+    assert stats.startswith("+3 words −0 words"), stats
+    notice = review.select_one(".edited-notice").get_text(" ", strip=True)
+    assert "saved a newer revision (2) under a minute ago," in notice  # not "0 min ago"
+    for wanted in ("original", "submitted"):  # either address still shows that diff
+        page = parse(admin_client.get(f"/review/{article_id}?diff={wanted}"))
+        assert page.select_one(".diff-tabs [aria-current]").get_text() == tabs[0]
+
+
+def test_one_word_is_one_word(app, admin_client, author_client, make_article):
+    article_id = _in_review(app, make_article)
+    _author_saves(author_client, article_id, FIRST_BODY + " Plus.")
+    stats = parse(admin_client.get(f"/review/{article_id}")).select_one(".diff-stats")
+    assert stats.get_text(" ", strip=True).startswith("+1 word −0 words")
+
+
 def test_the_studio_checks_panel_is_the_reviewers_checks(
     app, author_client, admin_client, make_article, make_user
 ):
@@ -785,7 +815,7 @@ def test_the_queue_flags_every_failing_check_and_has_an_author_tab(app, admin_cl
     )
     rows = author_tab.select("#queue tbody tr")
     assert [r.select_one("a").get_text() for r in rows] == ["Waiting on Maya"]
-    assert rows[0].select("td")[3].get_text() == "0 min"
+    assert rows[0].select("td")[3].get_text() == "under a minute"
     assert flagged != waiting
 
 
