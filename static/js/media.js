@@ -1,8 +1,9 @@
 // Images in the editor (issue 10): add one with the button, by dropping a file onto the text or
 // by pasting from the clipboard. The author is asked for alt text in a <dialog>; while the file
-// uploads a placeholder marks the spot in the text, then `![alt](url)` replaces it (or it goes
-// away on an error, which is said in the toolbar's polite live region). An `input` event on the
-// text box then refreshes the htmx preview and starts an autosave, as typing would.
+// uploads a placeholder marks the spot in the text (a paragraph of its own), then `![alt](url)`
+// replaces it (or it goes away on an error, which is said in the toolbar's polite live region).
+// An `input` event on the text box then refreshes the htmx preview and starts an autosave, as
+// typing would.
 "use strict";
 
 (() => {
@@ -137,7 +138,13 @@
     }
     counter += 1;
     const placeholder = `![Uploading image ${counter}…]()`;
-    insertAt(start, end, placeholder);
+    // A picture is a paragraph of its own (a figure with its caption), never the tail of the
+    // line it was added after: right after "- two" Markdown would make it part of the list.
+    const before = body.value.slice(0, start);
+    const after = body.value.slice(end);
+    const lead = before === "" || before.endsWith("\n\n") ? "" : before.endsWith("\n") ? "\n" : "\n\n";
+    const trail = after === "" || after.startsWith("\n\n") ? "" : after.startsWith("\n") ? "\n" : "\n\n";
+    insertAt(start, end, lead + placeholder + trail);
     progress.removeAttribute("value");  // indeterminate until the first progress event
     progress.hidden = false;
     say(`Uploading ${file.name || "the pasted image"}…`);
@@ -147,7 +154,7 @@
       replacePlaceholder(placeholder, json.markdown);
       say(`Image added (${json.width} × ${json.height} pixels).`);
     } else {
-      replacePlaceholder(placeholder, "");
+      if (!replacePlaceholder(lead + placeholder + trail, "")) replacePlaceholder(placeholder, "");
       const reason = json?.error ?? (code === 0 ? "the connection failed." : `the server answered ${code}.`);
       say(`The image was not added: ${reason}`, true);
     }

@@ -157,6 +157,21 @@ def test_an_image_dropped_onto_the_text_goes_in_at_the_cursor(page, live_server)
     expect_inserted(page, "A blue square")
 
 
+def test_an_image_added_at_the_end_of_a_line_is_a_paragraph_of_its_own(page, live_server):
+    # Right after "- two" the Markdown made the picture part of the list's last item.
+    article_id = draft(live_server, "A list, then a picture")
+    sign_in(page, AUTHOR)
+    open_editor(page, article_id)
+    body = page.get_by_label(re.compile("^Body"))
+    body.press_sequentially("- one\n- two")
+    page.evaluate(PASTE, [base64.b64encode(png("green")).decode(), "image.png"])
+    describe(page, "A green square")
+    expect_inserted(page, "A green square")
+    assert re.search(r"- two\n\n!\[A green square\]\([^)]+\)$", body.input_value())
+    expect(page.locator("#preview li img")).to_have_count(0)
+    expect(page.locator("#preview").get_by_role("img", name="A green square")).to_be_visible()
+
+
 def test_an_image_pasted_from_the_clipboard_goes_in_at_the_cursor(page, live_server):
     article_id = draft(live_server, "Pasted image")
     sign_in(page, AUTHOR)
