@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import clock
-from .articles import MAX_TAGS, TITLE_MAX, Draft, create_article
+from .articles import MAX_TAGS, SUMMARY_MAX, TITLE_MAX, Draft, create_article
 from .audit import record
 from .content import MAX_BODY_CHARS
 from .extensions import csrf, db, limiter
@@ -43,7 +43,7 @@ DRAFT_RATE_LIMIT = "60 per minute;1000 per day"
 # Tools poll for a verdict; twice a second is already impolite.
 STATUS_RATE_LIMIT = "120 per minute"
 FIELD_LIMITS = {
-    "summary": 1000,
+    "summary": SUMMARY_MAX,
     "category": 80,
     "ai_model": 120,
     "prompt": 20_000,

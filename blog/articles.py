@@ -31,6 +31,11 @@ from .search import index_article
 
 MAX_TAGS = 12
 TITLE_MAX = 300
+# A summary is a sentence or two on every card; the API and the editor's box take 1,000.
+SUMMARY_MAX = 1000
+# A form's tags as typed ("a, b, c"): 12 tags of 80 characters fit with room to spare. A longer
+# field is refused before it is split and slugged, which took seconds for megabytes.
+TAGS_FIELD_MAX = 2000
 SLUG_MAX = 190
 
 
@@ -59,6 +64,8 @@ class Draft:
             found["title"] = "A title is required."
         elif len(self.title.strip()) > TITLE_MAX:
             found["title"] = f"The title is longer than {TITLE_MAX} characters."
+        if len(self.summary.strip()) > SUMMARY_MAX:
+            found["summary"] = f"The summary is longer than {SUMMARY_MAX:,} characters."
         if not self.body.strip():
             found["body"] = "The article has no text."
         elif len(self.body) > MAX_BODY_CHARS:

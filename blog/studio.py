@@ -29,6 +29,7 @@ from sqlalchemy import ColumnElement, or_, select, true
 
 from . import clock
 from .articles import (
+    TAGS_FIELD_MAX,
     Draft,
     add_revision,
     ai_original,
@@ -136,10 +137,12 @@ class EditorForm:
     draft: Draft
     base_revision: int
     editing_session: str
+    tags_typed: str = ""  # the tags field as sent, kept (and refused) when over TAGS_FIELD_MAX
 
     @classmethod
     def from_request(cls) -> EditorForm:
         form = request.form
+        tags = form.get("tags", "")
         # No base (0) when absent, not a number or past the database's integers: the save is
         # then checked against every revision, so a conflict is shown, never written over.
         base = bounded_int(form.get("base_revision"), 0, 0, SQLITE_INT_MAX) or 0
@@ -148,7 +151,7 @@ class EditorForm:
             body=form.get("body", "").replace("\r\n", "\n"),
             summary=form.get("summary", "").strip(),
             category=form.get("category", "").strip(),
-            tags=split_tags(form.get("tags", "")),
+            tags=split_tags(tags) if len(tags) <= TAGS_FIELD_MAX else [],
             slug=form.get("slug", "").strip().lower(),
             ai_generated=form.get("ai_generated") == "1",
             ai_model=form.get("ai_model", "").strip()[:120],
@@ -157,11 +160,14 @@ class EditorForm:
             draft=draft,
             base_revision=base,
             editing_session=form.get("editing_session", "")[:64] or secrets.token_hex(8),
+            tags_typed=tags if len(tags) > TAGS_FIELD_MAX else "",
         )
 
     def problems(self, article: Article | None) -> dict[str, str]:
         """Check the fields, including that an explicit slug is not another article's."""
         found = self.draft.problems()
+        if self.tags_typed:
+            found["tags"] = f"The tags are longer than {TAGS_FIELD_MAX:,} characters."
         if not self.draft.body.strip():
             found.pop("body", None)  # a draft may be empty; submitting checks there is text
         if self.draft.slug and "slug" not in found:
@@ -235,7 +241,7 @@ def _values_from_form(form: EditorForm) -> dict[str, Any]:
         "slug": draft.slug,
         "summary": draft.summary,
         "category": draft.category,
-        "tags": ", ".join(draft.tags),
+        "tags": form.tags_typed or ", ".join(draft.tags),
         "body": draft.body,
         "ai_generated": draft.ai_generated,
         "ai_model": draft.ai_model,

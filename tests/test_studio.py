@@ -539,3 +539,23 @@ def test_a_base_revision_past_the_database_integer_keeps_the_text(author_client,
     assert response.status_code == 409  # a conflict with the newest revision, not a 500
     expected = "Not autosaved" if path == "autosave" else "Words the author typed."
     assert expected in response.get_data(as_text=True)
+
+
+def test_a_summary_or_tags_too_long_are_refused_and_every_word_is_kept(app, author_client):
+    # A 1.9 MB summary went out on every card and search (12-33 s a search once approved); a
+    # 2 MB tags field took 2 s to split and slug before anything said no.
+    fields = {"title": "Long fields", "body": "Some text.", "category": "Backend"}
+    summary = "word " * 400  # 2,000 characters
+    refused = author_client.post("/studio/new", data={**fields, "summary": summary})
+    assert refused.status_code == 422
+    page = parse(refused)
+    assert "longer than 1,000 characters" in page.select_one("#summary-error").get_text()
+    assert page.select_one("#summary").get_text() == summary.strip()
+    tags = ", ".join(f"tag{n}" for n in range(20_000))  # ~170 kB, every one distinct
+    refused = author_client.post("/studio/new", data={**fields, "tags": tags})
+    assert refused.status_code == 422  # refused as typed, before it is split
+    page = parse(refused)
+    assert "longer than 2,000 characters" in page.select_one("#tags-error").get_text()
+    assert page.select_one("#tags")["value"] == tags
+    with app.app_context():
+        assert db.session.scalar(select(Article).filter_by(title="Long fields")) is None
