@@ -147,13 +147,32 @@ def reading_minutes(markdown: str) -> int:
 _FORMATTER = HtmlFormatter(nowrap=True)
 
 
+# The languages a fence is highlighted in, by Pygments lexer name (any alias of one works:
+# py, js, sh, c++…); any other is shown as plain code, its name kept. A lexer is a set of
+# regular expressions, and some backtrack without end on a few dozen characters: Scala's took
+# 40 s on a fence holding `"` and 40 backslashes, and a worker was killed at 60 s. These were
+# checked against such text (tests/test_cost.py runs the check on each).
+HIGHLIGHTED = frozenset(
+    {
+        "Bash", "Bash Session", "C", "C#", "C++", "CSS", "Clojure", "Dart", "Diff", "Docker",
+        "Django/Jinja", "Elixir", "Erlang", "F#", "GraphQL", "Go", "HTML", "Haskell", "INI",
+        "JSON", "JSX", "Java", "JavaScript", "Julia", "Kotlin", "Lua", "Makefile", "Markdown",
+        "Matlab", "MySQL", "Nginx configuration file", "Nix", "OCaml", "Objective-C", "PHP",
+        "Perl", "PostgreSQL SQL dialect", "PowerShell", "Protocol Buffer", "Python",
+        "Python console session", "Ruby", "Rust", "S", "SCSS", "SQL", "Swift", "TOML", "TSX",
+        "TeX", "Terraform", "Text only", "TypeScript", "VimL", "XML", "YAML", "Zig", "sqlite3con",
+    }
+)  # fmt: skip
+
+
 @lru_cache(maxsize=256)
 def _lexer(name: str) -> Lexer | None:
     """Find a lexer by name once: the lookup scans every lexer (~0.5 ms a fence otherwise)."""
     try:
-        return get_lexer_by_name(name)
+        lexer = get_lexer_by_name(name)
     except ClassNotFound:
         return None
+    return lexer if lexer.name in HIGHLIGHTED else None
 
 
 def _highlight(code: str, lang: str, _attrs: str) -> str:

@@ -253,3 +253,45 @@ def test_the_largest_animation_accepted_costs_no_more_than_the_largest_still_ima
             animation_seconds.append(cpu_seconds(lambda: process(largest)))
             still_seconds.append(cpu_seconds(lambda: process(buffer.getvalue())))
     assert min(animation_seconds) < 1.5 * min(still_seconds)
+
+
+# Text that sends a backtracking lexer's rules into exponential work: an opener, then a run of
+# one character, as in the fence that took Scala's lexer 40 s (`"` then 40 backslashes).
+OPENERS = ['"', "'", "`", "/", "#", "$", "{", "(", "<", "*", "\\", "@"]
+RUNS = ["\\", " ", "\n", '"', "'", "*", "/", "-", "a", ".", "$", "{"]
+
+
+@pytest.mark.parametrize("lexer", sorted(content.HIGHLIGHTED))
+def test_no_highlighted_language_backtracks_without_end(lexer):
+    """A lexer whose work doubles with each character is cut off here instead of hanging."""
+    import signal
+
+    from pygments import highlight
+    from pygments.lexers import find_lexer_class
+
+    formatter = content.HtmlFormatter(nowrap=True)
+    found = find_lexer_class(lexer)
+    assert found is not None, f"{lexer} is no Pygments lexer's name"
+    cases = [f"{opener}{run * 60}{end}" for opener in OPENERS for run in RUNS for end in ("", "\n")]
+
+    def stop(_signal: int, _frame: object) -> None:
+        raise TimeoutError(f"{lexer} took over {BOUND} s on a 62-character fence")
+
+    previous = signal.signal(signal.SIGALRM, stop)  # the regex engine checks for signals
+    signal.alarm(int(BOUND))
+    try:
+        spent = cpu_seconds(lambda: [highlight(case, found(), formatter) for case in cases])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert spent < BOUND
+
+
+def test_a_fence_in_a_language_left_out_is_plain_code_at_once():
+    body = '```scala\n"' + "\\" * 40 + "\n```\n"  # 40 s in Scala's lexer
+    assert cpu_seconds(lambda: render(body)) < BOUND
+    code = BeautifulSoup(render(body).html, "html.parser").select_one('pre[data-lang="scala"] code')
+    assert code.get_text() == '"' + "\\" * 40 + "\n" and not code.select("span")
+    python = render("```python\nx = 1\n```\n").html
+    highlighted = BeautifulSoup(python, "html.parser").select_one("pre code")
+    assert highlighted.select("span")  # a language in the list is still coloured
