@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 import math
 import re
+import threading
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,6 +23,7 @@ from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from mdit_py_plugins.footnote import footnote_plugin
+from pygments import format as pygments_format
 from pygments import highlight as pygments_highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
@@ -165,6 +168,17 @@ HIGHLIGHTED = frozenset(
 )  # fmt: skip
 
 
+# Several listed lexers still take time that grows with the square of a hostile block's length
+# (C++: ~1 s for 2,400 characters of one letter, blank lines, one letter). So a long block is
+# highlighted HIGHLIGHT_PIECE characters at a time, cut at line ends, and a body is highlighted
+# for HIGHLIGHT_SECONDS of CPU at most (render()): the rest is shown plain. Ordinary code takes
+# a few milliseconds a piece, so only hostile text meets the limit; a construct that spans two
+# pieces (a long comment) may be coloured as code in the second, never shown wrong otherwise.
+HIGHLIGHT_PIECE = 1_000
+HIGHLIGHT_SECONDS = 0.5
+_highlighting = threading.local()  # `deadline`: the thread CPU time this render stops at
+
+
 @lru_cache(maxsize=256)
 def _lexer(name: str) -> Lexer | None:
     """Find a lexer by name once: the lookup scans every lexer (~0.5 ms a fence otherwise)."""
@@ -185,13 +199,53 @@ def _highlight(code: str, lang: str, _attrs: str) -> str:
     name = match.group(0) if match else ""
     lexer = _lexer(name) if name else None
     label = html.escape(name, quote=True)
-    if lexer is None:
+    deadline = getattr(_highlighting, "deadline", None)
+    if lexer is None or (deadline is not None and time.thread_time() > deadline):
         body = html.escape(code)
-    else:
+    elif len(code) <= HIGHLIGHT_PIECE:
         body = pygments_highlight(code, lexer, _FORMATTER)
+    else:
+        body = _highlight_in_pieces(code, type(lexer), deadline)
     lang_attr = f' data-lang="{label}"' if label else ""
     # tabindex: a code block that scrolls sideways must be reachable by keyboard.
     return f'<pre class="highlight" tabindex="0"{lang_attr}><code>{body}</code></pre>\n'
+
+
+def _highlight_in_pieces(code: str, lexer_class: type[Lexer], deadline: float | None) -> str:
+    """Highlight a long block HIGHLIGHT_PIECE characters at a time, plain once past `deadline`."""
+    text = code.strip("\n") + "\n"  # what a lexer's stripnl and ensurenl do to a whole block
+    lexer = _piece_lexer(lexer_class)
+    out, start = [], 0
+    while start < len(text):
+        if deadline is not None and time.thread_time() > deadline:
+            out.append(html.escape(text[start:]))
+            break
+        end = min(start + HIGHLIGHT_PIECE, len(text))
+        line_end = text.rfind("\n", start, end)
+        if end < len(text) and line_end > start:
+            end = line_end + 1  # whole lines; a longer line is cut where the piece ends
+        out.append(_highlight_piece(text[start:end], lexer))
+        start = end
+    return "".join(out)
+
+
+def _highlight_piece(piece: str, lexer: Lexer) -> str:
+    """Highlight one piece, or show it plain if the lexer's tokens do not spell it exactly.
+
+    Lexers and the formatter are written for whole files: the formatter ends the last line with
+    a newline, which a piece cut inside a long line must not gain.
+    """
+    tokens = list(lexer.get_tokens(piece))
+    if "".join(value for _kind, value in tokens) != piece:
+        return html.escape(piece)
+    out = pygments_format(tokens, _FORMATTER)
+    return out if piece.endswith("\n") or not out.endswith("\n") else out[:-1]
+
+
+@lru_cache(maxsize=64)
+def _piece_lexer(lexer_class: type[Lexer]) -> Lexer:
+    """The lexer for pieces of a block: the newlines at a piece's ends are the block's own."""
+    return lexer_class(stripnl=False, ensurenl=False)
 
 
 def _heading_slug(text: str) -> str:
@@ -545,7 +599,11 @@ def render(markdown: str) -> Rendered:
     """
     md = markdown_parser()
     tokens, env = parse(markdown)
-    raw = md.renderer.render(tokens, md.options, dict(env))
+    _highlighting.deadline = time.thread_time() + HIGHLIGHT_SECONDS
+    try:
+        raw = md.renderer.render(tokens, md.options, dict(env))
+    finally:
+        _highlighting.deadline = None
     return Rendered(sanitize(raw), _headings(tokens), reading_minutes(markdown))
 
 

@@ -295,3 +295,41 @@ def test_a_fence_in_a_language_left_out_is_plain_code_at_once():
     python = render("```python\nx = 1\n```\n").html
     highlighted = BeautifulSoup(python, "html.parser").select_one("pre code")
     assert highlighted.select("span")  # a language in the list is still coloured
+
+
+@pytest.mark.parametrize(
+    ("language", "unit"),
+    [("cpp", "\n"), ("csharp", "\na"), ("typescript", "$."), ("java", "\n"), ("c", " ")],
+)
+def test_a_hostile_block_at_the_limit_is_highlighted_within_a_bound(language, unit):
+    """Several listed lexers cost the square of such a block's length: C++ took ~1 s for
+    2,400 characters, so minutes at the body's limit."""
+    import signal
+
+    code = "a" + unit * ((MAX_BODY_CHARS - 40) // len(unit)) + "a"
+    body = f"```{language}\n{code}\n```\n"
+
+    def stop(_signal: int, _frame: object) -> None:
+        raise TimeoutError(f"{language}: the block took over {BOUND} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(int(BOUND))
+    try:
+        spent = cpu_seconds(lambda: render(body))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert spent < BOUND
+    shown = BeautifulSoup(render(body).html, "html.parser").select_one("pre code").get_text()
+    assert shown == code + "\n"  # every character kept, coloured or plain
+
+
+def test_a_long_ordinary_block_is_highlighted_whole_as_before():
+    from pygments import highlight
+    from pygments.lexers import PythonLexer
+
+    code = "".join(f"def step_{n}(x):\n    return x + {n}  # add {n}\n\n" for n in range(300))
+    assert len(code) > 5 * content.HIGHLIGHT_PIECE
+    html = render(f"```python\n{code}```\n").html
+    whole = highlight(code, PythonLexer(), content.HtmlFormatter(nowrap=True))
+    assert html.split("<code>", 1)[1].rsplit("</code>", 1)[0] == whole
