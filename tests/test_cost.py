@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from bs4 import BeautifulSoup
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bench.worst import WORST_DIFFS, WORST_MARKDOWN
 from blog import checks, content
 from blog.content import MAX_BODY_CHARS, headings, plain_text, render
 from blog.diff import MAX_ROWS, clear_cache, diff_texts, word_counts
 from blog.extensions import db
-from blog.models import Article, Revision, Status
+from blog.models import Article, Revision, Status, User
 from blog.workflow import transition
 
 from .conftest import AUTHOR, collector_off, parse
@@ -39,6 +39,24 @@ def cpu_seconds(work: Callable[[], object]) -> float:
         started = time.process_time()
         work()
         return time.process_time() - started
+
+
+def cpu_seconds_or_stop(work: Callable[[], object], what: str) -> float:
+    """cpu_seconds, stopped by an alarm once BOUND seconds have passed: work that grows
+    exponentially (a backtracking regular expression) would otherwise hang the test run.
+    Python's regular expression engine checks for signals as it goes."""
+    import signal
+
+    def stop(_signal: int, _frame: object) -> None:
+        raise TimeoutError(f"{what} took over {BOUND} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(int(BOUND))
+    try:
+        return cpu_seconds(work)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(autouse=True)
@@ -194,6 +212,31 @@ def test_the_queue_computes_flags_once_per_revision(app, admin_client, make_arti
         assert "Code blocks" in json.loads(revision.check_flags)["flags"]
 
 
+def test_hostile_code_in_a_draft_cannot_hang_the_review_queue(app, admin_client, make_article):
+    # A Scala fence of 50 backslashes made every load of /review/ and /review/<id> run until
+    # the worker was killed, so no admin could even open the draft to reject it.
+    scala = '```scala\n"' + "\\" * 50 + "\n```\n"
+    cpp = "```cpp\na" + "\n" * 45_000 + "a\n```\n"
+    for number, body in enumerate((scala, cpp)):
+        article_id = make_article(f"Hostile {number}", body=body, status=Status.DRAFT)
+        with app.app_context():
+            author = db.session.scalar(select(User).filter_by(email=AUTHOR))
+            transition(db.session.get(Article, article_id), "submit", author)
+            db.session.commit()
+        for path in ("/review/", f"/review/{article_id}"):
+            with app.app_context():  # flags stored by an earlier load would hide the cost
+                db.session.execute(update(Revision).values(check_flags=None))
+                db.session.commit()
+            response = None
+
+            def load(path: str = path) -> None:
+                nonlocal response
+                response = admin_client.get(path)
+
+            assert cpu_seconds_or_stop(load, path) < BOUND
+            assert response is not None and response.status_code == 200
+
+
 def test_bodies_past_the_limit_are_refused_with_the_text_kept(app, author_client, runner):
     too_long = "word " * (MAX_BODY_CHARS // 5) + "x"
     response = author_client.post("/studio/new", data={"title": "Long", "body": too_long})
@@ -264,8 +307,6 @@ RUNS = ["\\", " ", "\n", '"', "'", "*", "/", "-", "a", ".", "$", "{"]
 @pytest.mark.parametrize("lexer", sorted(content.HIGHLIGHTED))
 def test_no_highlighted_language_backtracks_without_end(lexer):
     """A lexer whose work doubles with each character is cut off here instead of hanging."""
-    import signal
-
     from pygments import highlight
     from pygments.lexers import find_lexer_class
 
@@ -273,23 +314,13 @@ def test_no_highlighted_language_backtracks_without_end(lexer):
     found = find_lexer_class(lexer)
     assert found is not None, f"{lexer} is no Pygments lexer's name"
     cases = [f"{opener}{run * 60}{end}" for opener in OPENERS for run in RUNS for end in ("", "\n")]
-
-    def stop(_signal: int, _frame: object) -> None:
-        raise TimeoutError(f"{lexer} took over {BOUND} s on a 62-character fence")
-
-    previous = signal.signal(signal.SIGALRM, stop)  # the regex engine checks for signals
-    signal.alarm(int(BOUND))
-    try:
-        spent = cpu_seconds(lambda: [highlight(case, found(), formatter) for case in cases])
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-    assert spent < BOUND
+    work = lambda: [highlight(case, found(), formatter) for case in cases]  # noqa: E731
+    assert cpu_seconds_or_stop(work, f"{lexer} on 62-character fences") < BOUND
 
 
 def test_a_fence_in_a_language_left_out_is_plain_code_at_once():
     body = '```scala\n"' + "\\" * 40 + "\n```\n"  # 40 s in Scala's lexer
-    assert cpu_seconds(lambda: render(body)) < BOUND
+    assert cpu_seconds_or_stop(lambda: render(body), "a Scala fence") < BOUND
     code = BeautifulSoup(render(body).html, "html.parser").select_one('pre[data-lang="scala"] code')
     assert code.get_text() == '"' + "\\" * 40 + "\n" and not code.select("span")
     python = render("```python\nx = 1\n```\n").html
@@ -304,22 +335,9 @@ def test_a_fence_in_a_language_left_out_is_plain_code_at_once():
 def test_a_hostile_block_at_the_limit_is_highlighted_within_a_bound(language, unit):
     """Several listed lexers cost the square of such a block's length: C++ took ~1 s for
     2,400 characters, so minutes at the body's limit."""
-    import signal
-
     code = "a" + unit * ((MAX_BODY_CHARS - 40) // len(unit)) + "a"
     body = f"```{language}\n{code}\n```\n"
-
-    def stop(_signal: int, _frame: object) -> None:
-        raise TimeoutError(f"{language}: the block took over {BOUND} s")
-
-    previous = signal.signal(signal.SIGALRM, stop)
-    signal.alarm(int(BOUND))
-    try:
-        spent = cpu_seconds(lambda: render(body))
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-    assert spent < BOUND
+    assert cpu_seconds_or_stop(lambda: render(body), f"a hostile {language} block") < BOUND
     shown = BeautifulSoup(render(body).html, "html.parser").select_one("pre code").get_text()
     assert shown == code + "\n"  # every character kept, coloured or plain
 
