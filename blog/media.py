@@ -31,6 +31,10 @@ MAX_BYTES = 10 * 1024 * 1024
 # 40 megapixels (8000 x 5000): decoded as RGBA that is 160 MB of memory, the most we accept.
 MAX_PIXELS = 40_000_000
 MAX_FRAMES = 200  # an animated GIF or WebP; every frame is decoded
+# A progressive JPEG's scans are each decoded over the whole picture, so their number bounds
+# the work as frames do: encoders write about ten, and a 2 MB file of 150,000 tiny scans took
+# 83 s to decode.
+MAX_JPEG_SCANS = 100
 # All frames together: each is decoded and encoded again. 30 million took 1.4 s for a GIF of
 # plain frames and 2 s for one of screenshots (each frame's own palette, so each is quantized
 # again); 20 million keeps an animation near the cost of the largest still picture.
@@ -157,6 +161,15 @@ def _decode(data: bytes) -> Image.Image:
             if frames > MAX_FRAMES:
                 raise MediaError(
                     422, f"This animation has {frames:,} frames, over the limit of {MAX_FRAMES}."
+                )
+            # Start-of-scan markers: 0xFF in a scan's data is always followed by 0 or a restart
+            # marker, so each one found is a scan (or one of an embedded thumbnail's, a few).
+            scans = data.count(b"\xff\xda") if image.format in ("JPEG", "MPO") else 0
+            if scans > MAX_JPEG_SCANS:
+                raise MediaError(
+                    422,
+                    f"This JPEG is stored as {scans:,} scans, over the limit of {MAX_JPEG_SCANS} "
+                    "(a progressive JPEG has about ten); save it again as an ordinary JPEG.",
                 )
             max_animation = FORMAT_MAX_ANIMATION_PIXELS.get(stored_as, MAX_ANIMATION_PIXELS)
             if frames > 1 and frames * width * height > max_animation:

@@ -316,3 +316,31 @@ def test_the_largest_avif_accepted_costs_about_a_second() -> None:
         seconds = time.process_time() - started
     assert processed.ext == "avif" and sorted(processed.variants) == [480, 960, 1600]
     assert seconds < 3.0  # about 1 s on two cores; 6 s before
+
+
+def progressive_jpeg(scans_added: int = 0, size: tuple[int, int] = (400, 300)) -> bytes:
+    """A progressive JPEG, its last scan repeated `scans_added` more times before its end."""
+    buffer = io.BytesIO()
+    Image.new("L", size, 128).save(buffer, "JPEG", progressive=True, quality=85)
+    data = buffer.getvalue()
+    last_scan = data.rfind(b"\xff\xda")
+    return data[:-2] + data[last_scan:-2] * scans_added + data[-2:]
+
+
+def test_a_jpeg_of_very_many_scans_is_refused_before_decoding(
+    app: Flask, author_client: FlaskClient, draft_id: int
+) -> None:
+    # Each scan is decoded over the whole picture: 150,000 copies of one 14-byte scan made a
+    # 2 MB, 2000 x 2000 file that took 83 s to decode, within every byte and pixel limit.
+    normal = progressive_jpeg()
+    assert 2 < normal.count(b"\xff\xda") < 20  # what encoders write
+    assert media.process(normal).ext == "jpg"
+    hostile = progressive_jpeg(scans_added=media.MAX_JPEG_SCANS)
+    error = refusal(hostile).message
+    assert f"over the limit of {media.MAX_JPEG_SCANS}" in error and "scans" in error
+    response = upload(author_client, draft_id, hostile, name="scans.jpg")
+    assert response.status_code == 422
+    assert stored_files(app) == [] and media_count(app) == 0
+    spent = time.process_time()
+    refusal(progressive_jpeg(scans_added=20_000, size=(2000, 2000)))
+    assert time.process_time() - spent < 1  # refused from its header: nothing is decoded
