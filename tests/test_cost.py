@@ -44,19 +44,23 @@ def cpu_seconds(work: Callable[[], object]) -> float:
 def cpu_seconds_or_stop(work: Callable[[], object], what: str) -> float:
     """cpu_seconds, stopped by an alarm once BOUND seconds have passed: work that grows
     exponentially (a backtracking regular expression) would otherwise hang the test run.
-    Python's regular expression engine checks for signals as it goes."""
+    Python's regular expression engine checks for signals as it goes. pytest-timeout's own
+    alarm (SIGALRM too) is set again afterwards for the time it had left."""
     import signal
 
     def stop(_signal: int, _frame: object) -> None:
         raise TimeoutError(f"{what} took over {BOUND} s")
 
     previous = signal.signal(signal.SIGALRM, stop)
-    signal.alarm(int(BOUND))
+    left, _interval = signal.setitimer(signal.ITIMER_REAL, BOUND)
+    started = time.monotonic()
     try:
         return cpu_seconds(work)
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if left:
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, left - (time.monotonic() - started)))
 
 
 @pytest.fixture(autouse=True)

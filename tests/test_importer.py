@@ -1158,7 +1158,9 @@ def test_ctrl_c_pressed_twice_stops_an_import_cleanly_and_keeps_what_it_wrote(ap
     from blog.importer import BATCH_SIZE
 
     folder = tmp_path / "posts"
-    words = " ".join(f"word{n} `code` *stress*" for n in range(500))  # a chunk takes a while
+    # A chunk takes a while, and the import seconds: a CI run once stalled this test's polling
+    # until all five batches were in, and the presses came after the import.
+    words = " ".join(f"word{n} `code` *stress*" for n in range(1500))
     for n in range(1000):  # BULK_THRESHOLD: the search index is set for bulk writes
         write(folder, f"post-{n:04d}.md", f"---\ntitle: Post {n}\ntags: [t]\n---\n{words}\n")
     with app.app_context():
@@ -1193,6 +1195,7 @@ def test_ctrl_c_pressed_twice_stops_an_import_cleanly_and_keeps_what_it_wrote(ap
     with app.app_context():
         written = db.session.scalar(select(func.count()).select_from(Article)) - before
         assert written > 0 and written % BATCH_SIZE == 0  # whole batches, nothing half-written
+        assert written < 1000, "the presses came after the import: this test was held up"
         assert f"Stopped after {written} of 1000 files; the batches written are kept." in said
         assert said.count("Ctrl-C: stopping once the batch being written is saved") <= 1
         if db.engine.dialect.name == "sqlite":
