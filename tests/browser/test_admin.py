@@ -63,6 +63,8 @@ def test_admin_reviews_and_a_reader_finds_the_article(page, live_server):
 
     # A reader (signed out) searches, finds it with its provenance, and opens the changes page.
     page.get_by_role("button", name="Sign out").click()
+    # The sign-out's page first: a navigation started while it loads is cut off by it.
+    expect(page.locator(".flash")).to_have_text("You are signed out.")
     page.goto("/")
     page.locator("#q").press_sequentially("replica", delay=30)
     card = page.locator(".card").filter(has_text="Replica lag explained")

@@ -122,6 +122,8 @@ def test_an_image_added_with_the_button_shows_in_the_preview_and_on_the_publishe
     expect(page.locator(".flash")).to_be_visible()
 
     page.get_by_role("button", name="Sign out").click()
+    # The sign-out's page first: a navigation started while it loads is cut off by it.
+    expect(page.locator(".flash")).to_have_text("You are signed out.")
     sign_in(page, ADMIN)
     page.goto(f"/review/{article_id}")
     page.locator(".decision-form").get_by_role("button", name="Approve", exact=True).click()
