@@ -11,6 +11,9 @@ import yaml
 
 # PyYAML's C extension (libyaml), when it was built with it: None means the pure Python loader.
 FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+# A post's front matter takes a few hundred characters. The parsers build values in Python, and
+# 2 MB of them (a file's limit) took a second or two; this bounds them to a few milliseconds.
+FRONT_MATTER_MAX = 100_000
 # tomllib (before Python 3.14) puts the position only in its message.
 _TOML_POSITION = re.compile(r"\s*\(at (?:line (?P<line>\d+), column \d+|end of document)\)$")
 
@@ -48,6 +51,12 @@ def parse(text: str) -> Document:
             f"front matter opened with {fence} on line 1 is never closed{hint}", 1
         )
     source = "".join(lines[1:end])
+    if len(source) > FRONT_MATTER_MAX:
+        raise FrontMatterError(
+            f"the front matter is longer than {FRONT_MATTER_MAX:,} characters "
+            f"({len(source):,}): a post's takes a few hundred",
+            1,
+        )
     body = "".join(lines[end + 1 :])
     meta = _toml(source, closing_line=end + 1) if fence == "+++" else _yaml(source)
     return Document(meta, body, end + 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from blog.frontmatter import FrontMatterError, parse
+from blog.frontmatter import FRONT_MATTER_MAX, FrontMatterError, parse
 
 
 def test_yaml_front_matter_and_body_line():
@@ -78,3 +78,20 @@ def test_a_control_character_yaml_forbids_names_its_line():
     with pytest.raises(FrontMatterError) as caught:
         parse("---\ntitle: x\nsummary: a\x01b\n---\nBody")
     assert caught.value.line == 3 and "special characters are not allowed" in caught.value.message
+
+
+@pytest.mark.parametrize("fence", ["---", "+++"])
+def test_front_matter_past_its_limit_is_refused_before_it_is_read(fence):
+    # 2 MB of tags took PyYAML 1.4 s to build (a list) or split_tags 1.1 s (a string): a
+    # post's front matter is a few hundred characters, and a file is read whole up to 2 MB.
+    tags = ", ".join(f"tag{i}" for i in range(FRONT_MATTER_MAX // 5))
+    text = f"{fence}\ntitle: x\ntags: '{tags}'\n{fence}\nBody"
+    with pytest.raises(FrontMatterError) as caught:
+        parse(text)
+    assert caught.value.line == 1
+    assert f"longer than {FRONT_MATTER_MAX:,} characters" in caught.value.message
+
+
+def test_front_matter_at_its_limit_is_read():
+    filler = "x" * (FRONT_MATTER_MAX - len("title: x\nnote: \n"))
+    assert parse(f"---\ntitle: x\nnote: {filler}\n---\nBody").meta["note"] == filler

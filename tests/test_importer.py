@@ -627,8 +627,17 @@ GOOD_FILE = "---\ntitle: Still here\n---\nThe other files import.\n"
         ("date: '0001-01-01T00:00:00+01:00'", 3, "cannot be converted to UTC"),
         ("date: 2025-02-30", 3, "2025-02-30"),
         ("tags: [[a, [b]]]", 3, "`tags` must be"),
+        ("tags: [" + ", ".join(f"t{n}" for n in range(30_000)) + "]", 1, "longer than 100,000"),
     ],
-    ids=["recursive-alias", "year-1", "year-9999", "year-1-text", "no-such-day", "nested-tags"],
+    ids=[
+        "recursive-alias",
+        "year-1",
+        "year-9999",
+        "year-1-text",
+        "no-such-day",
+        "nested-tags",
+        "huge-front-matter",
+    ],
 )
 def test_hostile_front_matter_is_that_files_error(app, tmp_path, front, line, words):
     write(tmp_path, "bad.md", f"---\ntitle: Bad\n{front}\n---\nText.\n")
