@@ -66,6 +66,12 @@ LIVE_NOT_SCHEDULED = (
     "Not done: this article is live, and scheduling its new text would take the approved one "
     "off the site until then. Approve to publish the new text now."
 )
+# An admin's decision names the revision and version the admin read (the review form sends them):
+# one that did not skipped the check that the text is still that one, and published newer text.
+UNSAID_REVISION = (
+    "Not done: the request did not say which revision you read. Reload the review page, read "
+    "it, then decide."
+)
 
 ACTION_LABELS = {
     "submit": "Submitted for review",
@@ -138,8 +144,10 @@ def transition(
     Does not commit: the view or command that asked commits, so the decision and whatever else
     its request changed land together (the conditional UPDATE's row lock is held until then).
 
-    `revision_number` is the revision the person deciding has read: when a newer one was saved
-    since, nothing happens and they are told, so nobody approves text they have not seen.
+    `revision_number` is the revision the person deciding has read, `expected_version` the
+    article's version then: when a newer revision was saved since, or anything else changed,
+    nothing happens and they are told, so nobody approves text they have not seen. An admin's
+    decision must give both (UNSAID_REVISION).
     """
     if action not in TRANSITIONS:
         raise TransitionError(f"Unknown action “{action}”.")
@@ -148,6 +156,8 @@ def transition(
         raise TransitionError("Only an admin can do that.")
     if who == AUTHOR and not can_edit(actor, article):
         raise TransitionError("Only the author can do that.")
+    if who == ADMIN and (revision_number is None or expected_version is None):
+        raise TransitionError(UNSAID_REVISION)
     comment = comment.strip()
     if action in COMMENT_REQUIRED and not comment:
         raise TransitionError(

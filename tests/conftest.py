@@ -31,7 +31,7 @@ from blog import clock as blog_clock
 from blog import create_app
 from blog.articles import Draft, create_article, publish
 from blog.extensions import db
-from blog.models import Article, Role, Status, User
+from blog.models import Article, Revision, Role, Status, User
 
 PASSWORD = "correct horse battery staple"
 
@@ -348,6 +348,30 @@ def get_article(app: Flask, article_id: int) -> Article:
 def login(client: FlaskClient, email: str, password: str = PASSWORD, **extra: str):  # noqa: ANN201
     """Sign a test client in; return the response."""
     return client.post("/login", data={"email": email, "password": password, **extra})
+
+
+def decide(client: FlaskClient, article_id: int, data: dict[str, str], **options: object):  # noqa: ANN201
+    """Post a review decision as the review page's form does: with the revision and version the
+    page shows (the admin "read" it just now), unless `data` gives its own; return the response.
+    """
+    form = parse(client.get(f"/review/{article_id}")).select_one(".decision-form")
+    read = {
+        name: field["value"]
+        for name in ("revision", "version")
+        if form is not None and (field := form.select_one(f"input[name={name}]")) is not None
+    }
+    return client.post(f"/review/{article_id}/decide", data={**read, **data}, **options)
+
+
+def as_read(article: Article) -> dict[str, int]:
+    """What an admin who has just read the article passes to transition()."""
+    latest = db.session.scalar(
+        select(Revision.number)
+        .where(Revision.article_id == article.id)
+        .order_by(Revision.number.desc())
+        .limit(1)
+    )
+    return {"revision_number": latest, "expected_version": article.version}
 
 
 AUTHOR = "maya@example.com"

@@ -21,7 +21,7 @@ from blog.extensions import db
 from blog.media_views import media_items
 from blog.models import Article, Media
 
-from .conftest import ADMIN, AUTHOR, _make_app, login, parse
+from .conftest import ADMIN, AUTHOR, _make_app, decide, login, parse
 
 
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (1200, 800), **save: object) -> bytes:
@@ -592,9 +592,7 @@ def test_an_image_nobody_can_see_blocks_its_approval(
     url = f"/media/{process(picture).key}"
     draft = make_article("Unseen picture", body=f"Text.\n\n![A chart]({url})\n", status="in_review")
     for action, publish_at in (("approve", ""), ("schedule", "2031-06-01T09:00")):
-        refused = admin_client.post(
-            f"/review/{draft}/decide", data={"action": action, "publish_at": publish_at}
-        )
+        refused = decide(admin_client, draft, {"action": action, "publish_at": publish_at})
         assert refused.status_code == 422
         message = parse(refused).select_one(".flash").get_text(" ")
         assert url in message and "upload" in message
@@ -603,7 +601,7 @@ def test_an_image_nobody_can_see_blocks_its_approval(
         assert article.published_revision_id is None and article.status == "in_review"
 
     assert upload(author_client, draft, picture).get_json()["url"] == url  # now it can be seen
-    approved = admin_client.post(f"/review/{draft}/decide", data={"action": "approve"})
+    approved = decide(admin_client, draft, {"action": "approve"})
     assert approved.status_code == 302
     assert client.get(url).status_code == 200
 

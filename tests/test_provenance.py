@@ -13,7 +13,7 @@ from blog.extensions import db
 from blog.models import Article, Status, User
 from blog.workflow import transition
 
-from .conftest import ADMIN, AUTHOR, parse
+from .conftest import ADMIN, AUTHOR, as_read, decide, parse
 
 
 def test_card_and_article_name_the_reviewer_and_date(client):
@@ -70,7 +70,7 @@ def test_what_the_reviewer_changed(app, client, make_article):
         add_revision(article, draft, author)
         article.status = Status.IN_REVIEW
         db.session.commit()
-        transition(article, "approve", admin)
+        transition(article, "approve", admin, **as_read(article))
         db.session.commit()
         slug = article.slug
     page = parse(client.get(f"/articles/{slug}"))
@@ -121,7 +121,7 @@ def hostile(app, client, runner) -> dict[str, int]:
             author,
         )
         db.session.commit()
-        transition(article, "approve", admin)
+        transition(article, "approve", admin, **as_read(article))
         db.session.commit()
         slug = article.slug
     return {"waiting": waiting, "published": published, "slug": slug}
@@ -189,5 +189,5 @@ def test_the_public_label_changes_only_when_the_new_text_is_approved(
     assert label().startswith(before)  # the public text is still the old one, and so is its label
     review = parse(admin_client.get(f"/review/{article_id}"))
     assert review.select_one(".review-preview .provenance").get_text().startswith(after[:12])
-    admin_client.post(f"/review/{article_id}/decide", data={"action": "approve"})
+    decide(admin_client, article_id, {"action": "approve"})
     assert label().startswith(after)

@@ -14,7 +14,7 @@ from blog.extensions import db
 from blog.models import Article, AuditEntry, ReviewEvent, Revision, Status, User
 from blog.workflow import TRANSITIONS, TransitionError, transition
 
-from .conftest import ADMIN, AUTHOR, login, parse
+from .conftest import ADMIN, AUTHOR, as_read, decide, login, parse
 
 STATES = [s.value for s in Status]
 
@@ -45,7 +45,7 @@ def test_every_transition_is_allowed_or_refused(app, draft_id, action, state):
         author, admin = _users()
         article = _set_status(draft_id, state)
         actor = admin if who == "admin" else author
-        kwargs = {"comment": "Because."}
+        kwargs = {"comment": "Because.", **as_read(article)}
         if action == "schedule":
             kwargs["publish_at"] = datetime.now(UTC) + timedelta(days=1)
         if state in sources:
@@ -92,7 +92,7 @@ def test_a_comment_is_required_to_request_changes_or_reject(app, draft_id, actio
         _author, admin = _users()
         article = _set_status(draft_id, Status.IN_REVIEW)
         with pytest.raises(TransitionError, match="say why"):
-            transition(article, action, admin, comment="  ")
+            transition(article, action, admin, comment="  ", **as_read(article))
 
 
 def test_two_admins_deciding_at_once_one_wins(app, draft_id, make_user):
@@ -102,23 +102,23 @@ def test_two_admins_deciding_at_once_one_wins(app, draft_id, make_user):
     barrier = threading.Barrier(2, timeout=30)
     outcomes: dict[str, str] = {}
 
-    def decide(email: str, action: str) -> None:
+    def decide_at_once(email: str, action: str) -> None:
         with app.app_context():
             actor = db.session.scalar(select(User).filter_by(email=email))
             article = db.session.get(Article, draft_id)
-            version = article.version
+            read = as_read(article)
             db.session.rollback()  # end the read transaction: it holds SQLite's write lock here
             barrier.wait()
             try:
-                transition(article, action, actor, comment="No.", expected_version=version)
+                transition(article, action, actor, comment="No.", **read)
                 db.session.commit()
                 outcomes[email] = "won"
             except TransitionError as error:
                 outcomes[email] = str(error)
 
     threads = [
-        threading.Thread(target=decide, args=(ADMIN, "approve")),
-        threading.Thread(target=decide, args=(second.email, "reject")),
+        threading.Thread(target=decide_at_once, args=(ADMIN, "approve")),
+        threading.Thread(target=decide_at_once, args=(second.email, "reject")),
     ]
     for thread in threads:
         thread.start()
@@ -143,13 +143,11 @@ def test_the_loser_of_a_race_is_told_on_the_page(app, draft_id, admin_client, ma
     with app.app_context():
         _set_status(draft_id, Status.IN_REVIEW)
     mine = parse(admin_client.get(f"/review/{draft_id}"))
-    version = mine.select_one("input[name=version]")["value"]
-    other.post(f"/review/{draft_id}/decide", data={"action": "reject", "comment": "Off topic."})
-    response = admin_client.post(
-        f"/review/{draft_id}/decide",
-        data={"action": "approve", "version": version},
-        follow_redirects=True,
-    )
+    read = {
+        name: mine.select_one(f"input[name={name}]")["value"] for name in ("version", "revision")
+    }
+    decide(other, draft_id, {"action": "reject", "comment": "Off topic."})
+    response = decide(admin_client, draft_id, {"action": "approve", **read}, follow_redirects=True)
     flashes = " ".join(f.get_text() for f in parse(response).select(".flash"))
     assert "Second Admin already made a decision" in flashes and "rejected" in flashes
 
@@ -160,7 +158,8 @@ def test_scheduled_publishing_with_a_fixed_clock(app, client, draft_id, clock):
     with app.app_context():
         _author, admin = _users()
         article = _set_status(draft_id, Status.IN_REVIEW)
-        transition(article, "schedule", admin, publish_at=start + timedelta(hours=2))
+        later = start + timedelta(hours=2)
+        transition(article, "schedule", admin, publish_at=later, **as_read(article))
         db.session.commit()
         assert db.session.get(Article, draft_id).status == Status.SCHEDULED
     assert client.get("/articles/queue-me").status_code == 404
@@ -175,7 +174,8 @@ def test_scheduling_in_the_past_is_refused(app, draft_id):
         _author, admin = _users()
         article = _set_status(draft_id, Status.IN_REVIEW)
         with pytest.raises(TransitionError, match="future"):
-            transition(article, "schedule", admin, publish_at=datetime(2000, 1, 1, tzinfo=UTC))
+            past = datetime(2000, 1, 1, tzinfo=UTC)
+            transition(article, "schedule", admin, publish_at=past, **as_read(article))
 
 
 def test_editing_an_approved_article_needs_a_new_approval(app, client, author_client, admin_client):
@@ -193,7 +193,7 @@ def test_editing_an_approved_article_needs_a_new_approval(app, client, author_cl
     assert "update to a published article" in queue.get_text()
     review = parse(admin_client.get("/review/1"))
     assert "Changes since the last approved version" in review.get_text()
-    admin_client.post("/review/1/decide", data={"action": "approve"})
+    decide(admin_client, 1, {"action": "approve"})
     assert "Rewritten from scratch." in client.get(f"/articles/{slug}").get_data(as_text=True)
 
 
@@ -214,8 +214,8 @@ def test_a_correction_to_a_live_article_is_approved_now_never_scheduled(
     assert "a live article's new text is not scheduled" in review.get_text(" ")
 
     later = (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M")
-    refused = admin_client.post(
-        "/review/1/decide", data={"action": "schedule", "publish_at": later, "timezone": "UTC"}
+    refused = decide(
+        admin_client, 1, {"action": "schedule", "publish_at": later, "timezone": "UTC"}
     )
     assert refused.status_code == 409
     assert "live" in parse(refused).select_one(".flash, .error, [role=alert]").get_text()
@@ -223,11 +223,13 @@ def test_a_correction_to_a_live_article_is_approved_now_never_scheduled(
     with app.app_context():
         assert db.session.get(Article, 1).status == Status.IN_REVIEW
         with pytest.raises(TransitionError, match="live"):
+            article = db.session.get(Article, 1)
             transition(
-                db.session.get(Article, 1),
+                article,
                 "schedule",
                 _users()[1],
                 publish_at=datetime.now(UTC) + timedelta(days=7),
+                **as_read(article),
             )
 
 
@@ -247,7 +249,7 @@ def test_admin_pages_are_403_for_authors_and_need_sign_in(client, author_client,
 
 
 def test_decisions_are_403_for_authors(author_client, draft_id):
-    response = author_client.post(f"/review/{draft_id}/decide", data={"action": "approve"})
+    response = decide(author_client, draft_id, {"action": "approve"})
     assert response.status_code == 403
 
 
@@ -310,15 +312,17 @@ def test_near_duplicate_is_flagged(app, admin_client, make_article):
 def test_request_changes_reaches_the_author(app, admin_client, author_client, draft_id):
     with app.app_context():
         _set_status(draft_id, Status.IN_REVIEW)
-    refused = admin_client.post(
-        f"/review/{draft_id}/decide",
-        data={"action": "request_changes", "comment": ""},
+    refused = decide(
+        admin_client,
+        draft_id,
+        {"action": "request_changes", "comment": ""},
         follow_redirects=True,
     )
     assert "say why" in refused.get_data(as_text=True)
-    admin_client.post(
-        f"/review/{draft_id}/decide",
-        data={"action": "request_changes", "comment": "Cite the benchmark."},
+    decide(
+        admin_client,
+        draft_id,
+        {"action": "request_changes", "comment": "Cite the benchmark."},
     )
     editor = parse(author_client.get(f"/studio/{draft_id}/edit"))
     callout = editor.select_one(".callout")
@@ -330,7 +334,7 @@ def test_request_changes_reaches_the_author(app, admin_client, author_client, dr
 
 
 def test_comment_without_deciding(app, admin_client, draft_id):
-    admin_client.post(f"/review/{draft_id}/decide", data={"action": "comment", "comment": "Nice."})
+    decide(admin_client, draft_id, {"action": "comment", "comment": "Nice."})
     with app.app_context():
         event = db.session.scalars(select(ReviewEvent).filter_by(article_id=draft_id)).all()[-1]
         assert (event.action, event.comment) == ("comment", "Nice.")
@@ -341,15 +345,17 @@ def test_schedule_from_the_review_page(app, admin_client, draft_id):
     with app.app_context():
         _set_status(draft_id, Status.IN_REVIEW)
     when = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
-    response = admin_client.post(
-        f"/review/{draft_id}/decide",
-        data={"action": "schedule", "publish_at": when},
+    response = decide(
+        admin_client,
+        draft_id,
+        {"action": "schedule", "publish_at": when},
         follow_redirects=True,
     )
     assert "it will be published on" in response.get_data(as_text=True)
-    bad = admin_client.post(
-        f"/review/{draft_id}/decide",
-        data={"action": "schedule", "publish_at": "soon"},
+    bad = decide(
+        admin_client,
+        draft_id,
+        {"action": "schedule", "publish_at": "soon"},
         follow_redirects=True,
     )
     assert bad.status_code == 422
@@ -361,18 +367,17 @@ def test_a_refused_decision_points_at_its_field_and_keeps_what_was_typed(
     # Said at the top in the colours of "Comment added", with the date just typed emptied.
     with app.app_context():
         _set_status(draft_id, Status.IN_REVIEW)
-    no_reason = admin_client.post(
-        f"/review/{draft_id}/decide", data={"action": "request_changes", "comment": "  "}
-    )
+    no_reason = decide(admin_client, draft_id, {"action": "request_changes", "comment": "  "})
     assert no_reason.status_code == 422
     page = parse(no_reason)
     comment = page.select_one("#comment")
     assert comment["aria-invalid"] == "true" and comment.has_attr("autofocus")
     assert "say why" in page.select_one(f"#{comment['aria-describedby']}").get_text()
     assert not page.select(".flash")  # said once, by the field
-    past = admin_client.post(
-        f"/review/{draft_id}/decide",
-        data={"action": "schedule", "publish_at": "2020-01-01T09:00", "timezone": "UTC"},
+    past = decide(
+        admin_client,
+        draft_id,
+        {"action": "schedule", "publish_at": "2020-01-01T09:00", "timezone": "UTC"},
     )
     assert past.status_code == 422
     page = parse(past)
@@ -380,23 +385,19 @@ def test_a_refused_decision_points_at_its_field_and_keeps_what_was_typed(
     assert when["value"] == "2020-01-01T09:00" and when["aria-invalid"] == "true"
     assert when.has_attr("autofocus") and not page.select_one("#comment").has_attr("autofocus")
     assert "must be in the future" in page.select_one(f"#{when['aria-describedby']}").get_text()
-    unreadable = admin_client.post(
-        f"/review/{draft_id}/decide", data={"action": "schedule", "publish_at": "soon"}
-    )
+    unreadable = decide(admin_client, draft_id, {"action": "schedule", "publish_at": "soon"})
     assert parse(unreadable).select_one("#publish_at")["value"] == "soon"
     with app.app_context():
         assert db.session.get(Article, draft_id).status == Status.IN_REVIEW
 
 
 def test_an_error_message_looks_and_reads_as_one(admin_client, draft_id):
-    refused = admin_client.post(f"/review/{draft_id}/decide", data={"action": "dance"})
+    refused = decide(admin_client, draft_id, {"action": "dance"})
     assert refused.status_code == 422
     (message,) = parse(refused).select(".flash")
     assert "flash-error" in message["class"] and message["role"] == "alert"
     assert message.get_text() == "Choose one of the decisions."
-    said = admin_client.post(
-        f"/review/{draft_id}/decide", data={"action": "comment", "comment": "Fine."}
-    )
+    said = decide(admin_client, draft_id, {"action": "comment", "comment": "Fine."})
     (message,) = parse(admin_client.get(said.headers["Location"])).select(".flash")
     assert "flash-info" in message["class"] and not message.has_attr("role")
 
@@ -405,9 +406,10 @@ def test_a_time_scheduled_in_utc_is_said_once(app, admin_client, draft_id):
     with app.app_context():
         _set_status(draft_id, Status.IN_REVIEW)
     when = datetime.now(UTC) + timedelta(days=3)
-    response = admin_client.post(
-        f"/review/{draft_id}/decide",
-        data={"action": "schedule", "publish_at": f"{when:%Y-%m-%dT%H:%M}", "timezone": "UTC"},
+    response = decide(
+        admin_client,
+        draft_id,
+        {"action": "schedule", "publish_at": f"{when:%Y-%m-%dT%H:%M}", "timezone": "UTC"},
         follow_redirects=True,
     )
     said = parse(response).select_one(".flash").get_text()
@@ -470,7 +472,7 @@ def test_tokens_admin(app, admin_client):
 def test_audit_log_records_decisions_sign_ins_and_token_use(app, admin_client, draft_id):
     with app.app_context():
         _set_status(draft_id, Status.IN_REVIEW)
-    admin_client.post(f"/review/{draft_id}/decide", data={"action": "approve"})
+    decide(admin_client, draft_id, {"action": "approve"})
     soup = parse(admin_client.get("/review/audit"))
     actions = [row.select("td")[2].get_text() for row in soup.select("tbody tr")]
     assert "approve" in actions and "sign in" in actions
@@ -535,6 +537,42 @@ def _author_saves(author_client, article_id: int, body: str) -> None:
     assert author_client.post(f"/studio/{article_id}/edit", data=fields).status_code == 302
 
 
+@pytest.mark.parametrize(
+    "sent",
+    [{}, {"revision": "abc", "version": "abc"}, {"revision": "1"}, {"version": "2"}],
+    ids=["neither", "not-numbers", "no-version", "no-revision"],
+)
+@pytest.mark.parametrize("action", ["approve", "schedule", "request_changes", "reject"])
+def test_a_decision_that_does_not_say_what_was_read_is_refused(
+    app, admin_client, author_client, make_article, action, sent
+):
+    # Without the form's revision and version the stale-text check was skipped: an approval
+    # sent by hand published text the author saved after the admin read the page.
+    article_id = _in_review(app, make_article, title="Read first")
+    _author_saves(author_client, article_id, "Words the admin never read. " * 40)
+    later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    data = {"action": action, "comment": "Because.", "publish_at": later, **sent}
+    refused = admin_client.post(f"/review/{article_id}/decide", data=data)
+    assert refused.status_code == 409
+    message = parse(refused).select_one(".flash-error").get_text()
+    assert "did not say which revision you read" in message
+    with app.app_context():
+        article = db.session.get(Article, article_id)
+        assert article.status == Status.IN_REVIEW and article.published_revision_id is None
+    assert app.test_client().get("/articles/read-first").status_code == 404
+
+
+def test_the_domain_refuses_an_approval_that_does_not_say_what_was_read(app, make_article):
+    article_id = _in_review(app, make_article, title="Read first")
+    with app.app_context():
+        _author, admin = _users()
+        article = db.session.get(Article, article_id)
+        with pytest.raises(TransitionError, match="did not say which revision"):
+            transition(article, "approve", admin)
+        with pytest.raises(TransitionError, match="did not say which revision"):
+            transition(article, "approve", admin, revision_number=1)
+
+
 def test_a_comment_survives_an_edit_made_while_the_reviewer_read(
     app, admin_client, author_client, make_article
 ):
@@ -543,9 +581,10 @@ def test_a_comment_survives_an_edit_made_while_the_reviewer_read(
     read = page.select_one(".decision-form input[name=revision]")["value"]
     _author_saves(author_client, article_id, "Second words, rewritten while in review. " * 40)
     long_comment = "Please cite the benchmark and explain the second table. " * 20
-    refused = admin_client.post(
-        f"/review/{article_id}/decide",
-        data={"action": "request_changes", "comment": long_comment, "revision": read},
+    refused = decide(
+        admin_client,
+        article_id,
+        {"action": "request_changes", "comment": long_comment, "revision": read},
     )
     assert refused.status_code == 409
     soup = parse(refused)
@@ -557,9 +596,10 @@ def test_a_comment_survives_an_edit_made_while_the_reviewer_read(
     newest = soup.select_one(".decision-form input[name=revision]")["value"]
     assert newest == "2"
     # One click decides on the new text, with the comment as typed.
-    decided = admin_client.post(
-        f"/review/{article_id}/decide",
-        data={
+    decided = decide(
+        admin_client,
+        article_id,
+        {
             "action": "request_changes",
             "comment": long_comment,
             "revision": newest,
@@ -579,9 +619,10 @@ def test_a_comment_survives_an_edit_made_while_the_reviewer_read(
 
 def test_a_refused_decision_keeps_the_comment_whatever_the_reason(app, admin_client, make_article):
     article_id = _in_review(app, make_article)
-    response = admin_client.post(
-        f"/review/{article_id}/decide",
-        data={"action": "schedule", "publish_at": "soon", "comment": "Keep me."},
+    response = decide(
+        admin_client,
+        article_id,
+        {"action": "schedule", "publish_at": "soon", "comment": "Keep me."},
     )
     assert response.status_code == 422
     assert parse(response).select_one("#comment").get_text() == "Keep me."
@@ -775,9 +816,10 @@ def test_a_re_review_opens_on_the_changes_since_the_request(
     app, admin_client, author_client, make_article
 ):
     article_id = _in_review(app, make_article)
-    admin_client.post(
-        f"/review/{article_id}/decide",
-        data={"action": "request_changes", "comment": "Add a conclusion.", "revision": "1"},
+    decide(
+        admin_client,
+        article_id,
+        {"action": "request_changes", "comment": "Add a conclusion.", "revision": "1"},
     )
     _author_saves(author_client, article_id, FIRST_BODY + "\n\nIn conclusion, cache.")
     assert author_client.post(f"/studio/{article_id}/submit").status_code == 302
@@ -798,9 +840,10 @@ def test_the_queue_flags_every_failing_check_and_has_an_author_tab(app, admin_cl
     body = "Read [the old post](/articles/gone-for-good) first. " * 200
     flagged = _in_review(app, make_article, "Dead link only", body=body)
     waiting = _in_review(app, make_article, "Waiting on Maya")
-    admin_client.post(
-        f"/review/{waiting}/decide",
-        data={"action": "request_changes", "comment": "More detail.", "revision": "1"},
+    decide(
+        admin_client,
+        waiting,
+        {"action": "request_changes", "comment": "More detail.", "revision": "1"},
     )
     rows = parse(admin_client.get("/review/")).select("#queue tbody tr")
     row = next(r for r in rows if "Dead link only" in r.get_text())
@@ -832,9 +875,10 @@ def test_old_stored_flags_are_computed_again(app, admin_client, make_article):
 
 def test_schedule_in_the_admins_time_zone(app, admin_client, make_article):
     article_id = _in_review(app, make_article)
-    response = admin_client.post(
-        f"/review/{article_id}/decide",
-        data={"action": "schedule", "publish_at": "2031-06-01T09:00", "timezone": "Europe/Paris"},
+    response = decide(
+        admin_client,
+        article_id,
+        {"action": "schedule", "publish_at": "2031-06-01T09:00", "timezone": "Europe/Paris"},
         follow_redirects=True,
     )
     assert (
@@ -845,9 +889,10 @@ def test_schedule_in_the_admins_time_zone(app, admin_client, make_article):
         published_at = db.session.get(Article, article_id).published_at
         assert published_at == datetime(2031, 6, 1, 7, tzinfo=UTC)
     other = _in_review(app, make_article, "Other")
-    refused = admin_client.post(
-        f"/review/{other}/decide",
-        data={"action": "schedule", "publish_at": "2031-06-01T09:00", "timezone": "Mars/Olympus"},
+    refused = decide(
+        admin_client,
+        other,
+        {"action": "schedule", "publish_at": "2031-06-01T09:00", "timezone": "Mars/Olympus"},
     )
     assert refused.status_code == 422
 
@@ -859,9 +904,10 @@ def test_a_time_that_leaves_the_calendar_in_utc_is_refused_keeping_the_comment(
     app, admin_client, make_article, when, zone
 ):
     article_id = _in_review(app, make_article)
-    refused = admin_client.post(
-        f"/review/{article_id}/decide",
-        data={"action": "schedule", "publish_at": when, "timezone": zone, "comment": "Keep me."},
+    refused = decide(
+        admin_client,
+        article_id,
+        {"action": "schedule", "publish_at": when, "timezone": zone, "comment": "Keep me."},
     )
     assert refused.status_code == 422
     assert parse(refused).select_one("#comment").get_text() == "Keep me."
@@ -869,9 +915,7 @@ def test_a_time_that_leaves_the_calendar_in_utc_is_refused_keeping_the_comment(
 
 def test_approval_links_to_the_live_article(app, admin_client, make_article):
     article_id = _in_review(app, make_article, "Live soon")
-    response = admin_client.post(
-        f"/review/{article_id}/decide", data={"action": "approve"}, follow_redirects=True
-    )
+    response = decide(admin_client, article_id, {"action": "approve"}, follow_redirects=True)
     link = parse(response).select_one(".flash a")
     with app.app_context():
         slug = db.session.get(Article, article_id).slug
@@ -905,7 +949,7 @@ def test_inviting_a_person_gives_a_one_time_link(app, admin_client):
 
 def test_audit_rows_link_to_the_article(app, admin_client, make_article):
     article_id = _in_review(app, make_article, "Audited article")
-    admin_client.post(f"/review/{article_id}/decide", data={"action": "approve"})
+    decide(admin_client, article_id, {"action": "approve"})
     audit = parse(admin_client.get("/review/audit?action=approve"))
     link = audit.select_one("tbody a")
     assert link.get_text() == "Audited article" and link["href"] == f"/review/{article_id}"
@@ -933,7 +977,7 @@ def test_what_the_reviewer_changed_reads_as_prose(app, admin_client, client, mak
         transition(article, "submit", author)
         db.session.commit()
         slug = article.slug
-    admin_client.post(f"/review/{article_id}/decide", data={"action": "approve"})
+    decide(admin_client, article_id, {"action": "approve"})
     page = parse(client.get(f"/articles/{slug}/changes"))
     assert page.select_one("table") is None  # paragraphs, not a table of numbered lines
     was, now = page.select_one(".prose-delete"), page.select_one(".prose-insert")
@@ -964,7 +1008,7 @@ def test_a_taken_down_article_sent_back_is_compared_with_what_was_taken_down(
     app, admin_client, author_client, make_article
 ):
     article_id = _in_review(app, make_article, body="First line.\n\nA wrong claim.\n" * 20)
-    admin_client.post(f"/review/{article_id}/decide", data={"action": "approve"})
+    decide(admin_client, article_id, {"action": "approve"})
     taken = admin_client.post(f"/review/{article_id}/take-down", data={"reason": "Wrong claim."})
     assert taken.status_code == 302
     _author_saves(author_client, article_id, "First line.\n\nA corrected claim.\n" * 20)
@@ -982,12 +1026,11 @@ def test_a_comment_sent_after_another_admin_decided_is_kept(app, admin_client, m
     fields = {field["name"]: field.get("value", "") for field in form.select("input[name]")}
     with app.app_context():  # another admin approves first
         _author, admin = _users()
-        transition(db.session.get(Article, article_id), "approve", admin)
+        article = db.session.get(Article, article_id)
+        transition(article, "approve", admin, **as_read(article))
         db.session.commit()
     reason = "Needs ten more minutes of fact checking on the second table."
-    refused = admin_client.post(
-        f"/review/{article_id}/decide", data={**fields, "action": "reject", "comment": reason}
-    )
+    refused = decide(admin_client, article_id, {**fields, "action": "reject", "comment": reason})
     assert refused.status_code == 409
     assert reason in parse(refused).select_one("#note").get_text()
 
@@ -997,7 +1040,5 @@ def test_a_decision_with_a_number_int_would_misread_is_refused_not_a_500(
     admin_client, draft_id, field
 ):
     # "²" is a digit to str.isdigit() and no number to int(): the check let it through.
-    response = admin_client.post(
-        f"/review/{draft_id}/decide", data={"action": "approve", field: "²"}
-    )
+    response = decide(admin_client, draft_id, {"action": "approve", field: "²"})
     assert response.status_code in (302, 409, 422)
