@@ -13,7 +13,7 @@ from blog.api import DRAFT_RATE_LIMIT
 from blog.extensions import db
 from blog.models import ApiToken, Article, Revision, Status
 
-from .conftest import ADMIN, AUTHOR
+from .conftest import ADMIN, AUTHOR, decide
 
 GOOD = {
     "title": "Rate limiting with Redis",
@@ -138,9 +138,8 @@ def test_too_large_is_413(app, client, token):
 
 def test_status_and_comments(app, client, token, admin_client):
     draft = post(client, token, GOOD).json
-    admin_client.post(
-        f"/review/{draft['id']}/decide",
-        data={"action": "request_changes", "comment": "Add numbers, please."},
+    decide(
+        admin_client, draft["id"], {"action": "request_changes", "comment": "Add numbers, please."}
     )
     response = client.get(
         f"/api/drafts/{draft['id']}", headers={"Authorization": f"Bearer {token}"}
@@ -201,7 +200,7 @@ def test_links_ignore_a_forged_host_header(tmp_path, template_databases):
     forged = {"Host": "evil.example"}
     draft = post(client, token, GOOD, **forged).json
     assert draft["review_url"] == f"http://blog.test/review/{draft['id']}"
-    admin_client.post(f"/review/{draft['id']}/decide", data={"action": "approve", "comment": ""})
+    decide(admin_client, draft["id"], {"action": "approve", "comment": ""})
     response = client.get(
         f"/api/drafts/{draft['id']}", headers={"Authorization": f"Bearer {token}", **forged}
     )
