@@ -21,11 +21,22 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, insert, or_, select
 
 from . import clock, pagecache
+from .audit import record
 from .content import MAX_BODY_CHARS, image_hashes, render, slugify, term_slug
 from .database import IN_LIST_MAX, NUL
 from .diff import word_counts
 from .extensions import db
-from .models import Article, ArticleTag, Category, Revision, RevisionImage, Tag, User
+from .models import (
+    Article,
+    ArticleTag,
+    Category,
+    ReviewEvent,
+    Revision,
+    RevisionImage,
+    Status,
+    Tag,
+    User,
+)
 from .retry import retry_unique
 from .search import index_article
 
@@ -432,21 +443,40 @@ def conflicting_revision(
 def save_draft(
     article: Article, draft: Draft, actor: User, *, editing_session: str, autosave: bool
 ) -> bool:
-    """Save the editor's text as a revision; say whether anything changed.
+    """Save the editor's text as a revision, and its slug; say whether anything changed.
 
     One editing session's autosaves fold into one revision, but only while nobody has submitted
     or approved it: a sealed revision is never rewritten, so the next keystroke starts a new one.
     The caller has already checked for conflicts (conflicting_revision) and commits.
     """
     lock_article(article)
-    if draft.slug and article.published_revision_id is None:
+    moved = False
+    if draft.slug and not article.keeps_address:
+        before = article.slug
         claim_slug(article, draft.slug)
+        moved = article.slug != before
     latest = latest_revision(article)
     kept = _keep_ai_label(article, draft)
-    if same_text(latest, kept):
+    unchanged = same_text(latest, kept)
+    if moved and article.status == Status.IN_REVIEW:  # said where the reviewer reads
+        change = f"/articles/{before} → /articles/{article.slug}"
+        db.session.add(
+            ReviewEvent(
+                article_id=article.id,
+                revision_id=latest.id if latest is not None else None,
+                actor=actor,
+                action="new_address",
+                comment=change,
+            )
+        )
+        record("new_address", actor, f"{article.title}: {change}")
+    if unchanged:
         if latest is not None and latest.kind == "autosave" and not autosave and not latest.sealed:
             latest.kind = "edit"  # the explicit save confirms what autosave already kept
-        return False
+        if moved:  # in no revision: the version is what a decision made on the old one checks
+            article.updated_at = clock.now()
+            article.version += 1
+        return moved
     foldable = (
         latest is not None
         and latest.kind == "autosave"

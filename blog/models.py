@@ -233,6 +233,15 @@ class Article(db.Model):
         """
         return last_public_change(self.published_at, self.reviewed_at)
 
+    @property
+    def keeps_address(self) -> bool:
+        """Say whether the slug is fixed: once approved (live or scheduled) or taken down.
+
+        Links to it are out there (or, taken down, its address answers "gone" and a re-approval
+        brings it back there); before that the author may change it freely.
+        """
+        return self.published_revision_id is not None or self.taken_down_at is not None
+
     def is_public(self, now: datetime | None = None) -> bool:
         """Say whether readers can see the article now."""
         if self.published_revision_id is None or self.published_at is None:

@@ -82,6 +82,7 @@ ACTION_LABELS = {
     "reject": "Rejected",
     "take_down": "Took the article down",
     "comment": "Commented",
+    "new_address": "Changed the address",  # of an article in review (articles.save_draft)
 }
 
 
@@ -242,6 +243,12 @@ def _lost_race_message(article: Article, action: str) -> str:
         .limit(1)
     )
     state = article.status.replace("_", " ")
+    if last is not None and last.action == "new_address":
+        when = last.created_at.strftime("%H:%M:%S UTC")
+        return (
+            f"Not done: {last.actor.name} changed its address to /articles/{article.slug} at "
+            f"{when}, after you opened the page: read it again, then decide."
+        )
     if last is not None and last.action in ("submit", "withdraw"):
         # Not a decision: the author moved it (withdrew, resubmitted) after the page was opened.
         when = last.created_at.strftime("%H:%M:%S UTC")

@@ -573,6 +573,54 @@ def test_the_domain_refuses_an_approval_that_does_not_say_what_was_read(app, mak
             transition(article, "approve", admin, revision_number=1)
 
 
+def test_a_new_address_while_in_review_refuses_a_decision_on_the_old_one(
+    app, client, admin_client, author_client, make_article
+):
+    # A slug-only save changed the address readers would get without a revision or a version
+    # bump ("No changes to save"): the admin's approval published it under a name never shown.
+    from .test_studio import editor_fields
+
+    article_id = _in_review(app, make_article, title="Read first")
+    page = parse(admin_client.get(f"/review/{article_id}"))
+    assert "/articles/read-first" in page.select_one(".review-address").get_text()
+    read = {
+        name: page.select_one(f"input[name={name}]")["value"] for name in ("version", "revision")
+    }
+    fields = editor_fields(author_client.get(f"/studio/{article_id}/edit"))
+    saved = author_client.post(
+        f"/studio/{article_id}/edit", data={**fields, "slug": "this-vendor-is-a-scam"}
+    )
+    assert "No changes" not in parse(author_client.get(saved.headers["Location"])).get_text()
+    refused = admin_client.post(f"/review/{article_id}/decide", data={"action": "approve", **read})
+    assert refused.status_code == 409
+    message = parse(refused).select_one(".flash-error").get_text()
+    assert "/articles/this-vendor-is-a-scam" in message and "read it again" in message
+    page = parse(refused)
+    assert "/articles/this-vendor-is-a-scam" in page.select_one(".review-address").get_text()
+    assert "/articles/read-first → /articles/this-vendor-is-a-scam" in page.get_text()  # history
+    assert client.get("/articles/this-vendor-is-a-scam").status_code == 404
+    assert decide(admin_client, article_id, {"action": "approve"}).status_code == 302
+    assert client.get("/articles/this-vendor-is-a-scam").status_code == 200
+
+
+def test_an_article_taken_down_keeps_its_address(
+    app, client, admin_client, author_client, make_article
+):
+    from .test_studio import editor_fields
+
+    article_id = make_article("Was live")
+    taken = admin_client.post(f"/review/{article_id}/take-down", data={"reason": "Wrong claim."})
+    assert taken.status_code == 302
+    edit = author_client.get(f"/studio/{article_id}/edit")
+    assert parse(edit).select_one("#slug").has_attr("readonly")
+    fields = {**editor_fields(edit), "slug": "somewhere-else"}
+    author_client.post(f"/studio/{article_id}/edit", data=fields)
+    author_client.post(f"/studio/{article_id}/autosave", data=fields)
+    with app.app_context():
+        assert db.session.get(Article, article_id).slug == "was-live"
+    assert client.get("/articles/was-live").status_code == 410
+
+
 def test_a_comment_survives_an_edit_made_while_the_reviewer_read(
     app, admin_client, author_client, make_article
 ):
