@@ -653,8 +653,9 @@ def publish(
     article.taken_down_at = None
     article.taken_down_reason = ""
     article.published_revision_id = revision.id
-    # A re-approved article keeps its original date; a scheduled one takes the scheduled moment.
-    if publish_at is not None or article.published_at is None:
+    # A re-approved article keeps its original date; a scheduled one takes the scheduled moment,
+    # and one approved now that was still waiting for its moment goes out now.
+    if publish_at is not None or article.published_at is None or article.published_at > now:
         article.published_at = publish_at or now
     article.reviewed_by = reviewer
     article.reviewed_at = now

@@ -169,6 +169,28 @@ def test_scheduled_publishing_with_a_fixed_clock(app, client, draft_id, clock):
     assert "Queue me" in client.get("/").get_data(as_text=True)
 
 
+def test_approving_new_text_of_a_scheduled_article_publishes_it_now(
+    app, client, admin_client, author_client, make_article
+):
+    # publish() kept a scheduled date it was not given: "Approve" said "published" and the
+    # page stayed 404 until the old date, three days on.
+    from .test_studio import editor_fields
+
+    later = datetime.now(UTC) + timedelta(days=3)
+    article_id = make_article("On a timer", status=Status.SCHEDULED, published_at=later)
+    listing = parse(author_client.get("/studio/"))
+    edit = author_client.get(f"/studio/{article_id}/edit")
+    fields = {**editor_fields(edit), "body": "Better words, sooner.", "action": "submit"}
+    assert author_client.post(f"/studio/{article_id}/edit", data=fields).status_code == 302
+    listing = parse(author_client.get("/studio/"))
+    row = next(r for r in listing.select("tr, li, article") if "On a timer" in r.get_text())
+    assert "goes live" in row.get_text() and "version live" not in row.get_text()
+    assert decide(admin_client, article_id, {"action": "approve"}).status_code == 302
+    assert "Better words, sooner." in client.get("/articles/on-a-timer").get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Article, article_id).published_at <= datetime.now(UTC)
+
+
 def test_scheduling_in_the_past_is_refused(app, draft_id):
     with app.app_context():
         _author, admin = _users()
