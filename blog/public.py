@@ -156,21 +156,26 @@ def _related(article: Article, limit: int = 3) -> list[Article]:
 
 @bp.get("/articles/<slug>/changes")
 def changes(slug: str) -> str:
-    """Show readers what the reviewer changed between the AI's draft and the published text."""
+    """Show readers what the reviewer changed between the AI's draft and the published text.
+
+    An AI article written in the editor has no AI original kept apart (only the API and imports
+    keep one): the page says so, and still shows how to check the approved text.
+    """
     found = _public_article(slug)
     if not found.ai_generated:
         abort(404)
     original = ai_original(found)
     published = db.session.get(Revision, found.published_revision_id)
-    if original is None or published is None:
+    if published is None:
         abort(404)
+    compared = original is not None
     return render_template(
         "public/changes.html",
         article=found,
         original=original,
         published=published,
-        body_diff=diff_texts(original.body, published.body),
-        field_changes=changed_fields(original, published, REVISION_FIELDS[:2]),
+        body_diff=diff_texts(original.body, published.body) if compared else None,
+        field_changes=changed_fields(original, published, REVISION_FIELDS[:2]) if compared else [],
     )
 
 

@@ -89,6 +89,21 @@ def test_unchanged_ai_text_says_so(client, make_article):
     assert "The published text is the AI's draft, unchanged." in soup.get_text()
 
 
+def test_an_ai_article_written_in_the_editor_links_to_a_page_that_says_why_no_diff(
+    client, make_article
+):
+    # Without the AI's original (a studio article with AI ticked) the link was a 404.
+    make_article("Pasted from a model")  # AI-generated, revision 1 an ordinary edit
+    article = parse(client.get("/articles/pasted-from-a-model"))
+    link = article.find("a", string="What the reviewer changed")
+    changes = client.get(link["href"])
+    assert changes.status_code == 200
+    page = parse(changes)
+    summary = page.select_one(".changes-summary").get_text(" ", strip=True)
+    assert "was not kept" in summary and "Dennis Atonya" in summary
+    assert page.select_one(".seal .digest").get_text()  # the approved text can still be checked
+
+
 PAYLOAD = '"><script>alert(1)</script><img src=x onerror=alert(1)>'
 
 
