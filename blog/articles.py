@@ -88,6 +88,9 @@ class Draft:
             found["tags"] = f"At most {MAX_TAGS} tags."
         if len(self.category) > 80:
             found["category"] = "The category name is longer than 80 characters."
+        elif self.category.strip() and not term_slug(self.category):
+            # Its page would have no address, and the article showed no category at all.
+            found["category"] = "A category name needs a letter or a digit."
         if any(len(tag) > 80 for tag in self.tags):
             found["tags"] = "A tag is longer than 80 characters."
         return found

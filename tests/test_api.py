@@ -104,6 +104,8 @@ def test_revoked_token_and_deactivated_owner_are_401(app, client, token, runner)
         ({**GOOD, "title": "x" * 301}, ["title"]),
         ({**GOOD, "body_markdown": "   "}, ["body_markdown"]),
         ({**GOOD, "summary": ["no"]}, ["summary"]),
+        # No letter or digit: no category page could hold it, and the article showed none.
+        ({**GOOD, "category": "!!!"}, ["category"]),
         ([GOOD], [""]),
         ("just a string", [""]),
     ],
