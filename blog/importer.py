@@ -127,13 +127,17 @@ class ImportedFile:
     slug: str
     status: str = ""  # the article's status afterwards (created and updated files)
     reason: str = ""  # why it was skipped
+    live: bool = False  # readers still have an approved text while `status` is another
 
     @property
     def where(self) -> str:
         return f"{self.path} ({self.slug or '-'})"
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.reason or self.status}"
+        said = self.reason or self.status
+        if self.live:
+            said += " (the published version stays live)"
+        return f"{self.where}: {said}"
 
 
 @dataclass
@@ -923,7 +927,8 @@ def _update(
         enter_review(article, revision, owner, f"Imported from {name}")
     else:
         _publish(article, revision, owner, None if article.published_at else fields.date)
-    return "updated", ImportedFile(path, article.slug, status=article.status)
+    live = article.is_public() and article.status != Status.PUBLISHED
+    return "updated", ImportedFile(path, article.slug, status=article.status, live=live)
 
 
 def _publish(article: Article, revision: Revision, owner: User, at: datetime | None) -> None:

@@ -278,6 +278,18 @@ def test_clearing_draft_publishes_the_unchanged_text(app, client, trees):
     assert client.get("/articles/bundle-post").status_code == 200
 
 
+def test_a_live_article_whose_file_says_draft_is_reported_as_still_live(app, client, tmp_path):
+    # The report said "draft" while readers still had the published text: both are true.
+    write(tmp_path, "live.md", "---\ntitle: Live\n---\nFirst words.\n")
+    run(app, tmp_path)
+    write(tmp_path, "live.md", "---\ntitle: Live\ndraft: true\n---\nSecond words.\n")
+    report = run(app, tmp_path)
+    [entry] = report.updated
+    assert entry.status == Status.DRAFT
+    assert str(entry).endswith("draft (the published version stays live)")
+    assert "First words." in client.get("/articles/live").get_data(as_text=True)
+
+
 def test_a_future_date_schedules_the_article(app, client, tmp_path):
     when = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
     write(tmp_path, "later.md", f"---\ntitle: Later\ndate: {when.isoformat()}\n---\nSoon.\n")
