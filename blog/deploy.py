@@ -79,7 +79,11 @@ def connection_problems(app: Flask) -> list[Problem]:
                 "start the database or correct DATABASE_URL; run init-db for a new one",
             )
         )
-    for name in ("RATELIMIT_STORAGE_URI", "CACHE_REDIS_URL"):
+    meanwhile = {
+        "RATELIMIT_STORAGE_URI": "each process counts rate limits alone",
+        "CACHE_REDIS_URL": "pages are rendered for every request",
+    }
+    for name, lost in meanwhile.items():
         url = str(app.config.get(name) or "")
         if urlsplit(url).scheme in ("redis", "rediss"):  # not sentinel or cluster URLs: unasked
             unreachable = _redis_problem(url, redis_timeouts(app.config))
@@ -88,11 +92,12 @@ def connection_problems(app: Flask) -> list[Problem]:
                     Problem(
                         Severity.UNSAFE,
                         f"{name} names a Redis that does not answer ({unreachable}): until it "
-                        "does, each process counts rate limits alone and pages are rendered "
-                        "for every request",
+                        f"does, {lost}",
                         f"start that Redis or correct {name}",
                     )
                 )
+            elif name == "RATELIMIT_STORAGE_URI":
+                problems += _evicting_limits(url, str(app.config.get("CACHE_REDIS_URL") or ""))
     problem = media_storage().problem()
     if problem:
         problems.append(
@@ -104,6 +109,38 @@ def connection_problems(app: Flask) -> list[Problem]:
             )
         )
     return problems
+
+
+def _evicting_limits(url: str, cache_url: str) -> list[Problem]:
+    """Refuse rate limits kept in a Redis that evicts keys when full.
+
+    Every limit key expires, so no eviction policy spares them: whatever fills that Redis (the
+    page cache, one page per distinct search) pushes out the sign-in counters, and guessing
+    goes on unlimited. A Redis that does not allow CONFIG (some hosted ones) is not judged.
+    """
+    import redis
+
+    try:
+        with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as client:
+            limit = int(client.config_get("maxmemory").get("maxmemory", 0))
+            policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "")
+    except (redis.RedisError, OSError, ValueError):
+        return []
+    if not limit or policy == "noeviction":
+        return []
+    where = urlsplit(url)
+    shared = bool(cache_url) and urlsplit(cache_url)[:2] == where[:2]
+    return [
+        Problem(
+            Severity.UNSAFE,
+            f"RATELIMIT_STORAGE_URI names a Redis that evicts keys when it is full "
+            f"(maxmemory-policy {policy})"
+            + (", and shares it with the page cache (CACHE_REDIS_URL)" if shared else "")
+            + ": keys written there push the sign-in counters out, and guessing goes unlimited",
+            "give the rate limits a Redis of their own with maxmemory-policy noeviction (they "
+            "need little memory), and keep allkeys-lru for the page cache's",
+        )
+    ]
 
 
 def _redis_problem(url: str, timeouts: dict[str, float]) -> str | None:

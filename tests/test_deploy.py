@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -207,6 +208,48 @@ def test_check_deploy_reaches_what_the_configuration_names(make_app, monkeypatch
     assert result.exit_code == 1
     assert "UNSAFE  RATELIMIT_STORAGE_URI names a Redis that does not answer" in result.output
     assert app.test_cli_runner().invoke(args=["check-deploy", "--offline"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("maxmemory", "policy", "unsafe"),
+    [
+        ("3mb", "allkeys-lru", True),
+        ("3mb", "volatile-lru", True),  # the limits' keys expire too: they are evicted first
+        ("3mb", "noeviction", False),
+        ("0", "allkeys-lru", False),  # no memory limit: nothing is evicted
+    ],
+)
+def test_check_deploy_refuses_rate_limits_in_a_redis_that_evicts(
+    make_app, monkeypatch, maxmemory, policy, unsafe
+):
+    # With the README's allkeys-lru on the page cache's Redis, 1,500 random searches pushed the
+    # sign-in counters out, and the next failed sign-ins were not limited.
+    import redis
+
+    from .services import MissingServer, redis_server
+
+    monkeypatch.setenv("WEB_CONCURRENCY", "1")
+    try:
+        server = redis_server()
+        url = server.__enter__()
+    except MissingServer as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {error}")
+        pytest.skip(str(error))
+    try:
+        with redis.Redis.from_url(url) as client:
+            client.config_set("maxmemory", maxmemory)
+            client.config_set("maxmemory-policy", policy)
+        app = make_app(**SAFE)
+        app.config["RATELIMIT_STORAGE_URI"] = url
+        app.config["CACHE_REDIS_URL"] = url.replace("/0", "/1")
+        result = app.test_cli_runner().invoke(args=["check-deploy"])
+    finally:
+        server.__exit__(None, None, None)
+    said = "UNSAFE  RATELIMIT_STORAGE_URI names a Redis that evicts keys when it is full"
+    assert (said in result.output) is unsafe, result.output
+    assert ("shares it with the page cache" in result.output) is unsafe
+    assert result.exit_code == (1 if unsafe else 0), result.output
 
 
 def test_check_deploy_says_a_database_needs_init_db(make_app, tmp_path, monkeypatch):
