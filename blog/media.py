@@ -334,16 +334,26 @@ def save(
     """Store a processed image and its row; the same picture twice is one row and one set of files.
 
     Kept apart from process() so a view can decode (slow) outside any database transaction.
+    A row can outlive its files (the database copied to a new server or bucket without them),
+    so uploading a known picture again writes back whichever of its files are missing: its
+    uploader's obvious remedy then works.
     """
     existing = db.session.scalar(select(Media).filter_by(sha256=processed.sha256))
-    if existing is not None:
-        return existing, False
     storage = media_storage()
     # Files first, row second: a row never points at files that are not there (a crash between
     # leaves unreferenced files, harmless and content-addressed).
-    for width, variant in processed.variants.items():
-        storage.put(variant_key(processed.sha256, width), variant, CONTENT_TYPES["webp"])
-    storage.put(processed.key, processed.data, CONTENT_TYPES[processed.ext])
+    files = [
+        (variant_key(processed.sha256, width), variant, CONTENT_TYPES["webp"])
+        for width, variant in processed.variants.items()
+    ]
+    files.append((processed.key, processed.data, CONTENT_TYPES[processed.ext]))
+    for key, data, kind in files:
+        # Content-addressed, so a file that is there is the right one: asking is cheaper than
+        # sending the bytes again.
+        if existing is None or not storage.exists(key):
+            storage.put(key, data, kind)
+    if existing is not None:
+        return existing, False
     media = Media(
         sha256=processed.sha256,
         ext=processed.ext,

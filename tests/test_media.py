@@ -278,6 +278,24 @@ def test_the_same_picture_twice_is_one_image(
     assert media_count(app) == 1
 
 
+def test_uploading_a_picture_again_puts_back_its_missing_files(
+    app: Flask, author_client: FlaskClient, draft_id: int
+) -> None:
+    """The row outlives its files when media were not copied along (copy-db to a new server, a
+    folder restored without them): uploading the picture again must make it show again."""
+    first = upload(author_client, draft_id, image_bytes(size=(1000, 500))).get_json()
+    written = sorted(p.name for p in stored_files(app))
+    assert len(written) == 4  # the PNG and its WebP copies at 480, 960 and 1000
+    for path in stored_files(app):
+        path.unlink()
+    assert author_client.get(first["url"]).status_code == 404
+    second = upload(author_client, draft_id, image_bytes(size=(1000, 500)))
+    assert second.status_code == 201 and second.get_json()["url"] == first["url"]
+    assert sorted(p.name for p in stored_files(app)) == written
+    assert author_client.get(first["url"]).status_code == 200
+    assert media_count(app) == 1
+
+
 def test_media_list_data_says_where_each_image_is_used(
     app: Flask,
     author_client: FlaskClient,

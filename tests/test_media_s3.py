@@ -122,6 +122,25 @@ def test_upload_serve_and_delete_through_s3(s3_app: Flask) -> None:
     assert s3_app.test_client().get(answer["url"]).status_code == 404
 
 
+def test_uploading_a_picture_again_puts_back_what_the_bucket_lost(s3_app: Flask) -> None:
+    """A bucket emptied under the site (copy-db to a new bucket without `aws s3 sync`, a
+    recreated bucket): uploading the picture again writes its files back."""
+    client = s3_app.test_client()
+    login(client, AUTHOR)
+    article_id = _an_article_of(s3_app, AUTHOR)
+    first = upload(client, article_id, image_bytes(size=(1000, 500))).get_json()
+    written = _objects(s3_app)
+    assert len(written) == 4
+    bucket = s3_app.extensions["media_storage"].client
+    for key in written:
+        bucket.delete_object(Bucket=BUCKET, Key=key)
+    assert client.get(first["url"]).status_code == 404
+    second = upload(client, article_id, image_bytes(size=(1000, 500)))
+    assert second.status_code == 201 and second.get_json()["url"] == first["url"]
+    assert _objects(s3_app) == written
+    assert client.get(first["url"]).status_code == 200
+
+
 def test_a_refused_file_leaves_the_bucket_empty(s3_app: Flask) -> None:
     client = s3_app.test_client()
     login(client, AUTHOR)
