@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -150,7 +151,14 @@ class S3Storage(_SiteURLs):
 
     Credentials come from boto3's usual chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a
     profile, an instance role); the endpoint URL makes any compatible service work.
+
+    A bucket that hangs costs one request a few seconds (the timeouts below), and then nothing
+    for PAUSE seconds: every call fails at once with StorageUnavailable, so while S3 is down
+    gunicorn's threads are not all held waiting on it (the rest of the site, /healthz included,
+    keeps answering), and the first call after the pause finds out whether it is back.
     """
+
+    PAUSE = 5.0  # seconds without asking S3 after a call failed (as the page cache does Redis)
 
     def __init__(
         self,
@@ -170,10 +178,16 @@ class S3Storage(_SiteURLs):
             endpoint_url=endpoint_url or None,
             region_name=region or None,
             # botocore waits 60 s to connect and 60 s to read, then retries: an endpoint that
-            # never answers would outlast gunicorn's 60 s timeout, and the uploader would get a
-            # dead worker instead of StorageUnavailable's message.
-            config=Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2}),
+            # never answers would hold a gunicorn thread for minutes. S3 answers in well under a
+            # second (a read timeout is per socket wait, not for a whole 10 MB upload), so a
+            # call that hangs costs at most 2 attempts x 3 s, plus under a second between them.
+            config=Config(
+                connect_timeout=2,
+                read_timeout=3,
+                retries={"total_max_attempts": 2, "mode": "standard"},
+            ),
         )
+        self.paused_until = 0.0  # time.monotonic(): no call to S3 before it
 
     def _name(self, key: str) -> str:
         # The folder's layout (ab/abcd....png), so `aws s3 sync instance/media/ s3://b/media/`
@@ -182,12 +196,18 @@ class S3Storage(_SiteURLs):
 
     @contextmanager
     def _calls(self, doing: str) -> Iterator[None]:
-        """Turn a failed S3 call (unreachable, refused, no such bucket) into StorageUnavailable."""
+        """Turn a failed S3 call (unreachable, refused, no such bucket) into StorageUnavailable,
+        and make none for PAUSE seconds after one failed (see the class's docstring)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        if time.monotonic() < self.paused_until:
+            raise StorageUnavailable(
+                f"cannot {doing} bucket {self.bucket}: it failed under {self.PAUSE:g} s ago"
+            )
         try:
             yield
         except (BotoCoreError, ClientError) as error:
+            self.paused_until = time.monotonic() + self.PAUSE
             raise StorageUnavailable(f"cannot {doing} bucket {self.bucket}: {error}") from error
 
     def put(self, key: str, data: bytes, content_type: str) -> None:

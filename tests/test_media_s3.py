@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,8 +30,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """Start moto's S3-compatible server on a free port for this module's tests."""
+def moto_server() -> Iterator[subprocess.Popen[bytes]]:
+    """Start moto's S3-compatible server on a free port for this module's tests.
+
+    The process is yielded (its URL is `.endpoint`) so a test can freeze it: an S3 that hangs.
+    """
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -46,10 +51,29 @@ def s3_endpoint() -> Iterator[str]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("moto_server did not start") from None
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
+        server.endpoint = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+        yield server
     finally:
+        server.send_signal(signal.SIGCONT)  # a stopped process would not act on SIGTERM
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(moto_server: subprocess.Popen[bytes]) -> str:
+    """The local S3 server's URL."""
+    return moto_server.endpoint  # type: ignore[attr-defined]
+
+
+@contextmanager
+def frozen(server: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Stop a server's process (SIGSTOP): it accepts connections and answers nothing, as an S3
+    that hangs does; it always runs again afterwards, whatever the test did."""
+    server.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        server.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture
@@ -214,3 +238,39 @@ def test_an_unreachable_bucket_is_a_503_for_readers_and_no_500_for_writers(
         f"/studio/media/{answer['id']}/delete", headers={"Accept": "application/json"}
     )
     assert deleted.status_code == 200  # gone from the site; its bytes wait in the bucket
+
+
+def test_a_hung_s3_costs_one_request_seconds_and_the_next_nothing(
+    s3_app: Flask, moto_server: subprocess.Popen[bytes]
+) -> None:
+    """An S3 that stops answering held each request 60 s (20 s to read, three tries): every
+    gunicorn thread ended up waiting on it and the site went down, /healthz included. A request
+    now gives up within seconds, and for a short pause after that the next ones do not ask."""
+    from blog.storage import S3Storage
+
+    author = s3_app.test_client()
+    login(author, AUTHOR)
+    article_id = _an_article_of(s3_app, AUTHOR)
+    url = upload(author, article_id, image_bytes()).get_json()["url"]
+    reader = s3_app.test_client()
+
+    def timed(call):  # noqa: ANN001, ANN202 - a request, and its answer with its seconds
+        started = time.monotonic()
+        answer = call()
+        return answer, time.monotonic() - started
+
+    with frozen(moto_server):
+        refused, took = timed(lambda: upload(author, article_id, image_bytes(size=(300, 200))))
+        assert refused.status_code == 503 and "try again" in refused.get_json()["error"]
+        assert took < 15  # 63 s before
+        served, took = timed(lambda: reader.get(url))  # during the pause: S3 is not asked
+        assert served.status_code == 503 and "try again" in served.get_data(as_text=True)
+        assert took < 2
+        time.sleep(S3Storage.PAUSE)  # the pause is over: S3 is asked again, and still hangs
+        served, took = timed(lambda: reader.get(url))
+        assert served.status_code == 503 and took < 15  # 60 s before
+    deadline = time.monotonic() + 60  # answering again: the site recovers by itself
+    while (served := reader.get(url)).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert served.status_code == 200 and served.data.startswith(b"\x89PNG")
+    assert upload(author, article_id, image_bytes(size=(300, 200))).status_code == 201
