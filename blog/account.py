@@ -14,6 +14,7 @@ from flask import (
     Blueprint,
     current_app,
     flash,
+    has_request_context,
     redirect,
     render_template,
     request,
@@ -29,7 +30,7 @@ from .audit import record
 from .auth import current_sign_in, end_other_sign_ins, forget_this_browser
 from .extensions import db, limiter
 from .models import SignIn, User
-from .templating import absolute_url
+from .templating import absolute_url, site_request_context
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -86,10 +87,18 @@ def make_reset_token(user: User) -> str:
 
 
 def reset_link(user: User) -> tuple[str, bool]:
-    """Return the reset link for `user` and whether it is absolute (SITE_URL is configured)."""
+    """Return the reset link for `user` and whether it is absolute.
+
+    In a request (an admin's invitation) it is absolute: on SITE_URL when it is configured, else
+    on the host this request came in on, which Flask has already checked against TRUSTED_HOSTS.
+    The command line has no request: the link is built in one on the site's own address (never
+    on "localhost", which production does not trust), absolute only when SITE_URL says where
+    the site is.
+    """
     token = make_reset_token(user)
-    # The command line has no request: build the path in a request context of our own.
-    with current_app.test_request_context():
+    if has_request_context():
+        return absolute_url("account.reset", token=token), True
+    with site_request_context():
         if current_app.config.get("SITE_URL"):
             return absolute_url("account.reset", token=token), True
         return url_for("account.reset", token=token), False

@@ -543,8 +543,6 @@ def _change_user() -> Response:
         record("user_created", current_user, f"{email} invited as {role}")
         db.session.commit()
         link, _absolute = reset_link(user)
-        if not _absolute:
-            link = request.host_url.rstrip("/") + link
         flash(f"Created {role} {email}.", "info")
         return _users_page(invited=user, invite_link=link)
     user = db.session.get(User, _form_number("user_id") or 0)

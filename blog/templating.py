@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from flask import Flask, current_app, request, url_for
+from flask.ctx import RequestContext
 from markupsafe import Markup, escape
 
 from .htmx import is_fragment
@@ -52,6 +53,25 @@ def absolute_url(endpoint: str, **values: Any) -> str:
     path = url_for(endpoint, **values)
     base = current_app.config.get("SITE_URL") or request.host_url
     return urljoin(base.rstrip("/") + "/", path.lstrip("/"))
+
+
+def site_request_context() -> RequestContext:
+    """A request context on the site's own address, for links built where no request is (the CLI).
+
+    A bare test_request_context() is a request for "localhost", which Flask refuses whenever
+    TRUSTED_HOSTS does not name it (as in production, where it defaults to SITE_URL's host):
+    the context then has no URL adapter and url_for fails. Ask for SITE_URL's host instead (its
+    scheme and host only: the path a link needs comes from url_for), else the first trusted host
+    (a ".example.com" entry trusts "example.com" too), else "localhost", which is trusted when
+    nothing is listed.
+    """
+    config = current_app.config
+    site = urlsplit(config.get("SITE_URL") or "")
+    if site.netloc:
+        base = f"{site.scheme}://{site.netloc}"
+    else:
+        base = "http://" + (config.get("TRUSTED_HOSTS") or ["localhost"])[0].lstrip(".")
+    return current_app.test_request_context(base_url=base)
 
 
 def provenance(article: Article, with_date: bool = False) -> str:

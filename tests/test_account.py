@@ -358,3 +358,31 @@ def test_account_pages_are_valid_html(app, runner, author_client):
     path = urlsplit(_reset_link(runner)).path
     _check(app.test_client().get(path))
     _check(app.test_client().get("/account/reset/nonsense"))
+
+
+def _production_app(tmp_path, template_databases):  # noqa: ANN001, ANN202
+    """The demo app configured as in production: SITE_URL set, TRUSTED_HOSTS left to default
+    from it, so "localhost" (the host of a bare test_request_context) is not trusted."""
+    site = {"SITE_URL": "https://blog.example.com", "TRUSTED_HOSTS": None}
+    return _make_app(tmp_path, template_databases["demo"], **site)
+
+
+def test_reset_link_from_the_command_line_needs_no_trusted_localhost(tmp_path, template_databases):
+    app = _production_app(tmp_path, template_databases)
+    assert app.config["TRUSTED_HOSTS"] == ["blog.example.com"]
+    result = app.test_cli_runner().invoke(args=["user", "reset-link", AUTHOR])
+    assert result.exit_code == 0, result.output
+    link = result.output.splitlines()[0]
+    assert link.startswith("https://blog.example.com/account/reset/")
+    page = app.test_client().get(link)  # the link itself, host and all, opens the form
+    assert page.status_code == 200
+    assert AUTHOR in parse(page).select_one("main").get_text()
+
+
+def test_a_relative_reset_link_needs_no_trusted_localhost_either(tmp_path, template_databases):
+    app = _make_app(
+        tmp_path, template_databases["demo"], SITE_URL=None, TRUSTED_HOSTS=".example.com"
+    )
+    result = app.test_cli_runner().invoke(args=["user", "reset-link", AUTHOR])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("/account/reset/")

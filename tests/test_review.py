@@ -1112,3 +1112,33 @@ def test_a_decision_with_a_number_int_would_misread_is_refused_not_a_500(
     # "²" is a digit to str.isdigit() and no number to int(): the check let it through.
     response = decide(admin_client, draft_id, {"action": "approve", field: "²"})
     assert response.status_code in (302, 409, 422)
+
+
+SITE = "https://blog.example.com"
+
+
+def _production_admin(tmp_path, template_databases):  # noqa: ANN001, ANN202
+    """An app configured as in production (TRUSTED_HOSTS defaults from SITE_URL alone, so
+    "localhost" is not trusted) and an admin signed in to it on the site's own address."""
+    from .conftest import PASSWORD, _make_app
+
+    config = {"SITE_URL": SITE, "TRUSTED_HOSTS": None}
+    app = _make_app(tmp_path, template_databases["demo"], **config)
+    admin = app.test_client()
+    signed_in = admin.post("/login", data={"email": ADMIN, "password": PASSWORD}, base_url=SITE)
+    assert signed_in.status_code == 302
+    return app, admin
+
+
+def _invite(admin):  # noqa: ANN001, ANN202
+    data = {"op": "create", "email": "new@example.com", "name": "New Person", "role": "author"}
+    return admin.post("/review/users", data=data, base_url=SITE)
+
+
+def test_an_invitation_link_needs_no_trusted_localhost(tmp_path, template_databases):
+    app, admin = _production_admin(tmp_path, template_databases)
+    response = _invite(admin)
+    assert response.status_code == 200
+    link = parse(response).select_one("#invite-link")["value"]
+    assert link.startswith(f"{SITE}/account/reset/")
+    assert app.test_client().get(link).status_code == 200
