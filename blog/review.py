@@ -540,9 +540,12 @@ def _change_user() -> Response:
         user = User(email=email, name=name, role=role)
         user.set_password(secrets.token_urlsafe(32))
         db.session.add(user)
+        db.session.flush()  # the link names the account by its id
+        # Made before the commit: if it fails, the account goes with it (the error page rolls
+        # back), rather than staying with no link to show and refusing a second invitation.
+        link, _absolute = reset_link(user)
         record("user_created", current_user, f"{email} invited as {role}")
         db.session.commit()
-        link, _absolute = reset_link(user)
         flash(f"Created {role} {email}.", "info")
         return _users_page(invited=user, invite_link=link)
     user = db.session.get(User, _form_number("user_id") or 0)

@@ -1142,3 +1142,24 @@ def test_an_invitation_link_needs_no_trusted_localhost(tmp_path, template_databa
     link = parse(response).select_one("#invite-link")["value"]
     assert link.startswith(f"{SITE}/account/reset/")
     assert app.test_client().get(link).status_code == 200
+
+
+def test_an_invitation_whose_link_fails_leaves_no_account_behind(app, admin_client, monkeypatch):
+    """The account and its link are one transaction: were the account kept without a link, the
+    admin could not invite the person again ("already has an account") nor see the link."""
+    from blog import review
+
+    def no_link(user: User) -> tuple[str, bool]:
+        raise RuntimeError("the link could not be made")
+
+    monkeypatch.setattr(review, "reset_link", no_link)
+    data = {"op": "create", "email": "new@example.com", "name": "New Person", "role": "author"}
+    with pytest.raises(RuntimeError):
+        admin_client.post("/review/users", data=data)
+    with app.app_context():
+        assert db.session.scalar(select(User).filter_by(email="new@example.com")) is None
+        assert db.session.scalar(select(AuditEntry).filter_by(action="user_created")) is None
+    monkeypatch.undo()
+    again = admin_client.post("/review/users", data=data)
+    assert again.status_code == 200
+    assert parse(again).select_one("#invite-link")["value"].startswith("http://blog.test/account/")
