@@ -21,6 +21,7 @@ from werkzeug.exceptions import (
 )
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .database import normalise_database_url
 from .extensions import cache, compress, csrf, db, limiter, login_manager, migrate
 from .params import BoundedIntConverter
 from .sqlite import reads_only_from_now_on
@@ -165,6 +166,9 @@ def _configure(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if isinstance(uri, str):  # from DATABASE_URL, instance/config.py or a test's configuration
+        app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(uri)
     # Added to whatever options the configuration gives (a pool size, TLS), never instead.
     if not str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
         # A database restart ends every pooled connection; test each one as it is taken, so

@@ -45,6 +45,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from .database import normalise_database_url
 from .extensions import db, migrate
 
 BATCH = 1000  # rows per executemany: bounded memory whatever the size of the site
@@ -119,7 +120,7 @@ def _copy_into(source_engine: Engine, target_engine: Engine, shown: str, batch: 
 def _parse(target_url: str) -> URL:
     """Read the target URL, or say what one looks like."""
     try:
-        url = make_url(target_url.strip())
+        url = make_url(normalise_database_url(target_url.strip()))
     except ArgumentError:
         raise CopyError(
             f"{target_url!r} is not a database URL; e.g. postgresql+psycopg://user@host/blog"

@@ -6,7 +6,8 @@ SQLite stored it. No reader's or writer's text means a NUL (the feed already dro
 every string bound to a statement loses its NULs on the way in, on every database alike: the
 same input then gives the same stored text and the same answer on SQLite and PostgreSQL.
 
-Also here, as a rule every database follows alike: how many values one `IN (…)` list binds.
+Also here, as rules every database follows alike: how many values one `IN (…)` list binds, and
+which driver a PostgreSQL URL without one uses.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
 
 NUL = "\x00"
 # How many values one `IN (…)` list binds. SQLite before 3.32 allowed 999 bound parameters in a
@@ -23,6 +25,28 @@ NUL = "\x00"
 # one long list is also one long statement to plan, and its rows are held at once.
 IN_LIST_MAX = 500
 T = TypeVar("T")
+
+
+# Heroku and Render hand out "postgres://" URLs, a name SQLAlchemy has not accepted since 1.4,
+# and a bare "postgresql://" means psycopg2 to SQLAlchemy before 2.1, which is not installed:
+# both are meant as PostgreSQL, through the driver this project ships (psycopg 3).
+POSTGRES_WITHOUT_DRIVER = ("postgres", "postgresql")
+POSTGRES_DRIVER = "postgresql+psycopg"
+
+
+def normalise_database_url(url: str) -> str:
+    """Return a database URL as SQLAlchemy should read it: a PostgreSQL URL that names no driver
+    (postgres://, postgresql://) gets psycopg; any other URL, or none, is returned as it is.
+
+    The one place both DATABASE_URL (the app) and `copy-db --to` are read through.
+    """
+    try:
+        parsed: URL = make_url(url)
+    except ArgumentError:
+        return url  # not a URL: whoever reads it next says so
+    if parsed.drivername not in POSTGRES_WITHOUT_DRIVER:
+        return url
+    return parsed.set(drivername=POSTGRES_DRIVER).render_as_string(hide_password=False)
 
 
 def in_chunks(values: Sequence[T], size: int = IN_LIST_MAX) -> Iterator[Sequence[T]]:

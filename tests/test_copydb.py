@@ -197,6 +197,9 @@ def test_a_database_that_holds_anything_is_refused(sqlite_site: Flask, tmp_path:
         ("mysql://someone@host/blog", "into PostgreSQL or SQLite"),
         ("sqlite://", "in-memory"),
         ("postgresql+psycopg://nobody@127.0.0.1:1/blog", "cannot connect to"),
+        # The URLs Heroku and Render hand out are PostgreSQL through psycopg, like the above.
+        ("postgres://nobody@127.0.0.1:1/blog", "cannot connect to"),
+        ("postgresql://nobody@127.0.0.1:1/blog", "cannot connect to"),
     ],
 )
 def test_a_bad_or_unreachable_target_is_a_clear_error(sqlite_site: Flask, url: str, message: str):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import insert, select
 
-from blog.database import IN_LIST_MAX, in_chunks
+from blog.database import IN_LIST_MAX, in_chunks, normalise_database_url
 from blog.extensions import db
 from blog.models import Article, Revision, Tag
 
@@ -69,3 +70,25 @@ def test_a_long_in_list_is_split_into_lists_every_database_binds(app):
             for s in db.session.scalars(select(Tag.slug).where(Tag.slug.in_(chunk)))
         ]
         assert sorted(found) == sorted(slugs)
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        # Heroku's and Render's scheme, which SQLAlchemy does not know at all...
+        ("postgres://user@host/db", "postgresql+psycopg://user@host/db"),
+        # ...and the bare one, which SQLAlchemy before 2.1 reads as psycopg2 (not installed).
+        ("postgresql://user@host/db", "postgresql+psycopg://user@host/db"),
+        (
+            "postgres://user:p%40ss@host:5433/db?sslmode=require",
+            "postgresql+psycopg://user:p%40ss@host:5433/db?sslmode=require",
+        ),
+        # A driver named on purpose, another database, or no URL at all: left as it is.
+        ("postgresql+psycopg2://user@host/db", "postgresql+psycopg2://user@host/db"),
+        ("postgresql+psycopg://user@host/db", "postgresql+psycopg://user@host/db"),
+        ("sqlite:////srv/blog/blog.sqlite3", "sqlite:////srv/blog/blog.sqlite3"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_postgres_urls_without_a_driver_get_psycopg(given, used):
+    assert normalise_database_url(given) == used

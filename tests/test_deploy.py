@@ -330,6 +330,27 @@ def test_check_deploy_warns_about_postgres_without_tls(make_app, url, warned):
     assert any("sslmode" in p.fix for p in warnings) is warned
 
 
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_a_hosting_providers_database_url_is_read_as_psycopg(tmp_path, monkeypatch, scheme):
+    """Heroku and Render set DATABASE_URL=postgres://…: check-deploy once died on it with a
+    traceback (no such SQLAlchemy dialect), and postgresql:// asked for psycopg2."""
+    from blog import create_app
+
+    monkeypatch.setenv("DATABASE_URL", f"{scheme}://blog@127.0.0.1:{_closed_port()}/blog")
+    monkeypatch.setenv("SECRET_KEY", "x" * 64)
+    app = create_app(instance_path=str(tmp_path / "instance"))
+    try:
+        uri = app.config["SQLALCHEMY_DATABASE_URI"]
+        assert uri.startswith("postgresql+psycopg://blog@127.0.0.1:")
+        result = app.test_cli_runner().invoke(args=["check-deploy"])
+        assert isinstance(result.exception, SystemExit), result.exception  # a finding, no crash
+        assert result.exit_code == 1
+        assert "start the database or correct DATABASE_URL" in result.output
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
 @sqlite_only  # the app's database is the one the suite runs on
 def test_check_deploy_says_sqlite_is_single_machine(make_app):
     app = make_app(**SAFE)
