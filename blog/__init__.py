@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Config, Flask, Response, current_app, request
+from flask import Config, Flask, Response, current_app, g, request
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
@@ -269,6 +269,12 @@ def _refuse_host(error: HTTPException) -> HTTPException:
     return BadRequest(f"{NOT_A_HOST_NAME}{where}")
 
 
+def _database_is_unreachable(error: OperationalError) -> bool:
+    """Say whether a database error means "not there": no connection could be made (SQLAlchemy
+    names no statement then), or one ended under a query (a server stopped or restarted)."""
+    return error.statement is None or error.connection_invalidated
+
+
 def _database_is_busy(error: OperationalError) -> bool:
     """Say whether a database error means "locked, try again" (SQLite busy, PostgreSQL 55P03)."""
     original = error.orig
@@ -382,12 +388,23 @@ def _register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def database_busy(error: OperationalError) -> Response:
-        """Answer 503 and Retry-After when the database stayed locked past its busy timeout.
+        """Answer 503 and Retry-After when the database stayed locked past its busy timeout, or
+        cannot be reached at all.
 
         Under a burst of writes SQLite's lock can outlast the timeout; the writer should try
-        again in a moment, and the editor keeps its text. Any other database failure is a 500.
+        again in a moment, and the editor keeps its text. A stopped or restarting database
+        server is the same to a reader: try again soon. Any other database failure is a 500.
         """
         db.session.rollback()
+        if _database_is_unreachable(error):
+            current_app.logger.error("the database cannot be reached: %s", error.orig)
+            g.database_unreachable = True  # the error page is drawn for nobody (auth.load_user)
+            gone = ServiceUnavailable(
+                "The database is not answering right now. Nothing was saved: try again in a "
+                "moment.",
+                retry_after=5,
+            )
+            return handle(gone)  # type: ignore[return-value]
         if not _database_is_busy(error):
             raise error
         reads_only_from_now_on()  # the error page must not queue for the lock it just missed

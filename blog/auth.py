@@ -92,6 +92,8 @@ def _forget_an_ended_sign_in() -> None:
 def load_user(user_id: str) -> User | None:
     """Load the signed-in user; a stale session token, an ended sign-in or a deactivated account
     gets nobody (the same check serves the session and the remember cookie)."""
+    if g.get("database_unreachable"):  # drawing the 503 page: asking again would fail again
+        return None
     ident, _, rest = user_id.partition(":")
     session_token, _, sign_in_token = rest.partition(":")
     if not ident.isdigit() or not session_token or not sign_in_token:

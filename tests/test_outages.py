@@ -7,12 +7,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from blog.extensions import db
 
-from .conftest import ADMIN, ON_POSTGRES, PASSWORD, _admin_connection, _make_app
+from .conftest import ADMIN, ON_POSTGRES, PASSWORD, _admin_connection, _make_app, sqlite_only
 
 
 class SilentServer:
@@ -112,6 +113,54 @@ def test_the_first_request_after_a_database_restart_is_answered(app, client):
         ).fetchone()
     assert ended[0] >= 1
     assert [client.get("/").status_code for _ in range(3)] == [200, 200, 200]
+
+
+@pytest.mark.parametrize("where", ["postgresql", "sqlite"])
+def test_a_database_that_cannot_be_reached_is_a_503_that_says_so(tmp_path, where):
+    # A stopped PostgreSQL answered uncached pages, sign-in and the API with a generic 500.
+    from blog import create_app
+
+    from .conftest import _config
+
+    url = (
+        f"postgresql+psycopg://blog@127.0.0.1:{_free_port()}/blog?connect_timeout=2"
+        if where == "postgresql"
+        else f"sqlite:///{tmp_path / 'gone' / 'blog.sqlite3'}"  # a folder that is not there
+    )
+    app = create_app(_config(url), instance_path=str(tmp_path / "instance"))
+    client = app.test_client()
+    signing_in = client.post("/login", data={"email": ADMIN, "password": PASSWORD})
+    for answer in (client.get("/"), client.get("/articles/x"), signing_in):
+        assert answer.status_code == 503
+        assert answer.headers["Retry-After"]
+        assert "The database is not answering" in answer.get_data(as_text=True)
+    api = client.post("/api/drafts", json={}, headers={"Authorization": "Bearer x"})
+    assert api.status_code == 503 and "database" in api.get_json()["message"]
+    assert client.get("/healthz").status_code == 503
+
+
+@sqlite_only
+def test_a_signed_in_writer_gets_the_503_page_and_stays_signed_in(app, admin_client):
+    # The error page loads who is signed in, from the database that just failed: a 500 instead.
+    from sqlalchemy.engine import make_url
+
+    with app.app_context():
+        path = Path(make_url(db.engine.url).database)
+        db.engine.dispose()
+    moved = path.with_name("moved.sqlite3")
+    path.rename(moved)
+    path.mkdir()  # in its place, nothing SQLite can open
+    try:
+        for url in ("/studio/", "/review/", "/"):
+            answer = admin_client.get(url)
+            assert answer.status_code == 503, url
+            assert "The database is not answering" in answer.get_data(as_text=True)
+    finally:
+        path.rmdir()
+        moved.rename(path)
+    with app.app_context():
+        db.engine.dispose()
+    assert admin_client.get("/review/").status_code == 200  # still signed in
 
 
 def test_options_of_ones_own_keep_the_timeouts(tmp_path, template_databases):
