@@ -197,6 +197,11 @@ def _configure_site(config: Config) -> None:
     site = urlsplit(site_url)
     if site_url and (site.scheme not in ("http", "https") or not site.hostname):
         raise ValueError(f"SITE_URL must look like https://blog.example.com, not {site_url!r}")
+    if site.path not in ("", "/") or site.query or site.fragment:
+        raise ValueError(
+            f"SITE_URL must be the site's root, like https://blog.example.com, not {site_url!r}: "
+            "the blog is not made to be served under a path"
+        )
     https = site.scheme == "https"
     # A site served over HTTPS must never send its session over plain HTTP.
     config.setdefault("SESSION_COOKIE_SECURE", https)

@@ -178,6 +178,17 @@ def test_a_site_url_without_scheme_stops_the_start(make_app):
         make_app(SITE_URL="blog.example.com")
 
 
+@pytest.mark.parametrize("site_url", ["https://blog.example.com/blog", "https://b.example?x=1"])
+def test_a_site_url_with_a_path_stops_the_start(make_app, site_url):
+    # Accepted, it put feed and canonical links under /blog/ while the pages linked to /articles/.
+    with pytest.raises(ValueError, match="the site's root"):
+        make_app(SITE_URL=site_url)
+
+
+def test_a_site_url_may_end_with_a_slash(make_app):
+    assert make_app(SITE_URL="https://blog.example.com/").config["SITE_URL"]
+
+
 def test_without_site_url_links_follow_the_request_host(make_app):
     app = make_app(SITE_URL=None, TRUSTED_HOSTS=None)
     response = app.test_client().get("/robots.txt", base_url="http://dev.local:5000")
