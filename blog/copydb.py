@@ -42,7 +42,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from .database import normalise_database_url
@@ -104,7 +104,14 @@ def _copy_into(source_engine: Engine, target_engine: Engine, shown: str, batch: 
     upgrade()  # the schema, exactly as `flask init-db` makes it
     report = CopyReport(target=shown)
     with _snapshot(source_engine) as source, target_engine.begin() as target:
-        report.rows = _copy_tables(source, target, batch)
+        try:
+            report.rows = _copy_tables(source, target, batch)
+        except IntegrityError:
+            # Empty when checked, not when written: another copy-db (or a site) wrote there.
+            raise CopyError(
+                f"{shown} was written to while this copy ran (another copy-db into it?); "
+                "nothing was kept from this run"
+            ) from None
         counts = {table: _count(target, table) for table in report.rows}
         wrong = {t: (n, counts[t]) for t, n in report.rows.items() if counts[t] != n}
         if wrong:

@@ -190,6 +190,27 @@ def test_a_database_that_holds_anything_is_refused(sqlite_site: Flask, tmp_path:
     assert refused.exit_code == 1 and "other tables (invoices)" in refused.output
 
 
+def test_a_copy_into_a_target_another_copy_is_filling_is_a_clear_error(
+    sqlite_site: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Two copy-db runs into one empty target: the second passed the emptiness check, waited for
+    # the first, then died with an IntegrityError traceback.
+    from blog import copydb
+
+    target = tmp_path / "raced.sqlite3"
+    first = _copy(sqlite_site, f"sqlite:///{target}")
+    assert first.exit_code == 0
+    checked = copydb._check_empty
+    monkeypatch.setattr(copydb, "_check_empty", lambda engine, shown: None)  # as if still empty
+    raced = _copy(sqlite_site, f"sqlite:///{target}")
+    monkeypatch.setattr(copydb, "_check_empty", checked)
+    assert raced.exit_code == 1, raced.output
+    assert "Traceback" not in raced.output and "IntegrityError" not in raced.output
+    assert "written to while this copy ran" in raced.output
+    with sqlite3.connect(target) as connection:  # the first copy is whole
+        assert connection.execute("SELECT count(*) FROM articles").fetchone()[0] > 0
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
