@@ -159,15 +159,12 @@ def _drop_test_databases() -> Iterator[None]:
         _drop_postgres_databases(names)
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A Redis for tests of shared state: TEST_REDIS_URL's, else a throwaway redis-server.
+@contextmanager
+def own_redis() -> Iterator[str]:
+    """Run a throwaway redis-server for one test or session; yield its URL.
 
     Without redis-server the test is skipped, except under CI=true, where that is a failure.
     """
-    if REDIS_URL:
-        yield REDIS_URL
-        return
     from .services import MissingServer, redis_server
 
     try:
@@ -181,6 +178,16 @@ def redis_url() -> Iterator[str]:
         yield url
     finally:
         server.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis for tests of shared state: TEST_REDIS_URL's, else a throwaway redis-server."""
+    if REDIS_URL:
+        yield REDIS_URL
+        return
+    with own_redis() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 from blog.deploy import Severity, deployment_problems
 from blog.extensions import db
 
-from .conftest import AUTHOR, PASSWORD, _make_app, login, parse, sqlite_only
+from .conftest import AUTHOR, PASSWORD, _make_app, login, own_redis, parse, sqlite_only
 
 HSTS = "max-age=31536000; includeSubDomains"
 
@@ -241,17 +240,8 @@ def test_check_deploy_refuses_rate_limits_in_a_redis_that_evicts(
     # sign-in counters out, and the next failed sign-ins were not limited.
     import redis
 
-    from .services import MissingServer, redis_server
-
     monkeypatch.setenv("WEB_CONCURRENCY", "1")
-    try:
-        server = redis_server()
-        url = server.__enter__()
-    except MissingServer as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {error}")
-        pytest.skip(str(error))
-    try:
+    with own_redis() as url:  # its own: the policy set here must not reach other tests
         with redis.Redis.from_url(url) as client:
             client.config_set("maxmemory", maxmemory)
             client.config_set("maxmemory-policy", policy)
@@ -259,8 +249,6 @@ def test_check_deploy_refuses_rate_limits_in_a_redis_that_evicts(
         app.config["RATELIMIT_STORAGE_URI"] = url
         app.config["CACHE_REDIS_URL"] = url.replace("/0", "/1")
         result = app.test_cli_runner().invoke(args=["check-deploy"])
-    finally:
-        server.__exit__(None, None, None)
     said = "UNSAFE  RATELIMIT_STORAGE_URI names a Redis that evicts keys when it is full"
     assert (said in result.output) is unsafe, result.output
     assert ("shares it with the page cache" in result.output) is unsafe
