@@ -97,7 +97,8 @@ def connection_problems(app: Flask) -> list[Problem]:
                     )
                 )
             elif name == "RATELIMIT_STORAGE_URI":
-                problems += _evicting_limits(url, str(app.config.get("CACHE_REDIS_URL") or ""))
+                cache_url = str(app.config.get("CACHE_REDIS_URL") or "")
+                problems += _evicting_limits(url, cache_url, redis_timeouts(app.config))
     problem = media_storage().problem()
     if problem:
         problems.append(
@@ -111,7 +112,7 @@ def connection_problems(app: Flask) -> list[Problem]:
     return problems
 
 
-def _evicting_limits(url: str, cache_url: str) -> list[Problem]:
+def _evicting_limits(url: str, cache_url: str, timeouts: dict[str, float]) -> list[Problem]:
     """Refuse rate limits kept in a Redis that evicts keys when full.
 
     Every limit key expires, so no eviction policy spares them: whatever fills that Redis (the
@@ -121,7 +122,7 @@ def _evicting_limits(url: str, cache_url: str) -> list[Problem]:
     import redis
 
     try:
-        with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as client:
+        with redis.Redis.from_url(url, **timeouts) as client:
             limit = int(client.config_get("maxmemory").get("maxmemory", 0))
             policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "")
     except (redis.RedisError, OSError, ValueError):

@@ -243,26 +243,24 @@ def _lost_race_message(article: Article, action: str) -> str:
         .limit(1)
     )
     state = article.status.replace("_", " ")
-    if last is not None and last.action == "new_address":
-        when = last.created_at.strftime("%H:%M:%S UTC")
+    if last is None:
+        return f"Not done: the article changed in the meantime and is now {state}."
+    when = last.created_at.strftime("%H:%M:%S UTC")
+    if last.action == "new_address":
         return (
             f"Not done: {last.actor.name} changed its address to /articles/{article.slug} at "
             f"{when}, after you opened the page: read it again, then decide."
         )
-    if last is not None and last.action in ("submit", "withdraw"):
+    if last.action in ("submit", "withdraw"):
         # Not a decision: the author moved it (withdrew, resubmitted) after the page was opened.
-        when = last.created_at.strftime("%H:%M:%S UTC")
         return (
             f"Not done: {last.actor.name} {ACTION_LABELS[last.action].lower()} at {when}, "
             f"after you opened the page. The article is now {state}: read it again, then decide."
         )
-    if last is not None:
-        when = last.created_at.strftime("%H:%M:%S UTC")
-        return (
-            f"Not done: {last.actor.name} already made a decision at {when} "
-            f"({ACTION_LABELS.get(last.action, last.action).lower()}). The article is now {state}."
-        )
-    return f"Not done: the article changed in the meantime and is now {state}."
+    return (
+        f"Not done: {last.actor.name} already made a decision at {when} "
+        f"({ACTION_LABELS.get(last.action, last.action).lower()}). The article is now {state}."
+    )
 
 
 def enter_review(
