@@ -927,7 +927,7 @@ def _update(
         enter_review(article, revision, owner, f"Imported from {name}")
     else:
         _publish(article, revision, owner, None if article.published_at else fields.date)
-    live = article.is_public() and article.status != Status.PUBLISHED
+    live = article.approved_behind_newer_text and article.is_public()
     return "updated", ImportedFile(path, article.slug, status=article.status, live=live)
 
 

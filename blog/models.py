@@ -242,6 +242,15 @@ class Article(db.Model):
         """
         return self.published_revision_id is not None or self.taken_down_at is not None
 
+    @property
+    def approved_behind_newer_text(self) -> bool:
+        """Say whether an approved text stands (live or scheduled) while the article is elsewhere
+        in its workflow: a newer draft, a submission, changes requested."""
+        return self.published_revision_id is not None and self.status not in (
+            Status.PUBLISHED,
+            Status.SCHEDULED,
+        )
+
     def is_public(self, now: datetime | None = None) -> bool:
         """Say whether readers can see the article now."""
         if self.published_revision_id is None or self.published_at is None:

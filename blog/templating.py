@@ -121,8 +121,7 @@ def status_label(article: Article) -> str:
     label = STATUS_LABELS.get(Status(article.status), article.status)
     if article.status == Status.SCHEDULED and article.is_public():
         return "Published"
-    approved = article.published_revision_id is not None
-    if approved and article.status not in (Status.PUBLISHED, Status.SCHEDULED):
+    if article.approved_behind_newer_text:
         if article.is_public():
             return f"{label} · published version live"
         return f"{label} · approved version goes live {long_date(article.published_at)}"
