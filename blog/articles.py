@@ -22,7 +22,15 @@ from sqlalchemy import and_, delete, exists, func, insert, or_, select
 
 from . import clock, pagecache
 from .audit import record
-from .content import MAX_BODY_CHARS, image_hashes, render, slugify, term_slug
+from .content import (
+    MAX_BODY_CHARS,
+    MAX_TABLE_CELLS,
+    image_hashes,
+    render,
+    slugify,
+    table_cut,
+    term_slug,
+)
 from .database import IN_LIST_MAX, NUL
 from .diff import word_counts
 from .extensions import db
@@ -82,6 +90,11 @@ class Draft:
         elif len(self.body) > MAX_BODY_CHARS:
             # Rendering hostile Markdown costs up to ~40 µs a character: see content.py.
             found["body"] = f"The body is longer than {MAX_BODY_CHARS:,} characters."
+        elif table_cut(self.body):  # its rows past the limit would show as text
+            found["body"] = (
+                f"A table has more than {MAX_TABLE_CELLS:,} cells (rows × columns, short rows "
+                "filled in): split it into smaller tables."
+            )
         if self.slug and slugify(self.slug) != self.slug:
             found["slug"] = "A slug may hold only lower-case letters, digits and hyphens."
         if len(self.tags) > MAX_TAGS:

@@ -20,6 +20,8 @@ from urllib.parse import unquote
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.rules_block import StateBlock
+from markdown_it.rules_block import table as gfm_table
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from mdit_py_plugins.footnote import footnote_plugin
@@ -35,6 +37,12 @@ WORDS_PER_MINUTE = 200
 # on the worst inputs (runs of "[" or "![", thousands of headings), so this keeps one render
 # around a second. See tests/test_cost.py and `make bench BENCH_ARGS=--worst`.
 MAX_BODY_CHARS = 50_000
+# A table holds at most this many cells (rows x columns, its header included); the rows past it
+# stay as text and Draft.problems refuses the body. GFM fills every short row up to the header's
+# width, so 2.4 kB of "|a|a|..." over lines of "a" made 65,536 cells (markdown-it's own cap):
+# 660 kB of HTML and over a second of parsing. A real table in an article is a few hundred.
+MAX_TABLE_CELLS = 5_000
+TABLE_CUT = "table_cut"  # the parse's env key that says a table was cut (table_cut())
 HEADING_ID_PREFIX = "sec-"
 TOC_MIN_HEADINGS = 4
 HEADING_LEVELS = (2, 4)  # the levels that get an id and a permalink
@@ -391,6 +399,44 @@ def _figures(state: StateCore) -> None:
             ]
 
 
+def _bounded_table(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """GFM's table rule, stopped after MAX_TABLE_CELLS cells; says so in the parse's env.
+
+    The rule reads rows until a blank line or another block: it is given an end that leaves
+    room for as many rows as fit. A header wider than the limit is no table at all.
+    """
+    if silent or start + 1 >= end:  # asked only whether a table starts here
+        return gfm_table(state, start, end, silent)
+    delimiter = state.src[
+        state.bMarks[start + 1] + state.tShift[start + 1] : state.eMarks[start + 1]
+    ]
+    columns = sum(1 for part in delimiter.split("|") if part.strip())
+    if columns > MAX_TABLE_CELLS:
+        if gfm_table(state, start, start + 2, True):
+            state.env[TABLE_CUT] = True
+        return False
+    limit = start + 1 + MAX_TABLE_CELLS // max(columns, 1)  # the header's line and the rows'
+    if not gfm_table(state, start, min(end, limit), silent):
+        return False
+    if state.line == limit < end and _continues_table(state, limit, end):
+        state.env[TABLE_CUT] = True
+    return True
+
+
+def _continues_table(state: StateBlock, line: int, end: int) -> bool:
+    """Say whether the table rule would have read `line` as one more row (as it decides)."""
+    if state.isEmpty(line) or state.sCount[line] < state.blkIndent:
+        return False
+    return not any(
+        rule(state, line, end, True) for rule in state.md.block.ruler.getRules("blockquote")
+    )
+
+
+def table_cut(markdown: str) -> bool:
+    """Say whether a table of this body holds more than MAX_TABLE_CELLS cells (rendered cut)."""
+    return bool(parse(markdown)[1].get(TABLE_CUT))
+
+
 def _media_dimensions(digest: str) -> tuple[int, int, list[int]] | None:
     """Look an uploaded image up by its hash: width, height and WebP widths (None: unknown)."""
     from multiprocessing import parent_process
@@ -469,6 +515,7 @@ def markdown_parser() -> MarkdownIt:
     """Build the one configured parser (cached: building it is not free)."""
     md = MarkdownIt("commonmark", {"html": False, "highlight": _highlight, "typographer": False})
     md.enable(["table", "strikethrough"])
+    md.block.ruler.at("table", _bounded_table, {"alt": ["paragraph", "reference"]})  # as GFM
     md.use(footnote_plugin)
     md.core.ruler.after("inline", "task_lists", _task_lists)
     md.core.ruler.push("heading_anchors", _heading_anchors)

@@ -7,7 +7,16 @@ import re
 import pytest
 from bs4 import BeautifulSoup
 
-from blog.content import excerpt, headings, reading_minutes, render, sanitize, slugify
+from blog.content import (
+    MAX_TABLE_CELLS,
+    excerpt,
+    headings,
+    reading_minutes,
+    render,
+    sanitize,
+    slugify,
+    table_cut,
+)
 
 XSS = [
     "<script>alert(1)</script>",
@@ -109,6 +118,38 @@ def test_commonmark_extensions():
     assert len(boxes) == 2 and boxes[0].has_attr("checked") and boxes[0].has_attr("disabled")
     assert soup.select_one(".footnotes li#fn1") and soup.select_one("sup a[href='#fn1']")
     assert soup.s or soup.find("del")
+
+
+def table(columns: int, rows: int, cell: str = "x") -> str:
+    """A Markdown table of `columns` by `rows` cells, the header row included."""
+    line = "|" + f"{cell}|" * columns + "\n"
+    return line + "|" + "-|" * columns + "\n" + line * (rows - 1)
+
+
+def test_a_table_up_to_the_cell_limit_is_whole():
+    body = table(10, MAX_TABLE_CELLS // 10) + "\nAfter.\n"
+    soup = BeautifulSoup(render(body).html, "html.parser")
+    assert len(soup.select("th, td")) == MAX_TABLE_CELLS
+    assert not table_cut(body)
+
+
+def test_a_table_stops_at_the_cell_limit_and_its_other_rows_stay_as_text():
+    # GFM fills every short row up to the header's width: these 2.4 kB of "|a|a|…" and "b"
+    # lines were 65,536 cells (markdown-it's own cap), 660 kB of HTML and a second of parsing.
+    body = "|" + "a|" * 400 + "\n|" + "-|" * 400 + "\n" + "b\n" * 400
+    soup = BeautifulSoup(render(body).html, "html.parser")
+    assert len(soup.select("th, td")) <= MAX_TABLE_CELLS
+    assert soup.select("p")[-1].text.split() == ["b"] * (400 - MAX_TABLE_CELLS // 400 + 1)
+    assert table_cut(body)
+    # One cell past the limit is cut too; a header alone wider than the limit is no table.
+    assert table_cut(table(10, MAX_TABLE_CELLS // 10 + 1))
+    wide = table(MAX_TABLE_CELLS + 1, 1)
+    assert table_cut(wide) and "<table" not in render(wide).html
+
+
+def test_a_table_still_interrupts_a_paragraph():
+    html = render("Intro line\n| a | b |\n|---|---|\n| 1 | 2 |\n").html
+    assert "<p>Intro line</p>" in html and "<td>2</td>" in html
 
 
 def test_task_lists_keep_their_markup_nested_and_after_any_whitespace():

@@ -541,6 +541,16 @@ def test_a_base_revision_past_the_database_integer_keeps_the_text(author_client,
     assert expected in response.get_data(as_text=True)
 
 
+def test_a_table_past_the_cell_limit_is_refused_and_kept(author_client):
+    header = "|" + "a|" * 400
+    body = header + "\n|" + "-|" * 400 + "\n" + "b\n" * 400  # 160,400 cells as GFM reads it
+    refused = author_client.post("/studio/new", data={"title": "Data", "body": body})
+    assert refused.status_code == 422
+    page = parse(refused)
+    assert "more than 5,000 cells" in page.select_one("#body-error").get_text()
+    assert page.select_one("#body").get_text() == body
+
+
 def test_a_summary_or_tags_too_long_are_refused_and_every_word_is_kept(app, author_client):
     # A 1.9 MB summary went out on every card and search (12-33 s a search once approved); a
     # 2 MB tags field took 2 s to split and slug before anything said no.
