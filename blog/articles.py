@@ -106,6 +106,10 @@ class Draft:
             found["category"] = "A category name needs a letter or a digit."
         if any(len(tag) > 80 for tag in self.tags):
             found["tags"] = "A tag is longer than 80 characters."
+        elif unusable := [tag for tag in self.tags if tag.strip() and not term_slug(tag)]:
+            # A tag page could have no address: the tag was dropped without a word.
+            names = ", ".join(f"“{tag.strip()}”" for tag in unusable[:5])
+            found["tags"] = f"A tag needs a letter or a digit: {names}."
         return found
 
     def without_nul(self) -> Draft:
@@ -135,13 +139,15 @@ def split_tags(value: str | list[str] | None) -> list[str]:
     """Turn "a, b, a" or ["a", "b"] into ["a", "b"]: trimmed, no blanks, no repeats.
 
     Tags are stored comma-separated, so a comma inside a list item separates tags there too.
+    Two names with one slug are one tag. A name with no slug (no letter or digit) is kept, as
+    typed, for Draft.problems to name: dropping it said nothing to the writer.
     """
     raw = [value] if isinstance(value, str) else list(value or [])
     items = [part for item in raw for part in str(item).split(",")]
     seen: dict[str, str] = {}
     for item in items:
         name = " ".join(str(item).split())
-        key = term_slug(name) if name else ""
+        key = (term_slug(name) or f" {name}") if name else ""  # " …": never a slug
         if key and key not in seen:
             seen[key] = name
     return list(seen.values())

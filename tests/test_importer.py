@@ -401,6 +401,12 @@ def test_missing_title_and_empty_body_are_errors(app, tmp_path):
         assert db.session.scalar(select(Article).filter_by(slug="no-body")) is None
 
 
+def test_a_tag_without_a_letter_or_digit_is_reported_not_dropped(app, tmp_path):
+    write(tmp_path, "tags.md", "---\ntitle: Odd Tags\ntags: [Python, '***']\n---\nText.\n")
+    message = "A tag needs a letter or a digit: “***”."
+    assert errors(run(app, tmp_path)) == [("tags.md", 3, message)]
+
+
 def test_too_many_tags_are_reported_on_the_tags_line(app, tmp_path):
     tags = ", ".join(f"tag{n}" for n in range(13))
     write(tmp_path, "tags.md", f"---\ntitle: Many Tags\ntags: {tags}\n---\nText.\n")

@@ -551,6 +551,17 @@ def test_a_table_past_the_cell_limit_is_refused_and_kept(author_client):
     assert page.select_one("#body").get_text() == body
 
 
+def test_a_tag_without_a_letter_or_digit_is_refused_not_dropped(author_client):
+    data = {"title": "Odd tags", "body": "Text.", "tags": "Python, ***, ?"}
+    refused = author_client.post("/studio/new", data=data)
+    assert refused.status_code == 422
+    page = parse(refused)
+    assert page.select_one("#tags-error").get_text() == (
+        "A tag needs a letter or a digit: “***”, “?”."
+    )
+    assert page.select_one("#tags")["value"] == "Python, ***, ?"
+
+
 def test_a_summary_or_tags_too_long_are_refused_and_every_word_is_kept(app, author_client):
     # A 1.9 MB summary went out on every card and search (12-33 s a search once approved); a
     # 2 MB tags field took 2 s to split and slug before anything said no.
