@@ -425,7 +425,7 @@ def _bounded_table(state: StateBlock, start: int, end: int, silent: bool) -> boo
 
 def _continues_table(state: StateBlock, line: int, end: int) -> bool:
     """Say whether the table rule would have read `line` as one more row (as it decides)."""
-    if state.isEmpty(line) or state.sCount[line] < state.blkIndent:
+    if state.isEmpty(line) or state.sCount[line] < state.blkIndent or state.is_code_block(line):
         return False
     return not any(
         rule(state, line, end, True) for rule in state.md.block.ruler.getRules("blockquote")

@@ -131,6 +131,9 @@ def test_a_table_up_to_the_cell_limit_is_whole():
     soup = BeautifulSoup(render(body).html, "html.parser")
     assert len(soup.select("th, td")) == MAX_TABLE_CELLS
     assert not table_cut(body)
+    # A table that fills the limit and is ended by another block was not cut either.
+    for after in ("## Next\n", "> quote\n", "```\ncode\n```\n", "- item\n", "    code\n"):
+        assert not table_cut(table(10, MAX_TABLE_CELLS // 10) + after), after
 
 
 def test_a_table_stops_at_the_cell_limit_and_its_other_rows_stay_as_text():
