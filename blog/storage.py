@@ -127,7 +127,10 @@ class LocalStorage(_SiteURLs):
 
     def exists(self, key: str) -> bool:
         """Say whether an object is stored."""
-        return self._path(key).is_file()
+        try:
+            return self._path(key).is_file()
+        except OSError as error:  # a folder it may not read: not "missing"
+            raise StorageUnavailable(f"cannot read {self.root}: {error.strerror}") from error
 
     def problem(self) -> str | None:
         """Say why objects cannot be stored here now (for check-deploy), or None."""

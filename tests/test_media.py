@@ -594,6 +594,20 @@ def test_a_storage_that_cannot_be_written_is_a_503_with_a_message(
     assert media_count(app) == 0
 
 
+def test_a_disk_storage_that_cannot_be_read_says_so_when_asked_what_it_holds(
+    tmp_path: Path,
+) -> None:
+    """exists() met an OSError as a traceback (a 500 on uploading a known picture again), where
+    put(), get() and delete() say the storage is unavailable (a 503 that asks to try again).
+    Root reads every folder, so a name too long for the file system stands in for one it may
+    not read."""
+    from blog.storage import LocalStorage, StorageUnavailable
+
+    storage = LocalStorage(tmp_path / ("x" * 300))
+    with pytest.raises(StorageUnavailable, match="cannot read"):
+        storage.exists("ab" + "0" * 62 + ".png")
+
+
 def test_an_image_nobody_can_see_blocks_its_approval(
     app: Flask,
     client: FlaskClient,
