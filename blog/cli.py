@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import sys
+import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from functools import wraps
@@ -278,6 +280,7 @@ def import_command(paths: tuple[Path, ...], author_email: str) -> None:
         except ImportBlocked as blocked:
             raise click.ClickException(str(blocked)) from None
         except KeyboardInterrupt:  # after a whole batch: what was written stays
+            _ignore_ctrl_c()
             stack.close()  # the bar's last line first
             click.echo(IMPORT_STOPPED.format(done=counts[0], total=counts[1]), err=True)
             raise click.Abort() from None
@@ -330,6 +333,17 @@ def _per_message(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
 def _on_terminal() -> bool:
     """Say whether a person is watching (stdout is a terminal), not a log or a pipe."""
     return sys.stdout.isatty()
+
+
+def _ignore_ctrl_c() -> None:
+    """Let no further Ctrl-C break in: the import has stopped, and the command only ends.
+
+    Two quick presses are how people stop a command. The second one, arriving after the
+    import had stopped, broke into whatever Python ran next: once a weak reference's callback
+    as the command ended, which printed a traceback under the stop message.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _import_counts(report: object) -> str | None:

@@ -1119,6 +1119,47 @@ def test_a_second_ctrl_c_while_the_index_is_put_back_waits_for_it(
         assert _automerge() == 4
 
 
+def test_a_press_after_the_import_has_stopped_changes_nothing(app, tmp_path, monkeypatch):
+    """The second of two quick Ctrl-Cs, arriving once the import had stopped and said so.
+
+    It broke into whatever Python ran next: once, a weak reference's callback as the command
+    ended, which printed "Exception ignored in ..." and a traceback (a CI run).
+    """
+    import os
+    import signal
+    import time
+
+    import click
+
+    import blog.importer
+
+    def stopped(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise KeyboardInterrupt  # the first press, as a batch is written
+
+    monkeypatch.setattr(blog.importer, "import_paths", stopped)
+    echo = click.echo
+    broke_in = []
+
+    def said(message=None, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        echo(message, **kwargs)
+        if str(message).startswith("Stopped after"):
+            try:
+                os.kill(os.getpid(), signal.SIGINT)  # the second press
+                time.sleep(0.05)  # Python runs a signal's handler between two steps
+            except KeyboardInterrupt:
+                broke_in.append(True)
+
+    monkeypatch.setattr(click, "echo", said)
+    write(tmp_path / "posts", "one.md", "---\ntitle: One\n---\nBody\n")
+    try:
+        result = app.test_cli_runner().invoke(args=["import", str(tmp_path / "posts")])
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert result.exit_code == 1
+    assert "Stopped after" in result.output
+    assert not broke_in
+
+
 def _import_command(
     app: Flask,
     tmp_path: Path,
