@@ -24,6 +24,7 @@ from . import clock, pagecache
 from .audit import record
 from .content import (
     MAX_BODY_CHARS,
+    MAX_BODY_TABLE_CELLS,
     MAX_TABLE_CELLS,
     image_hashes,
     render,
@@ -90,10 +91,13 @@ class Draft:
         elif len(self.body) > MAX_BODY_CHARS:
             # Rendering hostile Markdown costs up to ~40 µs a character: see content.py.
             found["body"] = f"The body is longer than {MAX_BODY_CHARS:,} characters."
-        elif table_cut(self.body):  # its rows past the limit would show as text
+        elif cut := table_cut(self.body):  # the rows past a limit would show as text
             found["body"] = (
                 f"A table has more than {MAX_TABLE_CELLS:,} cells (rows × columns, short rows "
                 "filled in): split it into smaller tables."
+                if cut == "one"
+                else f"The tables have more than {MAX_BODY_TABLE_CELLS:,} cells in all (rows × "
+                "columns, short rows filled in): move some into another article."
             )
         if self.slug and slugify(self.slug) != self.slug:
             found["slug"] = "A slug may hold only lower-case letters, digits and hyphens."

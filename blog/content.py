@@ -42,7 +42,11 @@ MAX_BODY_CHARS = 50_000
 # width, so 2.4 kB of "|a|a|..." over lines of "a" made 65,536 cells (markdown-it's own cap):
 # 660 kB of HTML and over a second of parsing. A real table in an article is a few hundred.
 MAX_TABLE_CELLS = 5_000
-TABLE_CUT = "table_cut"  # the parse's env key that says a table was cut (table_cut())
+# And a body's tables at most this many in all: 124 tables of 5,000 cells fit in 50,000
+# characters, 13 s of parsing and 6.4 MB of HTML. The tables past it stay as text too.
+MAX_BODY_TABLE_CELLS = 10_000
+TABLE_CUT = "table_cut"  # the parse's env key that says which limit cut a table (table_cut())
+TABLE_CELLS = "table_cells"  # and the one that counts the cells of the tables so far
 HEADING_ID_PREFIX = "sec-"
 TOC_MIN_HEADINGS = 4
 HEADING_LEVELS = (2, 4)  # the levels that get an id and a permalink
@@ -400,27 +404,38 @@ def _figures(state: StateCore) -> None:
 
 
 def _bounded_table(state: StateBlock, start: int, end: int, silent: bool) -> bool:
-    """GFM's table rule, stopped after MAX_TABLE_CELLS cells; says so in the parse's env.
+    """GFM's table rule, stopped at the cell limits; says which one cut it in the parse's env.
 
     The rule reads rows until a blank line or another block: it is given an end that leaves
-    room for as many rows as fit. A header wider than the limit is no table at all.
+    room for as many rows as fit, in the table (MAX_TABLE_CELLS) and in the body's tables in all
+    (MAX_BODY_TABLE_CELLS). A header wider than the room left is no table at all.
     """
     if silent or start + 1 >= end:  # asked only whether a table starts here
         return gfm_table(state, start, end, silent)
     delimiter = state.src[
         state.bMarks[start + 1] + state.tShift[start + 1] : state.eMarks[start + 1]
     ]
-    columns = sum(1 for part in delimiter.split("|") if part.strip())
-    if columns > MAX_TABLE_CELLS:
+    columns = max(1, sum(1 for part in delimiter.split("|") if part.strip()))
+    used = state.env.get(TABLE_CELLS, 0)
+    room = min(MAX_TABLE_CELLS, MAX_BODY_TABLE_CELLS - used)
+    cut = "one" if room == MAX_TABLE_CELLS else "in all"
+    if columns > room:
         if gfm_table(state, start, start + 2, True):
-            state.env[TABLE_CUT] = True
+            _note_cut(state, "one" if columns > MAX_TABLE_CELLS else cut)
         return False
-    limit = start + 1 + MAX_TABLE_CELLS // max(columns, 1)  # the header's line and the rows'
+    limit = start + 1 + room // columns  # the header's line and the rows'
     if not gfm_table(state, start, min(end, limit), silent):
         return False
+    state.env[TABLE_CELLS] = used + columns * (state.line - start - 1)  # all but the delimiter
     if state.line == limit < end and _continues_table(state, limit, end):
-        state.env[TABLE_CUT] = True
+        _note_cut(state, cut)
     return True
+
+
+def _note_cut(state: StateBlock, cut: str) -> None:
+    """Note which limit cut a table; "one" stays: splitting that table comes first."""
+    if state.env.get(TABLE_CUT) != "one":
+        state.env[TABLE_CUT] = cut
 
 
 def _continues_table(state: StateBlock, line: int, end: int) -> bool:
@@ -432,9 +447,12 @@ def _continues_table(state: StateBlock, line: int, end: int) -> bool:
     )
 
 
-def table_cut(markdown: str) -> bool:
-    """Say whether a table of this body holds more than MAX_TABLE_CELLS cells (rendered cut)."""
-    return bool(parse(markdown)[1].get(TABLE_CUT))
+def table_cut(markdown: str) -> str | None:
+    """Say which cell limit this body's tables pass (rendered cut): "one" table, "in all", None.
+
+    "one" wins when both are passed: splitting that table is the first thing to do.
+    """
+    return parse(markdown)[1].get(TABLE_CUT)
 
 
 def _media_dimensions(digest: str) -> tuple[int, int, list[int]] | None:

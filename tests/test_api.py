@@ -112,6 +112,15 @@ def test_revoked_token_and_deactivated_owner_are_401(app, client, token, runner)
             {**GOOD, "body_markdown": "|" + "a|" * 400 + "\n|" + "-|" * 400 + "\n" + "b\n" * 20},
             ["body_markdown"],
         ),
+        # Tables of 5,000 cells each, more than a body's tables may hold in all.
+        (
+            {
+                **GOOD,
+                "body_markdown": ("|" + "a|" * 50 + "\n|" + "-|" * 50 + "\n" + "b\n" * 99 + "\n")
+                * 3,
+            },
+            ["body_markdown"],
+        ),
         ([GOOD], [""]),
         ("just a string", [""]),
     ],

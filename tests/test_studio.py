@@ -551,6 +551,16 @@ def test_a_table_past_the_cell_limit_is_refused_and_kept(author_client):
     assert page.select_one("#body").get_text() == body
 
 
+def test_tables_past_their_cell_limit_in_all_are_refused_and_kept(author_client):
+    small = "|" + "a|" * 50 + "\n|" + "-|" * 50 + "\n" + "b\n" * 99  # 5,000 cells
+    body = "\n".join([small] * 100)  # 45,000 characters: 13 s to save, 6.4 MB of preview
+    refused = author_client.post("/studio/new", data={"title": "Data", "body": body})
+    assert refused.status_code == 422
+    page = parse(refused)
+    assert "more than 10,000 cells in all" in page.select_one("#body-error").get_text()
+    assert page.select_one("#body").get_text() == body
+
+
 def test_a_tag_without_a_letter_or_digit_is_refused_not_dropped(author_client):
     data = {"title": "Odd tags", "body": "Text.", "tags": "Python, ***, ?"}
     refused = author_client.post("/studio/new", data=data)
