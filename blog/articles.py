@@ -101,18 +101,19 @@ class Draft:
             )
         if self.slug and slugify(self.slug) != self.slug:
             found["slug"] = "A slug may hold only lower-case letters, digits and hyphens."
-        if len(self.tags) > MAX_TAGS:
+        tags = split_tags(self.tags)  # as they will be stored: "a, b" in a list is two tags
+        if len(tags) > MAX_TAGS:
             found["tags"] = f"At most {MAX_TAGS} tags."
         if len(self.category) > 80:
             found["category"] = "The category name is longer than 80 characters."
         elif self.category.strip() and not term_slug(self.category):
             # Its page would have no address, and the article showed no category at all.
             found["category"] = "A category name needs a letter or a digit."
-        if any(len(tag) > 80 for tag in self.tags):
+        if any(len(tag) > 80 for tag in tags):
             found["tags"] = "A tag is longer than 80 characters."
-        elif unusable := [tag for tag in self.tags if tag.strip() and not term_slug(tag)]:
+        elif unusable := [tag for tag in tags if not term_slug(tag)]:
             # A tag page could have no address: the tag was dropped without a word.
-            names = ", ".join(f"“{tag.strip()}”" for tag in unusable[:5])
+            names = ", ".join(f"“{tag}”" for tag in unusable[:5])
             found["tags"] = f"A tag needs a letter or a digit: {names}."
         return found
 

@@ -107,6 +107,9 @@ def test_revoked_token_and_deactivated_owner_are_401(app, client, token, runner)
         # No letter or digit: no category page could hold it, and the article showed none.
         ({**GOOD, "category": "!!!"}, ["category"]),
         ({**GOOD, "tags": ["Redis", "!!!"]}, ["tags"]),  # it was dropped without a word
+        # A comma separates tags inside an item too: these were stored, 20 tags and "***".
+        ({**GOOD, "tags": ["rust, ***"]}, ["tags"]),
+        ({**GOOD, "tags": [",".join(f"t{n}" for n in range(20))]}, ["tags"]),
         # More cells than a table may hold (rows x columns, short rows filled in by GFM).
         (
             {**GOOD, "body_markdown": "|" + "a|" * 400 + "\n|" + "-|" * 400 + "\n" + "b\n" * 20},
