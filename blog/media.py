@@ -123,45 +123,13 @@ def _open(data: bytes) -> Image.Image:
 
 def _decode(data: bytes) -> Image.Image:
     """Check declared size, verify and fully decode an image; refuse bombs and broken files."""
-    site_max_pixels = _limit("MEDIA_MAX_PIXELS", MAX_PIXELS)
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that: a warning is a refusal here.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = _open(data)
-            width, height = image.size
             frames = _frames(image)
-            stored_as = _stored_format(image)
-            name = FORMAT_NAMES.get(stored_as, stored_as)
-            max_pixels = min(site_max_pixels, FORMAT_MAX_PIXELS.get(stored_as, site_max_pixels))
-            if width < 1 or height < 1:
-                raise MediaError(422, "This image has no pixels.")
-            if width * height > site_max_pixels:
-                raise MediaError(
-                    422,
-                    f"This image is {width:,} x {height:,} pixels, over the limit of "
-                    f"{site_max_pixels:,} pixels; scale it down before uploading.",
-                )
-            if width * height > max_pixels:
-                raise MediaError(
-                    422,
-                    f"This {name} image is {width:,} x {height:,} pixels, over the limit of "
-                    f"{max_pixels:,} pixels for {name} (slow to write again); scale it down, "
-                    f"or upload it as a JPEG (up to {site_max_pixels:,} pixels).",
-                )
-            if image.format == "WEBP" and max(width, height) > WEBP_MAX_SIDE:
-                # A lossless WebP's header has room for 16,384 and Pillow decodes it, but it
-                # cannot be written again as WebP.
-                raise MediaError(
-                    422,
-                    f"This WebP image is {width:,} x {height:,} pixels, more than the "
-                    f"{WEBP_MAX_SIDE:,} pixels a side WebP can be written at; crop it or "
-                    "upload it as PNG.",
-                )
-            if frames > MAX_FRAMES:
-                raise MediaError(
-                    422, f"This animation has {frames:,} frames, over the limit of {MAX_FRAMES}."
-                )
+            _check_size(image, frames)
             # Start-of-scan markers: 0xFF in a scan's data is always followed by 0 or a restart
             # marker, so each one found is a scan (or one of an embedded thumbnail's, a few).
             scans = data.count(b"\xff\xda") if image.format in ("JPEG", "MPO") else 0
@@ -171,24 +139,18 @@ def _decode(data: bytes) -> Image.Image:
                     f"This JPEG is stored as {scans:,} scans, over the limit of {MAX_JPEG_SCANS} "
                     "(a progressive JPEG has about ten); save it again as an ordinary JPEG.",
                 )
-            max_animation = FORMAT_MAX_ANIMATION_PIXELS.get(stored_as, MAX_ANIMATION_PIXELS)
-            if frames > 1 and frames * width * height > max_animation:
-                kind = "" if max_animation == MAX_ANIMATION_PIXELS else f" for {name}"
-                raise MediaError(
-                    422,
-                    f"This animation is {frames:,} frames of {width:,} x {height:,} pixels, over "
-                    f"the limit of {max_animation:,} pixels{kind} in all frames together; "
-                    "scale it down or shorten it.",
-                )
             image.verify()  # checks the file's structure (CRCs, chunk order)
             # verify() leaves the image unusable: open it again to decode every pixel.
             image = _open(data)
             image.load()
-            if frames > 1:
-                for index in range(1, frames):
-                    image.seek(index)
-                    image.load()
-                image.seek(0)
+            size = image.size
+            for index in range(1, frames):
+                image.seek(index)  # reads the frame's header; load() decodes it
+                if image.size != size:  # a GIF frame larger than the screen grows the canvas
+                    size = image.size
+                    _check_size(image, frames)
+                image.load()
+            image.seek(0)
         except MediaError:
             raise
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
@@ -198,6 +160,56 @@ def _decode(data: bytes) -> Image.Image:
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as error:
             raise MediaError(422, f"This image is damaged or incomplete ({error}).") from None
     return image
+
+
+def _check_size(image: Image.Image, frames: int) -> None:
+    """Refuse an image whose size or frames are past a limit, before its pixels are decoded.
+
+    Run on the size a file declares, and again whenever a frame grows the canvas: only the
+    first frame's size was checked, and a 9000 x 9000 frame after two small ones took 9 s.
+    """
+    width, height = image.size
+    stored_as = _stored_format(image)
+    name = FORMAT_NAMES.get(stored_as, stored_as)
+    site_max_pixels = _limit("MEDIA_MAX_PIXELS", MAX_PIXELS)
+    max_pixels = min(site_max_pixels, FORMAT_MAX_PIXELS.get(stored_as, site_max_pixels))
+    if width < 1 or height < 1:
+        raise MediaError(422, "This image has no pixels.")
+    if width * height > site_max_pixels:
+        raise MediaError(
+            422,
+            f"This image is {width:,} x {height:,} pixels, over the limit of "
+            f"{site_max_pixels:,} pixels; scale it down before uploading.",
+        )
+    if width * height > max_pixels:
+        raise MediaError(
+            422,
+            f"This {name} image is {width:,} x {height:,} pixels, over the limit of "
+            f"{max_pixels:,} pixels for {name} (slow to write again); scale it down, "
+            f"or upload it as a JPEG (up to {site_max_pixels:,} pixels).",
+        )
+    if image.format == "WEBP" and max(width, height) > WEBP_MAX_SIDE:
+        # A lossless WebP's header has room for 16,384 and Pillow decodes it, but it cannot be
+        # written again as WebP.
+        raise MediaError(
+            422,
+            f"This WebP image is {width:,} x {height:,} pixels, more than the "
+            f"{WEBP_MAX_SIDE:,} pixels a side WebP can be written at; crop it or "
+            "upload it as PNG.",
+        )
+    if frames > MAX_FRAMES:
+        raise MediaError(
+            422, f"This animation has {frames:,} frames, over the limit of {MAX_FRAMES}."
+        )
+    max_animation = FORMAT_MAX_ANIMATION_PIXELS.get(stored_as, MAX_ANIMATION_PIXELS)
+    if frames > 1 and frames * width * height > max_animation:
+        kind = "" if max_animation == MAX_ANIMATION_PIXELS else f" for {name}"
+        raise MediaError(
+            422,
+            f"This animation is {frames:,} frames of {width:,} x {height:,} pixels, over "
+            f"the limit of {max_animation:,} pixels{kind} in all frames together; "
+            "scale it down or shorten it.",
+        )
 
 
 def _stored_format(image: Image.Image) -> str:

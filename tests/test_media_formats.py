@@ -293,6 +293,29 @@ def test_an_animated_webp_has_a_lower_limit_than_a_gif() -> None:
     assert media.process(animation("GIF", 2, (2000, 2001))).ext == "gif"
 
 
+def gif_growing_to(side: int) -> bytes:
+    """A 2-frame 100 x 100 GIF, then a side x side frame: Pillow grows the canvas to hold it."""
+    out = io.BytesIO()
+    Image.new("P", (side, side)).save(out, "GIF")
+    big = out.getvalue()
+    packed = big[10]  # the logical screen's flags: is a colour table next, and its size
+    table = 3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0
+    frame = big[big.index(b"\x2c", 13 + table) : -1]  # its image descriptor on, no trailer
+    small = animation("GIF", 2, (100, 100))
+    return small[:-1] + frame + b"\x3b"
+
+
+def test_a_gif_frame_larger_than_the_first_is_held_to_the_limits_before_decoding() -> None:
+    # The first frame's size was all that was checked: a 9000 x 9000 third frame took 9 s and
+    # 1.5 GB to decode, and three more 22 s.
+    assert Image.open(io.BytesIO(gif_growing_to(9000))).size == (100, 100)
+    error = refusal(gif_growing_to(9000)).message
+    assert "9,000 x 9,000 pixels, over the limit of 40,000,000" in error
+    error = refusal(gif_growing_to(3000)).message  # 9 MP a frame: 27 MP in three
+    assert "3 frames of 3,000 x 3,000 pixels" in error and "in all frames together" in error
+    assert media.process(gif_growing_to(200)).ext == "gif"
+
+
 @pytest.mark.skipif(not features.check("avif"), reason="this Pillow cannot read AVIF")
 def test_an_avif_over_its_limit_is_refused_before_decoding() -> None:
     # AVIF is the slowest to write again: a noisy 8000 x 5000 took 17 s of CPU.
