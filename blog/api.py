@@ -384,7 +384,7 @@ def create_media() -> Response:
     except MediaError as error:
         return _problem(error.status, error.message, [{"field": "file", "message": error.message}])
     try:
-        media, _new = save(processed, user_id)
+        media = save(processed, user_id)
     except StorageUnavailable:
         db.session.rollback()
         current_app.logger.exception("an image sent through the API could not be stored")

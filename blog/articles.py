@@ -32,7 +32,7 @@ from .content import (
     table_cut,
     term_slug,
 )
-from .database import IN_LIST_MAX, NUL
+from .database import IN_LIST_MAX, NUL, insert_unless_taken
 from .diff import word_counts
 from .extensions import db
 from .models import (
@@ -158,22 +158,6 @@ def split_tags(value: str | list[str] | None) -> list[str]:
     return list(seen.values())
 
 
-def _insert_unless_taken(model: type[Category] | type[Tag], rows: list[dict[str, Any]]) -> None:
-    """INSERT rows, skipping any another writer already has (ON CONFLICT DO NOTHING).
-
-    On PostgreSQL the statement waits for a concurrent writer of the same key to commit and then
-    skips the row, so the select that follows finds the winner's; no error, no retry.
-    """
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise RuntimeError(f"no get-or-create for the {dialect} database")
-    db.session.execute(insert(model).values(rows).on_conflict_do_nothing())
-
-
 def get_category(name: str) -> Category | None:
     """Find a category by name or slug, creating it when it is new; None for a blank name."""
     name = " ".join(name.split())
@@ -184,7 +168,7 @@ def get_category(name: str) -> Category | None:
     category = db.session.scalar(found)
     if category is None:
         last = select(func.coalesce(func.max(Category.position), 0) + 1).scalar_subquery()
-        _insert_unless_taken(Category, [{"slug": slug, "name": name, "position": last}])
+        insert_unless_taken(Category, [{"slug": slug, "name": name, "position": last}])
         category = db.session.scalar(found)
     return category
 
@@ -202,7 +186,7 @@ def get_tags(names: list[str]) -> list[Tag]:
     if missing:
         # In slug order: two writers creating the same tags lock them in the same order, so
         # neither can hold one the other waits for (no deadlock).
-        _insert_unless_taken(Tag, [{"slug": slug, "name": by_slug[slug]} for slug in missing])
+        insert_unless_taken(Tag, [{"slug": slug, "name": by_slug[slug]} for slug in missing])
         tags = {tag.slug: tag for tag in db.session.scalars(found)}
     return [tags[slug] for slug in slugs]
 

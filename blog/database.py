@@ -6,8 +6,9 @@ SQLite stored it. No reader's or writer's text means a NUL (the feed already dro
 every string bound to a statement loses its NULs on the way in, on every database alike: the
 same input then gives the same stored text and the same answer on SQLite and PostgreSQL.
 
-Also here, as rules every database follows alike: how many values one `IN (…)` list binds, and
-which driver a PostgreSQL URL without one uses.
+Also here, as rules every database follows alike: how many values one `IN (…)` list binds,
+which driver a PostgreSQL URL without one uses, and how a row another writer may be adding at
+the same moment is added once.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
+
+from .extensions import db
 
 NUL = "\x00"
 # How many values one `IN (…)` list binds. SQLite before 3.32 allowed 999 bound parameters in a
@@ -81,3 +85,21 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(_clean(item) for item in value)
     return value
+
+
+def insert_unless_taken(model: type[Any], rows: list[dict[str, Any]]) -> None:
+    """INSERT rows, skipping any whose unique key another writer already has (ON CONFLICT DO
+    NOTHING), in the session's transaction.
+
+    On PostgreSQL the statement waits for a concurrent writer of the same key to commit and then
+    skips the row, so a select that follows finds the winner's: no error, no retry. Looking
+    first and inserting after let both writers find nothing and the second fail (a 500).
+    """
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        insert = postgresql.insert
+    elif dialect == "sqlite":
+        insert = sqlite.insert
+    else:
+        raise RuntimeError(f"no insert-unless-taken for the {dialect} database")
+    db.session.execute(insert(model).values(rows).on_conflict_do_nothing())

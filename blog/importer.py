@@ -1366,7 +1366,7 @@ def _store_post_images(batch: list[_Prepared], report: ImportReport) -> None:
             continue
         urls = {}
         for src, processed in fields.images:
-            media, _new = save(processed, None)
+            media = save(processed, None)
             urls[src] = f"/media/{media.key}"  # the route's fixed path (CONTRACT.md)
         stored = True
 

@@ -21,7 +21,7 @@ from flask import current_app, has_app_context
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 from sqlalchemy import select
 
-from .database import in_chunks
+from .database import in_chunks, insert_unless_taken
 from .extensions import db
 from .models import Media
 from .storage import CONTENT_TYPES, media_storage
@@ -333,17 +333,8 @@ def variant_key(sha256: str, width: int) -> str:
     return f"{sha256}-{width}.webp"
 
 
-def store(
-    data: bytes, uploaded_by_id: int | None, article_id: int | None = None
-) -> tuple[Media, bool]:
-    """Process and store an image; return its row and whether it is new (flushed, not committed)."""
-    return save(process(data), uploaded_by_id, article_id)
-
-
-def save(
-    processed: Processed, uploaded_by_id: int | None, article_id: int | None = None
-) -> tuple[Media, bool]:
-    """Store a processed image and its row; the same picture twice is one row and one set of files.
+def save(processed: Processed, uploaded_by_id: int | None, article_id: int | None = None) -> Media:
+    """Store a processed image and its row (not committed): a picture stored twice is one row.
 
     Kept apart from process() so a view can decode (slow) outside any database transaction.
     A row can outlive its files (the database copied to a new server or bucket without them),
@@ -365,20 +356,25 @@ def save(
         if existing is None or not storage.exists(key):
             storage.put(key, data, kind)
     if existing is not None:
-        return existing, False
-    media = Media(
-        sha256=processed.sha256,
-        ext=processed.ext,
-        width=processed.width,
-        height=processed.height,
-        bytes=len(processed.data),
-        widths=",".join(str(w) for w in processed.variants),
-        uploaded_by_id=uploaded_by_id,
-        article_id=article_id,
+        return existing
+    # Another upload of the same picture may be adding its row at this moment (it looked and
+    # found none too): the first one in keeps its row, and this one gets it.
+    insert_unless_taken(
+        Media,
+        [
+            {
+                "sha256": processed.sha256,
+                "ext": processed.ext,
+                "width": processed.width,
+                "height": processed.height,
+                "bytes": len(processed.data),
+                "widths": ",".join(str(w) for w in processed.variants),
+                "uploaded_by_id": uploaded_by_id,
+                "article_id": article_id,
+            }
+        ],
     )
-    db.session.add(media)
-    db.session.flush()
-    return media, True
+    return db.session.scalars(select(Media).filter_by(sha256=processed.sha256)).one()
 
 
 def media_keys(media: Media) -> list[str]:

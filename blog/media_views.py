@@ -188,7 +188,7 @@ def upload(article_id: int) -> Response:
     except MediaError as error:
         return _error(error.status, error.message)
     try:
-        media, _new = save(processed, user_id, article_id)
+        media = save(processed, user_id, article_id)
     except storage.StorageUnavailable:
         db.session.rollback()
         current_app.logger.exception("an upload could not be stored")

@@ -282,3 +282,25 @@ def test_retry_runs_the_work_again_only_for_the_named_constraint(app: Flask, mak
         db.session.commit()
         assert db.session.scalar(select(Tag).filter_by(slug="kept-before-the-savepoint"))
         assert db.session.scalar(select(Article).filter_by(slug="free-at-last"))
+
+
+def test_two_uploads_of_the_same_new_picture_share_one_row(app: Flask):
+    # On PostgreSQL the second INSERT failed on media.sha256 (a 500): both had looked first and
+    # found no row.
+    from blog.media import process, save
+
+    from .test_media import image_bytes
+
+    def uploader(email: str, processed) -> Callable[[], int]:  # noqa: ANN001
+        def upload() -> int:
+            with app.app_context():
+                media = save(processed, _user(email).id)
+                db.session.commit()
+                return media.id
+
+        return upload
+
+    for round_ in range(ROUNDS):
+        processed = process(image_bytes(size=(600 + round_, 400)))
+        ids = race(uploader(AUTHOR, processed), uploader(ADMIN, processed))
+        assert ids[0] == ids[1]

@@ -157,7 +157,7 @@ def test_on_a_phone_no_page_scrolls_sideways(page, live_server):
     Image.new("RGB", (40, 30), "teal").save(picture, "PNG")
     with live_server.app.app_context():
         author = db.session.scalar(select(User).filter_by(email=AUTHOR))
-        media, _new = save(process(picture.getvalue()), author.id)
+        media = save(process(picture.getvalue()), author.id)
         image = f"![A chart](/media/{media.key})"
         db.session.commit()
     article_id = submitted_draft(live_server, "With a picture", body=f"{BODY}\n\n{image}")
