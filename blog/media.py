@@ -334,14 +334,15 @@ def variant_key(sha256: str, width: int) -> str:
 
 
 def save(processed: Processed, uploaded_by_id: int | None, article_id: int | None = None) -> Media:
-    """Store a processed image and its row (not committed): a picture stored twice is one row.
+    """Store a processed image and its uploader's row (not committed); return that row.
 
     Kept apart from process() so a view can decode (slow) outside any database transaction.
-    A row can outlive its files (the database copied to a new server or bucket without them),
-    so uploading a known picture again writes back whichever of its files are missing: its
+    Each uploader has a row of their own (Media says why); the files are shared. A row can
+    outlive its files (the database copied to a new server or bucket without them), so
+    uploading a known picture again writes back whichever of its files are missing: its
     uploader's obvious remedy then works.
     """
-    existing = db.session.scalar(select(Media).filter_by(sha256=processed.sha256))
+    rows = list(db.session.scalars(select(Media).filter_by(sha256=processed.sha256)))
     storage = media_storage()
     # Files first, row second: a row never points at files that are not there (a crash between
     # leaves unreferenced files, harmless and content-addressed).
@@ -353,12 +354,14 @@ def save(processed: Processed, uploaded_by_id: int | None, article_id: int | Non
     for key, data, kind in files:
         # Content-addressed, so a file that is there is the right one: asking is cheaper than
         # sending the bytes again.
-        if existing is None or not storage.exists(key):
+        if not rows or not storage.exists(key):
             storage.put(key, data, kind)
-    if existing is not None:
-        return existing
-    # Another upload of the same picture may be adding its row at this moment (it looked and
-    # found none too): the first one in keeps its row, and this one gets it.
+    for row in rows:
+        if row.uploaded_by_id == uploaded_by_id:
+            return row
+    # The same person may be adding the same picture at this moment (two tabs, a retried
+    # request: it looked and found no row too): the first one in keeps its row, and this one
+    # gets it.
     insert_unless_taken(
         Media,
         [
@@ -374,7 +377,16 @@ def save(processed: Processed, uploaded_by_id: int | None, article_id: int | Non
             }
         ],
     )
-    return db.session.scalars(select(Media).filter_by(sha256=processed.sha256)).one()
+    mine = select(Media).where(  # == None is IS NULL: an import's pictures
+        Media.sha256 == processed.sha256, Media.uploaded_by_id == uploaded_by_id
+    )
+    return db.session.scalars(mine.order_by(Media.id).limit(1)).one()
+
+
+def sharing_files(media: Media) -> bool:
+    """Say whether another upload's row names the same files (they stay when this one goes)."""
+    others = select(Media.id).where(Media.sha256 == media.sha256, Media.id != media.id)
+    return db.session.scalar(others.limit(1)) is not None
 
 
 def media_keys(media: Media) -> list[str]:

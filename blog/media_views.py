@@ -51,6 +51,7 @@ from .media import (
     media_keys,
     process,
     save,
+    sharing_files,
     variant_key,
 )
 from .models import Article, Media, Revision, RevisionImage
@@ -352,7 +353,15 @@ def article_media(article_id: int) -> Response | str:
         .order_by(Media.created_at.desc(), Media.id.desc())
         .limit(LIST_LIMIT)
     )
-    return _media_page(media_items(list(db.session.scalars(query).unique())), article)
+    # A picture several people uploaded is a row each: list it once, as this article's upload
+    # where it is one, else the upload of the one who looks at it, else the newest.
+    found = list(db.session.scalars(query).unique())
+    best: dict[str, Media] = {}
+    for m in sorted(
+        found, key=lambda m: (m.article_id != article.id, m.uploaded_by_id != current_user.id)
+    ):
+        best.setdefault(m.sha256, m)
+    return _media_page(media_items([m for m in found if best[m.sha256] is m]), article)
 
 
 def _media_page(media: list[MediaItem], article: Article | None) -> Response | str:
@@ -410,7 +419,9 @@ def delete(media_id: int) -> Response:
             if media.article_id
             else url_for("media.all_media")
         )
-    used = where_used([media])[media.id]
+    # Another upload of the picture keeps its files: this one's row may go, wherever it is shown.
+    shared = sharing_files(media)
+    used = [] if shared else where_used([media])[media.id]
     wants_json = request.accept_mimetypes.best == "application/json"
     if used:
         uses = [describe_use(article) for article in used]
@@ -424,11 +435,13 @@ def delete(media_id: int) -> Response:
     db.session.delete(media)
     db.session.commit()
     try:
-        delete_files(media)
+        if not shared:
+            delete_files(media)
     except storage.StorageUnavailable:  # the image is gone from the site; only bytes are left
         current_app.logger.warning("deleted media %s; its files stay in storage", media.key)
     else:
-        current_app.logger.info("deleted media %s (%d files)", media.key, len(keys))
+        kept = "kept for another upload of it" if shared else "deleted"
+        current_app.logger.info("deleted media %s (%d files %s)", media.key, len(keys), kept)
     if wants_json:
         return jsonify(deleted=media_id)
     flash("Image deleted.", "info")

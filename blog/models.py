@@ -467,12 +467,20 @@ class Media(db.Model):
 
     The original (re-encoded, without metadata) is `<sha256>.<ext>`; each width in `widths` is a
     WebP at `<sha256>-<width>.webp` (blog/media.py makes them, blog/storage.py keeps them).
+
+    A row is one person's upload: the same picture uploaded by two authors is two rows sharing
+    one set of files, so it is in each one's list and either may delete theirs; the files go
+    with the last row (one author was handed the other's row, and lost the picture when the
+    other deleted it). An import's pictures (no uploader) share one row, as one person's do.
     """
 
     __tablename__ = "media"
+    __table_args__ = (
+        UniqueConstraint("sha256", "uploaded_by_id", name="uq_media_sha256_uploader"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
     ext: Mapped[str] = mapped_column(String(8))  # jpg, png, webp, gif, avif
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)

@@ -278,6 +278,44 @@ def test_the_same_picture_twice_is_one_image(
     assert media_count(app) == 1
 
 
+def test_one_picture_uploaded_by_two_authors_is_each_ones_to_keep_or_delete(
+    app: Flask,
+    author_client: FlaskClient,
+    make_article,
+    make_user,  # noqa: ANN001
+) -> None:
+    # Bob was handed Maya's image: it was in neither of his lists, and Maya deleting it from
+    # hers took it from under him before he had saved his text.
+    make_user("bob@example.com", "Bob")
+    mayas_draft = make_article("Maya's", status="draft")
+    bobs_draft = make_article("Bob's", status="draft", author_email="bob@example.com")
+    bob = app.test_client()
+    assert login(bob, "bob@example.com").status_code == 302
+    picture = image_bytes(size=(300, 200))
+    mayas = upload(author_client, mayas_draft, picture).get_json()
+    bobs = upload(bob, bobs_draft, picture).get_json()
+    assert bobs["url"] == mayas["url"]  # one set of files
+
+    def listed(client: FlaskClient, path: str) -> list[int]:
+        answer = client.get(path, headers={"Accept": "application/json"}).get_json()
+        return [item["id"] for item in answer["media"]]
+
+    assert listed(bob, "/studio/media") == [bobs["id"]]
+    assert listed(bob, f"/studio/{bobs_draft}/media") == [bobs["id"]]
+    gone = author_client.post(
+        f"/studio/media/{mayas['id']}/delete", headers={"Accept": "application/json"}
+    )
+    assert gone.status_code == 200
+    assert listed(author_client, "/studio/media") == []
+    assert listed(bob, "/studio/media") == [bobs["id"]]
+    assert bob.get(bobs["url"]).status_code == 200  # the files stay while Bob has it
+    assert bob.get(bobs["url"].replace(".png", "-300.webp")).status_code == 200
+    # Maya may not delete Bob's upload; Bob deleting the last one takes the files with it.
+    assert author_client.post(f"/studio/media/{bobs['id']}/delete").status_code == 404
+    assert bob.post(f"/studio/media/{bobs['id']}/delete").status_code == 302
+    assert bob.get(bobs["url"]).status_code == 404 and stored_files(app) == []
+
+
 def test_uploading_a_picture_again_puts_back_its_missing_files(
     app: Flask, author_client: FlaskClient, draft_id: int
 ) -> None:

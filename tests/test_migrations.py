@@ -120,3 +120,33 @@ def test_revisions_already_written_get_the_image_hashes_their_percent_encoded_li
     rows = _image_rows_from_0011_on()
     assert {(shows, digest), (encoded, other), (referenced, third)} <= set(rows)
     assert plain not in {article_id for article_id, _digest in rows}
+
+
+def test_media_rows_stay_as_the_picture_becomes_unique_per_uploader(app, ctx, make_user):
+    """0014: one row per person's upload; going back keeps each picture's first row."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    bob = make_user("bob@example.com", "Bob")
+    insert = text(
+        "INSERT INTO media (sha256, ext, width, height, bytes, widths, uploaded_by_id,"
+        " created_at) VALUES (:sha, 'png', 10, 10, 100, '', :who, '2026-12-01 10:00:00')"
+    )
+
+    def rows() -> list[tuple]:
+        with db.engine.connect() as connection:
+            query = "SELECT sha256, uploaded_by_id FROM media ORDER BY id"
+            return [tuple(row) for row in connection.execute(text(query))]
+
+    downgrade(revision="0013")
+    with db.engine.begin() as connection:
+        connection.execute(insert, {"sha": "a" * 64, "who": None})
+        connection.execute(insert, {"sha": "b" * 64, "who": bob.id})
+    upgrade()
+    assert rows() == [("a" * 64, None), ("b" * 64, bob.id)]
+    with db.engine.begin() as connection:  # the same picture, another uploader: a row each
+        connection.execute(insert, {"sha": "b" * 64, "who": None})
+    downgrade(revision="0013")
+    assert rows() == [("a" * 64, None), ("b" * 64, bob.id)]
+    upgrade()
+    assert rows() == [("a" * 64, None), ("b" * 64, bob.id)]
