@@ -280,7 +280,9 @@ def where_used(media: list[Media]) -> dict[int, list[Article]]:
     seconds at tens of thousands of articles.
     """
     found: dict[int, list[Article]] = {m.id: [] for m in media}
-    wanted = {m.sha256: m.id for m in media}
+    wanted: dict[str, list[int]] = {}  # a picture several people uploaded is a row each
+    for m in media:
+        wanted.setdefault(m.sha256, []).append(m.id)
     newer = aliased(Revision)
     newest = (
         select(func.max(newer.number)).where(newer.article_id == Revision.article_id)
@@ -303,7 +305,8 @@ def where_used(media: list[Media]) -> dict[int, list[Article]]:
         query = select(Article).where(Article.id.in_(chunk)).options(*_NAMED_BY)
         articles.update((a.id, a) for a in db.session.scalars(query))
     for digest, article_id in sorted(shown, key=lambda pair: pair[1]):
-        found[wanted[digest]].append(articles[article_id])
+        for media_id in wanted[digest]:
+            found[media_id].append(articles[article_id])
     return found
 
 
@@ -419,6 +422,9 @@ def delete(media_id: int) -> Response:
             if media.article_id
             else url_for("media.all_media")
         )
+    # The picture's rows are locked first: two people deleting theirs at once each saw the
+    # other's, skipped the use check, and both went (PostgreSQL; SQLite queues writers).
+    db.session.execute(select(Media.id).where(Media.sha256 == media.sha256).with_for_update())
     # Another upload of the picture keeps its files: this one's row may go, wherever it is shown.
     shared = sharing_files(media)
     used = [] if shared else where_used([media])[media.id]

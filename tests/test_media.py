@@ -316,6 +316,22 @@ def test_one_picture_uploaded_by_two_authors_is_each_ones_to_keep_or_delete(
     assert bob.get(bobs["url"]).status_code == 404 and stored_files(app) == []
 
 
+def test_every_upload_of_a_used_picture_says_where_it_is_used(
+    app: Flask,
+    author_client: FlaskClient,
+    admin_client: FlaskClient,
+    make_article,  # noqa: ANN001
+) -> None:
+    draft = make_article("Two uploads", status="draft")
+    picture = image_bytes(size=(300, 200))
+    mayas = upload(author_client, draft, picture).get_json()
+    admins = upload(admin_client, draft, picture).get_json()
+    make_article("Shows it", body=f"![chart]({mayas['url']})")
+    listed = admin_client.get("/studio/media", headers={"Accept": "application/json"}).get_json()
+    uses = {item["id"]: [use["title"] for use in item["used_in"]] for item in listed["media"]}
+    assert uses[mayas["id"]] == uses[admins["id"]] == ["Shows it"]  # one said "Not used"
+
+
 def test_uploading_a_picture_again_puts_back_its_missing_files(
     app: Flask, author_client: FlaskClient, draft_id: int
 ) -> None:

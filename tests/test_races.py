@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from blog.articles import Draft, add_revision, create_article, save_draft
 from blog.extensions import db
-from blog.models import Article, Category, Revision, Status, Tag, User
+from blog.models import Article, Category, Media, Revision, Status, Tag, User
 from blog.retry import retry_unique, unique_violation
 
 from .conftest import ADMIN, AUTHOR, login
@@ -308,3 +308,31 @@ def test_one_person_uploading_the_same_new_picture_twice_at_once_gets_one_row(ap
         processed = process(image_bytes(size=(400, 600 + round_)))
         ids = race(uploader(AUTHOR, processed), uploader(ADMIN, processed))
         assert ids[0] != ids[1]
+
+
+def test_two_people_deleting_their_uploads_of_a_used_picture_at_once_leave_one(
+    app: Flask, make_article
+):
+    # On PostgreSQL each saw the other's row, skipped the "is it used?" check, and both rows
+    # went (18 rounds of 20): the published picture had no row left to name it.
+    from .test_media import image_bytes, upload
+
+    clients = {}
+    for email in (AUTHOR, ADMIN):
+        clients[email] = app.test_client()
+        assert login(clients[email], email).status_code == 302
+    draft = make_article("Pictures", status="draft")
+    for round_ in range(ROUNDS):
+        picture = image_bytes(size=(300 + round_, 200))
+        ids = [upload(clients[email], draft, picture).get_json() for email in (AUTHOR, ADMIN)]
+        make_article(f"Shows it {round_}", body=f"![chart]({ids[0]['url']})")
+
+        def deleting(email: str, media_id: int) -> Callable[[], int]:
+            return lambda: clients[email].post(f"/studio/media/{media_id}/delete").status_code
+
+        race(deleting(AUTHOR, ids[0]["id"]), deleting(ADMIN, ids[1]["id"]))
+        with app.app_context():
+            left = db.session.scalar(
+                select(func.count()).select_from(Media).where(Media.id.in_([i["id"] for i in ids]))
+            )
+        assert left == 1
