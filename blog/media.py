@@ -383,12 +383,6 @@ def save(processed: Processed, uploaded_by_id: int | None, article_id: int | Non
     return db.session.scalars(mine.order_by(Media.id).limit(1)).one()
 
 
-def sharing_files(media: Media) -> bool:
-    """Say whether another upload's row names the same files (they stay when this one goes)."""
-    others = select(Media.id).where(Media.sha256 == media.sha256, Media.id != media.id)
-    return db.session.scalar(others.limit(1)) is not None
-
-
 def media_keys(media: Media) -> list[str]:
     """Return every stored key of one image: the original and its variants."""
     return [media.key] + [variant_key(media.sha256, w) for w in media.variant_widths]

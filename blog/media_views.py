@@ -51,7 +51,6 @@ from .media import (
     media_keys,
     process,
     save,
-    sharing_files,
     variant_key,
 )
 from .models import Article, Media, Revision, RevisionImage
@@ -422,11 +421,13 @@ def delete(media_id: int) -> Response:
             if media.article_id
             else url_for("media.all_media")
         )
-    # The picture's rows are locked first: two people deleting theirs at once each saw the
-    # other's, skipped the use check, and both went (PostgreSQL; SQLite queues writers).
-    db.session.execute(select(Media.id).where(Media.sha256 == media.sha256).with_for_update())
     # Another upload of the picture keeps its files: this one's row may go, wherever it is shown.
-    shared = sharing_files(media)
+    # The picture's rows are locked as they are counted: two people deleting theirs at once each
+    # saw the other's, skipped the use check, and both went (PostgreSQL; SQLite queues writers).
+    rows = db.session.scalars(
+        select(Media.id).where(Media.sha256 == media.sha256).with_for_update()
+    ).all()
+    shared = len(rows) > 1
     used = [] if shared else where_used([media])[media.id]
     wants_json = request.accept_mimetypes.best == "application/json"
     if used:
