@@ -471,7 +471,9 @@ class Media(db.Model):
     A row is one person's upload: the same picture uploaded by two authors is two rows sharing
     one set of files, so it is in each one's list and either may delete theirs; the files go
     with the last row (one author was handed the other's row, and lost the picture when the
-    other deleted it). An import's pictures (no uploader) share one row, as one person's do.
+    other deleted it). An import's pictures (no uploader) share one row, as one person's do:
+    save() looks for it first, as the unique key, NULL-blind, does not (two imports at once
+    can make two rows; nothing fails, and save() returns the first).
     """
 
     __tablename__ = "media"
