@@ -134,6 +134,25 @@ def test_bad_bodies_name_each_field(client, token, body, fields):
     assert [error["field"] for error in response.json["errors"]] == fields
 
 
+@pytest.mark.parametrize(
+    "tags",
+    [
+        # One item over 80 characters holding short names: the API refused it before splitting.
+        [", ".join(f"name{n}" for n in range(12))],
+        # Thirteen items that are one tag: the API counted items, not tags.
+        ["Redis"] * 13,
+    ],
+)
+def test_tags_are_judged_as_they_will_be_stored(app, client, token, tags):
+    response = post(client, token, {**GOOD, "tags": tags})
+    assert response.status_code == 201, response.json
+    with app.app_context():
+        revision = db.session.scalar(select(Revision).order_by(Revision.id.desc()).limit(1))
+        assert revision.tag_names == list(
+            dict.fromkeys(name.strip() for item in tags for name in item.split(","))
+        )
+
+
 def test_invalid_json_is_400(client, token):
     response = client.post(
         "/api/drafts",
