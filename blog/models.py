@@ -27,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     inspect,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -472,13 +473,20 @@ class Media(db.Model):
     one set of files, so it is in each one's list and either may delete theirs; the files go
     with the last row (one author was handed the other's row, and lost the picture when the
     other deleted it). An import's pictures (no uploader) share one row, as one person's do:
-    save() looks for it first, as the unique key, NULL-blind, does not (two imports at once
-    can make two rows; nothing fails, and save() returns the first).
+    a unique key lets NULLs differ, so a partial index keeps them to one (two imports at once
+    each added a row).
     """
 
     __tablename__ = "media"
     __table_args__ = (
         UniqueConstraint("sha256", "uploaded_by_id", name="uq_media_sha256_uploader"),
+        Index(
+            "uq_media_sha256_imported",
+            "sha256",
+            unique=True,
+            sqlite_where=text("uploaded_by_id IS NULL"),
+            postgresql_where=text("uploaded_by_id IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

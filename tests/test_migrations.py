@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.exc import IntegrityError
 
 from blog.extensions import db
 
@@ -150,3 +152,34 @@ def test_media_rows_stay_as_the_picture_becomes_unique_per_uploader(app, ctx, ma
     assert rows() == [("a" * 64, None), ("b" * 64, bob.id)]
     upgrade()
     assert rows() == [("a" * 64, None), ("b" * 64, bob.id)]
+
+
+def test_an_imports_pictures_keep_to_one_row_each(app, ctx, make_user):
+    """0015: rows without an uploader doubled by two imports at once are merged into the first."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    bob = make_user("bob@example.com", "Bob")
+    insert = text(
+        "INSERT INTO media (sha256, ext, width, height, bytes, widths, uploaded_by_id,"
+        " created_at) VALUES (:sha, 'png', 10, 10, 100, '', :who, '2026-12-01 10:00:00')"
+    )
+
+    def rows() -> list[tuple]:
+        with db.engine.connect() as connection:
+            query = "SELECT id, sha256, uploaded_by_id FROM media ORDER BY id"
+            return [tuple(row) for row in connection.execute(text(query))]
+
+    downgrade(revision="0014")
+    with db.engine.begin() as connection:
+        for sha, who in [("a", None), ("a", None), ("a", bob.id), ("b", None), ("a", None)]:
+            connection.execute(insert, {"sha": sha * 64, "who": who})
+    first = rows()
+    upgrade()
+    assert rows() == [first[0], first[2], first[3]]
+    with pytest.raises(IntegrityError), db.engine.begin() as connection:
+        connection.execute(insert, {"sha": "b" * 64, "who": None})
+    downgrade(revision="0014")
+    with db.engine.begin() as connection:  # without the index, NULLs differ again
+        connection.execute(insert, {"sha": "b" * 64, "who": None})
+    assert len(rows()) == 4
