@@ -7,16 +7,17 @@ every string bound to a statement loses its NULs on the way in, on every databas
 same input then gives the same stored text and the same answer on SQLite and PostgreSQL.
 
 Also here, as rules every database follows alike: how many values one `IN (…)` list binds,
-which driver a PostgreSQL URL without one uses, and how a row another writer may be adding at
-the same moment is added once.
+which driver a PostgreSQL URL without one uses, how a row another writer may be adding at
+the same moment is added once, and how writers of one thing take turns.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
@@ -103,3 +104,16 @@ def insert_unless_taken(model: type[Any], rows: list[dict[str, Any]]) -> None:
     else:
         raise RuntimeError(f"no insert-unless-taken for the {dialect} database")
     db.session.execute(insert(model).values(rows).on_conflict_do_nothing())
+
+
+def take_turns(name: str) -> None:
+    """Wait for, then hold to the end of the session's transaction, a lock named by `name`.
+
+    For writers that must not interleave although no row holds them apart: a row lock cannot
+    stop another transaction inserting a row beside the locked ones, a lock on a name can.
+    PostgreSQL takes a transaction-scoped advisory lock, keyed by the name's hash; on SQLite
+    every writer already waits its turn (BEGIN IMMEDIATE, blog/sqlite.py), so nothing is taken.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        db.session.execute(select(func.pg_advisory_xact_lock(key)))

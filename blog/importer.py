@@ -87,6 +87,8 @@ STORAGE_STOPPED = (
 # One transaction per batch: a commit per file was most of the time of a large import, and a
 # batch of 200 keeps a writer's lock short (well under a second) for the site running beside it.
 BATCH_SIZE = 200
+# PostgreSQL's lock table holds 64 locks a connection by default (max_locks_per_transaction).
+PICTURES_PER_COMMIT = 32
 # Below this many files a pool of workers costs more to start than it saves (measured: bench/).
 POOL_THRESHOLD = 64
 # Workers take files PREPARE_CHUNK at a time, and run about PREPARED_AHEAD files ahead of the
@@ -1353,9 +1355,10 @@ def _store_post_images(batch: list[_Prepared], report: ImportReport) -> None:
     """Store a batch's pictures, point each post's Markdown at them, and report warnings.
 
     The images are committed before the batch's articles, so a batch that is retried file by
-    file still finds them.
+    file still finds them; and every PICTURES_PER_COMMIT of them, as each holds a lock until the
+    commit (blog.media.picture_rows) and PostgreSQL's lock table is a fixed size.
     """
-    stored = False
+    stored = 0
     warnings = []  # reported once the batch's pictures are all stored (else it is not written)
     for item in batch:
         fields = item.fields
@@ -1368,7 +1371,9 @@ def _store_post_images(batch: list[_Prepared], report: ImportReport) -> None:
         for src, processed in fields.images:
             media = save(processed, None)
             urls[src] = f"/media/{media.key}"  # the route's fixed path (CONTRACT.md)
-        stored = True
+            stored += 1
+            if stored % PICTURES_PER_COMMIT == 0:
+                db.session.commit()
 
         def point(match: re.Match[str], urls: dict[str, str] = urls) -> str:
             url = urls.get(match["src"])

@@ -21,7 +21,7 @@ from flask import current_app, has_app_context
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 from sqlalchemy import select
 
-from .database import in_chunks, insert_unless_taken
+from .database import in_chunks, insert_unless_taken, take_turns
 from .extensions import db
 from .models import Media
 from .storage import CONTENT_TYPES, media_storage
@@ -342,7 +342,7 @@ def save(processed: Processed, uploaded_by_id: int | None, article_id: int | Non
     uploading a known picture again writes back whichever of its files are missing: its
     uploader's obvious remedy then works.
     """
-    rows = list(db.session.scalars(select(Media).filter_by(sha256=processed.sha256)))
+    rows = picture_rows(processed.sha256)
     storage = media_storage()
     # Files first, row second: a row never points at files that are not there (a crash between
     # leaves unreferenced files, harmless and content-addressed).
@@ -381,6 +381,17 @@ def save(processed: Processed, uploaded_by_id: int | None, article_id: int | Non
         Media.sha256 == processed.sha256, Media.uploaded_by_id == uploaded_by_id
     )
     return db.session.scalars(mine.order_by(Media.id).limit(1)).one()
+
+
+def picture_rows(sha256: str) -> list[Media]:
+    """Take the picture's turn (to the end of the transaction), then return its rows.
+
+    Uploads and deletes of one picture must not interleave: a delete of its last row removes
+    its files, and an upload in between either found the row and skipped writing them, or
+    wrote them just before they went. Each then left a row whose image was broken.
+    """
+    take_turns(f"media:{sha256}")
+    return list(db.session.scalars(select(Media).filter_by(sha256=sha256).order_by(Media.id)))
 
 
 def media_keys(media: Media) -> list[str]:

@@ -49,6 +49,7 @@ from .media import (
     delete_files,
     max_bytes,
     media_keys,
+    picture_rows,
     process,
     save,
     variant_key,
@@ -422,11 +423,11 @@ def delete(media_id: int) -> Response:
             else url_for("media.all_media")
         )
     # Another upload of the picture keeps its files: this one's row may go, wherever it is shown.
-    # The picture's rows are locked as they are counted: two people deleting theirs at once each
-    # saw the other's, skipped the use check, and both went (PostgreSQL; SQLite queues writers).
-    rows = db.session.scalars(
-        select(Media.id).where(Media.sha256 == media.sha256).with_for_update()
-    ).all()
+    # The rows are counted in the picture's turn: two people deleting theirs at once each saw
+    # the other's, skipped the use check, and both went (PostgreSQL).
+    rows = picture_rows(media.sha256)
+    if media not in rows:  # deleted meanwhile (a second click)
+        abort(404)
     shared = len(rows) > 1
     used = [] if shared else where_used([media])[media.id]
     wants_json = request.accept_mimetypes.best == "application/json"
@@ -440,7 +441,9 @@ def delete(media_id: int) -> Response:
         return redirect(back)
     keys = media_keys(media)
     db.session.delete(media)
-    db.session.commit()
+    db.session.flush()
+    # The files go before the commit ends the picture's turn: an upload waiting for it then
+    # finds no row and writes them again (after the commit, it could write them first).
     try:
         if not shared:
             delete_files(media)
@@ -449,6 +452,7 @@ def delete(media_id: int) -> Response:
     else:
         kept = "kept for another upload of it" if shared else "deleted"
         current_app.logger.info("deleted media %s (%d files %s)", media.key, len(keys), kept)
+    db.session.commit()
     if wants_json:
         return jsonify(deleted=media_id)
     flash("Image deleted.", "info")

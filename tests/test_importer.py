@@ -11,7 +11,7 @@ from subprocess import PIPE, Popen
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from blog.articles import latest_revision, publish
 from blog.extensions import db
@@ -26,7 +26,7 @@ from blog.importer import (
 )
 from blog.media_views import where_used
 from blog.models import Article, Media, ReviewEvent, Revision, Role, Status, User
-from tests.conftest import _make_app, parse, sqlite_only
+from tests.conftest import _make_app, parse, postgres_only, sqlite_only
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
 HUGO_POSTS = Path("hugo/content/posts")
@@ -860,6 +860,39 @@ def test_pictures_prepared_in_worker_processes_are_stored_by_the_writer(
     with app.app_context():  # the hashes the workers found are written with the revisions
         used = where_used(list(db.session.scalars(select(Media))))
         assert all(articles for articles in used.values()) and len(used) == 4
+
+
+@postgres_only
+def test_an_import_holds_few_picture_locks_at_once(app, client, tmp_path, monkeypatch):
+    # Each stored picture holds a lock to the commit (blog.media.picture_rows); PostgreSQL's
+    # lock table is a fixed size, so a batch of 200 posts full of pictures must commit as it goes.
+    import blog.importer
+    from blog.media import save
+
+    from .test_media import image_bytes
+
+    held = []
+
+    def counting(processed, uploaded_by_id):  # noqa: ANN001, ANN202
+        media = save(processed, uploaded_by_id)
+        mine = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        )
+        held.append(db.session.scalar(text(mine)))
+        return media
+
+    monkeypatch.setattr(blog.importer, "save", counting)
+    monkeypatch.setattr(blog.importer, "PICTURES_PER_COMMIT", 3)
+    links = []
+    for number in range(8):
+        (tmp_path / f"p{number}.png").write_bytes(image_bytes(size=(100 + number, 60)))
+        links.append(f"![Picture {number}](p{number}.png)")
+    write(tmp_path, "pictures.md", "---\ntitle: Pictures\n---\n" + "\n\n".join(links) + "\n")
+    report = run(app, tmp_path)
+    assert report.summary() == "1 created, 0 updated, 0 skipped, 0 errors"
+    assert held == [1, 2, 3, 1, 2, 3, 1, 2]
+    page = parse(client.get("/articles/pictures"))
+    assert len(page.select("img")) == 8
 
 
 def test_a_batch_written_again_file_by_file_keeps_every_problem_of_a_file(

@@ -340,3 +340,70 @@ def test_two_people_deleting_their_uploads_of_a_used_picture_at_once_leave_one(
                 select(func.count()).select_from(Media).where(Media.id.in_([i["id"] for i in ids]))
             )
         assert left == 1
+
+
+def test_an_upload_while_the_last_row_of_its_picture_is_deleted_keeps_its_files(
+    app: Flask, make_article, monkeypatch: pytest.MonkeyPatch
+):
+    # The delete removed the files after its commit: an upload of the same picture in between
+    # found no row and wrote them (SQLite), or found the row being deleted and skipped them
+    # (PostgreSQL), and then lost them. Its image was broken from the start.
+    from blog.media import media_keys
+    from blog.storage import LocalStorage
+
+    from .test_media import image_bytes, stored_files, upload
+
+    clients = {}
+    for email in (AUTHOR, ADMIN):
+        clients[email] = app.test_client()
+        assert login(clients[email], email).status_code == 302
+    draft = make_article("Pictures", status="draft")
+    picture = image_bytes(size=(320, 200))
+    first = upload(clients[AUTHOR], draft, picture).get_json()
+    uploads: list[dict] = []
+    real_delete = LocalStorage.delete
+
+    def delete_while_uploading(storage: LocalStorage, key: str) -> None:
+        if not uploads:  # the first file: the other upload comes now
+            worker = threading.Thread(
+                target=lambda: uploads.append(upload(clients[ADMIN], draft, picture).get_json())
+            )
+            worker.start()
+            worker.join(timeout=1)  # it may be made to wait for this delete: then go on
+            uploads.append({"worker": worker})
+        real_delete(storage, key)
+
+    monkeypatch.setattr(LocalStorage, "delete", delete_while_uploading)
+    response = clients[AUTHOR].post(
+        f"/studio/media/{first['id']}/delete", headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 200
+    uploads[-1]["worker"].join(timeout=30)
+    second = next(item for item in uploads if "url" in item)
+    with app.app_context():
+        row = db.session.scalars(select(Media)).one()
+        assert row.id == second["id"]
+        wanted = set(media_keys(row))
+    assert len(wanted) > 1  # the original and its WebP widths
+    assert wanted <= {path.name for path in stored_files(app)}
+
+
+def test_one_upload_deleted_twice_at_once_is_deleted_once(app: Flask, make_article):
+    # A double click. On PostgreSQL both requests had loaded the row; the second then deleted
+    # no row (SQLAlchemy warned) and answered that it had deleted it.
+    from .test_media import image_bytes, upload
+
+    clients = [app.test_client(), app.test_client()]
+    for client in clients:
+        assert login(client, AUTHOR).status_code == 302
+    draft = make_article("Pictures", status="draft")
+    for round_ in range(ROUNDS):
+        media_id = upload(clients[0], draft, image_bytes(size=(300 + round_, 200))).json["id"]
+
+        def deleting(client, media_id: int = media_id) -> Callable[[], int]:  # noqa: ANN001
+            path = f"/studio/media/{media_id}/delete"
+            headers = {"Accept": "application/json"}
+            return lambda: client.post(path, headers=headers).status_code
+
+        codes = sorted(race(*map(deleting, clients)))
+        assert codes == [200, 404]
