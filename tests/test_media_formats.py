@@ -293,16 +293,21 @@ def test_an_animated_webp_has_a_lower_limit_than_a_gif() -> None:
     assert media.process(animation("GIF", 2, (2000, 2001))).ext == "gif"
 
 
-def gif_growing_to(side: int) -> bytes:
-    """A 2-frame 100 x 100 GIF, then a side x side frame: Pillow grows the canvas to hold it."""
+def gif_growing_to(side: int, disposal: int = 0) -> bytes:
+    """A 2-frame 100 x 100 GIF, then a side x side frame: Pillow grows the canvas to hold it.
+
+    With a disposal method (2: back to the background, 3: to the previous frame), seeking to
+    that frame fills a buffer of its size.
+    """
     out = io.BytesIO()
     Image.new("P", (side, side)).save(out, "GIF")
     big = out.getvalue()
     packed = big[10]  # the logical screen's flags: is a colour table next, and its size
     table = 3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0
     frame = big[big.index(b"\x2c", 13 + table) : -1]  # its image descriptor on, no trailer
+    control = b"\x21\xf9\x04" + bytes([disposal << 2]) + b"\x00\x00\x00\x00" if disposal else b""
     small = animation("GIF", 2, (100, 100))
-    return small[:-1] + frame + b"\x3b"
+    return small[:-1] + control + frame + b"\x3b"
 
 
 def test_a_gif_frame_larger_than_the_first_is_held_to_the_limits_before_decoding() -> None:
@@ -314,6 +319,44 @@ def test_a_gif_frame_larger_than_the_first_is_held_to_the_limits_before_decoding
     error = refusal(gif_growing_to(3000)).message  # 9 MP a frame: 27 MP in three
     assert "3 frames of 3,000 x 3,000 pixels" in error and "in all frames together" in error
     assert media.process(gif_growing_to(200)).ext == "gif"
+
+
+@pytest.mark.parametrize("disposal", [2, 3])
+def test_a_gif_frame_that_grows_the_canvas_is_refused_before_pillow_seeks_it(
+    monkeypatch: pytest.MonkeyPatch, disposal: int
+) -> None:
+    # Seeking to it made Pillow fill a buffer of the grown canvas before the check after
+    # seek() ran: refused, but after 0.18 s and 430 MB.
+    from PIL import GifImagePlugin
+
+    sought = []
+    real_seek = GifImagePlugin.GifImageFile.seek
+
+    def seek(image: GifImagePlugin.GifImageFile, frame: int) -> None:
+        sought.append(frame)
+        real_seek(image, frame)
+
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "seek", seek)
+    error = refusal(gif_growing_to(9000, disposal)).message
+    assert "9,000 x 9,000 pixels, over the limit of 40,000,000" in error
+    assert max(sought, default=0) == 0
+
+
+def gif_in_pieces(pieces: int) -> bytes:
+    """A 2-frame GIF whose second frame's data comes in `pieces` one-byte blocks."""
+    small = animation("GIF", 1, (10, 10))
+    descriptor = b"\x2c" + bytes(4) + (10).to_bytes(2, "little") * 2 + b"\x00"
+    return small[:-1] + descriptor + b"\x02" + b"\x01\x00" * pieces + b"\x00\x3b"
+
+
+def test_a_gif_in_many_tiny_blocks_is_refused_before_pillow_reads_them() -> None:
+    # Pillow reads a GIF's data blocks one by one in Python: 10 MB of one-byte blocks took 2.2 s
+    # to accept. An encoder writes blocks of 255 bytes, about 41,000 in 10 MB.
+    error = refusal(gif_in_pieces(media.GIF_MAX_BLOCKS)).message
+    assert f"more than {media.GIF_MAX_BLOCKS:,} blocks" in error
+    assert media.process(gif_in_pieces(1000)).ext == "gif"
+    empty_extensions = animation("GIF", 1, (10, 10))[:-1] + b"\x21\xfe\x00" * 200_000 + b"\x3b"
+    assert "blocks" in refusal(empty_extensions).message
 
 
 @pytest.mark.skipif(not features.check("avif"), reason="this Pillow cannot read AVIF")
