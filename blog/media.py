@@ -35,9 +35,17 @@ MAX_FRAMES = 200  # an animated GIF or WebP; every frame is decoded
 # the work as frames do: encoders write about ten, and a 2 MB file of 150,000 tiny scans took
 # 83 s to decode.
 MAX_JPEG_SCANS = 100
-# Pillow reads a GIF's data blocks (at most 255 bytes each) one by one in Python: 10 MB of
-# one-byte blocks took 2.2 s to accept. An encoder fills them, about 41,000 in 10 MB.
+# Pillow reads some of a file's structure piece by piece in Python, so a file made of many tiny
+# pieces costs seconds however few its pixels; each is counted before Pillow reads it (_walk).
+# A GIF's data blocks (at most 255 bytes each; 10 MB of one-byte blocks took 2.2 s to accept):
+# an encoder fills them, about 41,000 in 10 MB.
 GIF_MAX_BLOCKS = 100_000
+# A PNG's chunks, read three times over (10 MB of empty ones: 6.2 s). Encoders write pixels in
+# chunks of 8 kB or more: 1,300 in 10 MB.
+PNG_MAX_CHUNKS = 20_000
+# A JPEG's markers before its pixels, and any junk byte between them (10 MB of empty comments:
+# 7.9 s, of EXIF blocks 11.7 s). A camera writes a few dozen.
+JPEG_MAX_MARKERS = 10_000
 # All frames together: each is decoded and encoded again. 30 million took 1.4 s for a GIF of
 # plain frames and 2 s for one of screenshots (each frame's own palette, so each is quantized
 # again); 20 million keeps an animation near the cost of the largest still picture.
@@ -130,8 +138,8 @@ def _decode(data: bytes) -> Image.Image:
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that: a warning is a refusal here.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
+            canvas = _walk(data)
             image = _open(data)
-            canvas = _gif_canvas(data) if image.format == "GIF" else image.size
             frames = _frames(image)
             _check_size(image, frames, canvas)
             # Start-of-scan markers: 0xFF in a scan's data is always followed by 0 or a restart
@@ -218,6 +226,66 @@ def _check_size(image: Image.Image, frames: int, size: tuple[int, int] | None = 
         )
 
 
+def _walk(data: bytes) -> tuple[int, int] | None:
+    """Count the pieces of a GIF, PNG or JPEG before Pillow reads them; return a GIF's canvas.
+
+    Recognised by their signatures, as Pillow recognises them; other formats are read in C.
+    """
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return _gif_canvas(data)
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        _count_png_chunks(data)
+    elif data.startswith(b"\xff\xd8\xff"):
+        _count_jpeg_markers(data)
+    return None
+
+
+def _too_many(name: str, limit: int, pieces: str) -> MediaError:
+    return MediaError(
+        422,
+        f"This {name} is stored in more than {limit:,} {pieces}, far more than an encoder "
+        "writes; save it again.",
+    )
+
+
+def _count_png_chunks(data: bytes) -> None:
+    """Refuse a PNG of more than PNG_MAX_CHUNKS chunks (each: length, type, data, checksum)."""
+    at, chunks = 8, 0
+    while at + 8 <= len(data):
+        chunks += 1
+        if chunks > PNG_MAX_CHUNKS:
+            raise _too_many("PNG", PNG_MAX_CHUNKS, "chunks")
+        if data[at + 4 : at + 8] == b"IEND":
+            return
+        at += 12 + int.from_bytes(data[at : at + 4], "big")
+
+
+def _count_jpeg_markers(data: bytes) -> None:
+    """Refuse a JPEG with more than JPEG_MAX_MARKERS markers and junk bytes before its pixels.
+
+    Counted as Pillow reads them: a marker, with its segment; a padding 0xFF; a junk byte.
+    """
+    at, pieces = 2, 0
+    while at + 1 < len(data) and pieces <= JPEG_MAX_MARKERS:
+        if data[at] != 0xFF:  # junk: Pillow reads it a byte at a time
+            found = data.find(b"\xff", at)
+            end = len(data) if found < 0 else found
+            pieces, at = pieces + end - at, end
+            continue
+        marker = data[at + 1]
+        pieces += 1
+        if marker == 0xDA:  # start of scan: the pixels, read in C
+            return
+        if marker == 0xFF:  # padding
+            at += 1
+        elif marker in (0x00, 0x01) or 0xD0 <= marker <= 0xD9:  # no segment follows
+            at += 2
+        else:
+            at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    if pieces > JPEG_MAX_MARKERS:
+        raise _too_many("JPEG", JPEG_MAX_MARKERS, "markers or stray bytes")
+
+
 def _gif_canvas(data: bytes) -> tuple[int, int]:
     """Return the size a GIF's canvas grows to, read from its blocks' headers alone.
 
@@ -246,11 +314,7 @@ def _gif_canvas(data: bytes) -> tuple[int, int]:
             at += data[at] + 1
             blocks += 1
         if blocks > GIF_MAX_BLOCKS:
-            raise MediaError(
-                422,
-                f"This GIF is stored in more than {GIF_MAX_BLOCKS:,} blocks, far more than an "
-                "encoder writes; save it again.",
-            )
+            raise _too_many("GIF", GIF_MAX_BLOCKS, "blocks")
         at += 1
     return width, height
 
