@@ -392,11 +392,11 @@ def rerender() -> None:
 @with_appcontext
 @click.argument("path", type=click.Path(path_type=Path))
 def backup(path: Path) -> None:
-    """Copy the live database consistently while the site runs, then check the copy.
+    """Copy the live SQLite database consistently while the site runs, then check the copy.
 
     PATH is a new file, or a folder to write blog-<UTC time>.sqlite3 in. Restore: stop the
     site, put the copy in place of the database file, delete the database's stale -wal and
-    -shm files, start the site.
+    -shm files, start the site. On PostgreSQL it says how to use pg_dump instead.
     """
     url = db.engine.url
     if url.get_backend_name() != "sqlite":
