@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from flask import current_app, has_app_context
-from PIL import Image, ImageOps, UnidentifiedImageError, features
+from PIL import Image, UnidentifiedImageError, features
 from sqlalchemy import select
 
 from .database import in_chunks, insert_unless_taken, take_turns
@@ -43,9 +43,20 @@ GIF_MAX_BLOCKS = 100_000
 # A PNG's chunks, read three times over (10 MB of empty ones: 6.2 s). Encoders write pixels in
 # chunks of 8 kB or more: 1,300 in 10 MB.
 PNG_MAX_CHUNKS = 20_000
-# A JPEG's markers before its pixels, and any junk byte between them (10 MB of empty comments:
-# 7.9 s, of EXIF blocks 11.7 s). A camera writes a few dozen.
+# Of them, colour profiles and compressed texts, each inflated up to 1 MB (10 MB of 1 kB ones:
+# 61 s). A PNG has one profile and a few texts.
+PNG_MAX_INFLATED = 16
+# A JPEG's markers before its pixels, any junk byte between them, and the items of a segment
+# Pillow reads one by one (10 MB of empty comments: 7.9 s, of EXIF blocks 11.7 s, of frame
+# header components 4.1 s). A camera writes a few dozen.
 JPEG_MAX_MARKERS = 10_000
+# The bytes one item takes in a JPEG segment that Pillow reads item by item: a frame header's
+# components (SOF0-SOF15 but DHT, JPG and DAC), quantization tables, Photoshop's resources.
+_JPEG_ITEM_BYTES = {
+    **{marker: 3 for marker in range(0xC0, 0xD0) if marker not in (0xC4, 0xC8, 0xCC)},
+    0xDB: 65,
+    0xED: 12,
+}
 # All frames together: each is decoded and encoded again. 30 million took 1.4 s for a GIF of
 # plain frames and 2 s for one of screenshots (each frame's own palette, so each is quantized
 # again); 20 million keeps an animation near the cost of the largest still picture.
@@ -127,7 +138,8 @@ def _open(data: bytes) -> Image.Image:
     try:
         # Pillow's JPEG opener answers an MPO itself (MPO is no format of its own to ask for).
         return Image.open(io.BytesIO(data), formats=list(FORMATS))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    # RuntimeError: the AVIF reader's, for a file its decoder cannot open.
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, RuntimeError):
         names = ", ".join(sorted(FORMATS))
         raise MediaError(415, f"This file is not an image we accept ({names}).") from None
 
@@ -169,7 +181,15 @@ def _decode(data: bytes) -> Image.Image:
             raise MediaError(
                 422, "This image declares more pixels than we decode (a decompression bomb?)."
             ) from None
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as error:
+        except (
+            OSError,
+            SyntaxError,
+            ValueError,
+            EOFError,
+            IndexError,
+            TypeError,
+            RuntimeError,
+        ) as error:
             raise MediaError(422, f"This image is damaged or incomplete ({error}).") from None
     return image
 
@@ -249,21 +269,28 @@ def _too_many(name: str, limit: int, pieces: str) -> MediaError:
 
 
 def _count_png_chunks(data: bytes) -> None:
-    """Refuse a PNG of more than PNG_MAX_CHUNKS chunks (each: length, type, data, checksum)."""
-    at, chunks = 8, 0
+    """Refuse a PNG of more than PNG_MAX_CHUNKS chunks (each: length, type, data, checksum),
+    or more than PNG_MAX_INFLATED of them compressed (a colour profile or a text)."""
+    at, chunks, inflated = 8, 0, 0
     while at + 8 <= len(data):
         chunks += 1
         if chunks > PNG_MAX_CHUNKS:
             raise _too_many("PNG", PNG_MAX_CHUNKS, "chunks")
-        if data[at + 4 : at + 8] == b"IEND":
+        kind = data[at + 4 : at + 8]
+        if kind == b"IEND":
             return
+        if kind in (b"iCCP", b"zTXt", b"iTXt"):
+            inflated += 1
+            if inflated > PNG_MAX_INFLATED:
+                raise _too_many("PNG", PNG_MAX_INFLATED, "compressed profiles and texts")
         at += 12 + int.from_bytes(data[at : at + 4], "big")
 
 
 def _count_jpeg_markers(data: bytes) -> None:
     """Refuse a JPEG with more than JPEG_MAX_MARKERS markers and junk bytes before its pixels.
 
-    Counted as Pillow reads them: a marker, with its segment; a padding 0xFF; a junk byte.
+    Counted as Pillow reads them: a marker, with its segment (or each item of a segment it
+    reads item by item, _JPEG_ITEM_BYTES); a padding 0xFF; a junk byte.
     """
     at, pieces = 2, 0
     while at + 1 < len(data) and pieces <= JPEG_MAX_MARKERS:
@@ -281,7 +308,9 @@ def _count_jpeg_markers(data: bytes) -> None:
         elif marker in (0x00, 0x01) or 0xD0 <= marker <= 0xD9:  # no segment follows
             at += 2
         else:
-            at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+            length = int.from_bytes(data[at + 2 : at + 4], "big")
+            pieces += length // _JPEG_ITEM_BYTES.get(marker, length or 1)
+            at += 2 + length
     if pieces > JPEG_MAX_MARKERS:
         raise _too_many("JPEG", JPEG_MAX_MARKERS, "markers or stray bytes")
 
@@ -292,14 +321,14 @@ def _gif_canvas(data: bytes) -> tuple[int, int]:
     A frame may lie past the screen the file declares; Pillow then grows the canvas, and fills
     a buffer of the frame's size in seek(), before a check after it could run (a grown frame
     was refused after 0.18 s and 430 MB). The blocks are counted on the way (empty extensions
-    too): past GIF_MAX_BLOCKS the file is refused before Pillow walks them. A file damaged
-    here is left for Pillow to name.
+    and stray bytes too): past GIF_MAX_BLOCKS the file is refused before Pillow walks them. A
+    file damaged here is left for Pillow to name.
     """
     width, height = int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
     at, blocks = 13, 0
     if len(data) > 10 and data[10] & 0x80:  # a global colour table follows the screen
         at += 3 << ((data[10] & 7) + 1)
-    while at < len(data):
+    while at < len(data) and blocks <= GIF_MAX_BLOCKS:
         if data[at] == 0x21:  # an extension: its label, then data blocks
             at += 2
         elif data[at] == 0x2C and at + 10 <= len(data):  # a frame: where it lies, then data
@@ -307,15 +336,19 @@ def _gif_canvas(data: bytes) -> tuple[int, int]:
             width, height = max(width, x + w), max(height, y + h)
             flags = data[at + 9]
             at += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1  # and the code size
-        else:  # the trailer, or damage
+        elif data[at] == 0x3B:  # the trailer
             break
+        else:  # a byte Pillow does not know: it skips it, one loop each
+            at, blocks = at + 1, blocks + 1
+            continue
         blocks += 1
-        while at < len(data) and data[at]:  # data blocks, each led by its length, up to a 0
+        # Data blocks, each led by its length, up to an empty one.
+        while at < len(data) and data[at] and blocks <= GIF_MAX_BLOCKS:
             at += data[at] + 1
             blocks += 1
-        if blocks > GIF_MAX_BLOCKS:
-            raise _too_many("GIF", GIF_MAX_BLOCKS, "blocks")
         at += 1
+    if blocks > GIF_MAX_BLOCKS:
+        raise _too_many("GIF", GIF_MAX_BLOCKS, "blocks")
     return width, height
 
 
@@ -370,6 +403,34 @@ def _encode(image: Image.Image, pillow_format: str, animated: bool = False) -> b
     return out.getvalue()
 
 
+# How to turn a picture upright for each EXIF orientation (1, or none: it is upright).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Return the picture turned as its EXIF orientation says (the image itself if upright).
+
+    Only the orientation is read. Pillow's exif_transpose writes the whole EXIF again, which is
+    dropped after anyway: a RATIONAL 0/0 there was a 500, and 10 MB of them took 5.4 s.
+    """
+    try:
+        with warnings.catch_warnings():  # one per damaged tag: 65,000 of them flooded the log
+            warnings.simplefilter("ignore")
+            orientation = image.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - any damage to untrusted EXIF: leave the picture as it is
+        return image
+    method = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    return image if method is None else image.transpose(method)
+
+
 def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
 
@@ -387,9 +448,7 @@ def process(data: bytes) -> Processed:
         # Every frame re-encoded as it is (an animation has no orientation to apply).
         clean = _without_metadata(image)
     else:
-        # In place: a copy of a 40-megapixel picture would cost 0.1 s for nothing.
-        ImageOps.exif_transpose(image, in_place=True)
-        clean = _without_metadata(image)
+        clean = _without_metadata(_upright(image))
     original = _encode(clean, pillow_format, animated=animated)
     width, height = clean.size
     processed = Processed(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import time
 import zlib
 from pathlib import Path
@@ -449,3 +450,102 @@ def test_a_jpeg_of_very_many_scans_is_refused_before_decoding(
     spent = time.process_time()
     refusal(progressive_jpeg(scans_added=20_000, size=(2000, 2000)))
     assert time.process_time() - spent < 1  # refused from its header: nothing is decoded
+
+
+def test_stray_bytes_in_a_gif_are_counted_and_hide_no_frame() -> None:
+    # Pillow skips a byte it does not know, one loop each: 10 MB of them took 2.5 s to accept,
+    # and one in front of a frame hid it from the canvas check (0.5 s and 384 MB, then refused).
+    gif = animation("GIF", 2, (10, 10))
+    junk = gif[:-1] + bytes(media.GIF_MAX_BLOCKS + 1) + b"\x3b"
+    assert "blocks" in refusal(junk).message
+    hidden = gif_growing_to(9000, disposal=2)
+    at = hidden.index(b"\x21\xf9\x04\x08")  # the grown frame's control block
+    error = refusal(hidden[:at] + b"\x00" + hidden[at:]).message
+    assert "9,000 x 9,000 pixels" in error
+
+
+def test_a_png_with_many_compressed_chunks_is_refused_before_pillow_inflates_them() -> None:
+    # Pillow inflates each colour profile and compressed text chunk, up to 1 MB each: 10 MB of
+    # 1 kB ones took 61 s to accept. A PNG has one profile and a few texts.
+    png = image_bytes(size=(60, 40))
+    inflating = zlib.compress(bytes(2**16))
+    for kind, body in ((b"iCCP", b"p\0\0"), (b"zTXt", b"k\0\0"), (b"iTXt", b"k\0\1\0\0\0")):
+        chunks = png_chunk(kind, body + inflating) * (media.PNG_MAX_INFLATED + 1)
+        error = refusal(png[:33] + chunks + png[33:]).message
+        assert "compressed" in error, kind
+    texts = png_chunk(b"zTXt", b"k\0\0" + inflating) * 3
+    assert media.process(png[:33] + texts + png[33:]).ext == "png"
+
+
+def jpeg_segment(marker: int, body: bytes) -> bytes:
+    return bytes([0xFF, marker]) + (len(body) + 2).to_bytes(2, "big") + body
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        # A frame header of 21,000 "components" (a picture has at most 4): 4.1 s and 668 MB.
+        jpeg_segment(0xC0, b"\x08\x00\x28\x00\x3c\x03" + b"\x01\x11\x00" * 21_000),
+        # Quantization tables, a 64-item list each: 1.5 s.
+        jpeg_segment(0xDB, (b"\x00" + bytes(range(1, 65))) * 1000),
+        # Photoshop's resources, read one by one: 1.3 s.
+        jpeg_segment(0xED, b"Photoshop 3.0\x00" + b"8BIM\x04\x04\x00\x00\x00\x00\x00\x00" * 5000),
+    ],
+)
+def test_jpeg_segments_pillow_reads_item_by_item_count_each_item(segment: bytes) -> None:
+    jpeg = image_bytes("JPEG", size=(60, 40))
+    at = 4 + int.from_bytes(jpeg[4:6], "big")
+    error = refusal(jpeg[:at] + segment * 11 + jpeg[at:]).message
+    assert f"more than {media.JPEG_MAX_MARKERS:,} markers" in error
+
+
+def exif_block(*entries: tuple[int, int, int, bytes]) -> bytes:
+    """A little-endian TIFF header and one IFD of (tag, type, count, value or data) entries."""
+    count = len(entries)
+    data_at = 8 + 2 + 12 * count + 4
+    ifd, data = b"", b""
+    for tag, kind, number, value in entries:
+        if len(value) <= 4:
+            ifd += struct.pack("<HHI", tag, kind, number) + value.ljust(4, b"\0")
+        else:
+            ifd += struct.pack("<HHII", tag, kind, number, data_at + len(data))
+            data += value
+    return b"II*\0" + struct.pack("<IH", 8, count) + ifd + b"\0\0\0\0" + data
+
+
+ROTATE = (0x0112, 3, 1, struct.pack("<H", 6))  # Orientation 6: turn 90 degrees clockwise
+
+
+def with_exif(jpeg: bytes, exif: bytes) -> bytes:
+    return jpeg[:2] + jpeg_segment(0xE1, b"Exif\0\0" + exif) + jpeg[2:]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        (0x9000, 5, 1, struct.pack("<II", 0, 0)),  # a RATIONAL 0/0: Pillow could not write it back
+        (0x0100, 5, 1, struct.pack("<II", 60, 1)),  # ImageWidth as a RATIONAL
+        (0x9000, 5, 8000, struct.pack("<II", 1, 1) * 8000),  # 64 kB of them, written back slowly
+    ],
+)
+def test_a_picture_is_turned_upright_whatever_else_its_exif_holds(other: tuple) -> None:
+    # Pillow's exif_transpose writes the whole EXIF again (it is dropped after): a 0/0 there was
+    # a 500, and 10 MB of RATIONALs took 5.4 s.
+    jpeg = image_bytes("JPEG", size=(60, 40))
+    processed = media.process(with_exif(jpeg, exif_block(ROTATE, other)))
+    assert (processed.width, processed.height) == (40, 60)
+    assert b"Exif" not in processed.data
+
+
+@pytest.mark.parametrize(
+    ("name", "status"), [("avif-missing-item.avif", 415), ("webp-bad-exif.webp", None)]
+)
+def test_damaged_files_found_by_fuzzing_are_answered_not_500s(name: str, status: int | None):
+    # Pillow raised RuntimeError opening the AVIF, and SyntaxError reading the WebP's EXIF.
+    data = (Path(__file__).parent / "fixtures" / "damaged" / name).read_bytes()
+    if status is None:
+        assert media.process(data).ext == "webp"  # the EXIF is dropped anyway
+    else:
+        with pytest.raises(media.MediaError) as refused:
+            media.process(data)
+        assert refused.value.status == status
