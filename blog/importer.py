@@ -1356,27 +1356,32 @@ def _store_post_images(batch: list[_Prepared], report: ImportReport) -> None:
 
     The images are committed before the batch's articles, so a batch that is retried file by
     file still finds them; and every PICTURES_PER_COMMIT of them, as each holds a lock until the
-    commit (blog.media.picture_rows) and PostgreSQL's lock table is a fixed size.
+    commit (blog.media.picture_rows) and PostgreSQL's lock table is a fixed size. They are
+    stored in the order of their hashes, as any other import stores them: in the order of the
+    posts, two imports holding one picture each and waiting for the other's deadlocked.
     """
-    stored = 0
     warnings = []  # reported once the batch's pictures are all stored (else it is not written)
+    pictures: dict[str, Processed] = {}
+    for item in batch:
+        if item.fields is not None:
+            warnings += [f"{item.path}: {warning}" for warning in item.fields.warnings]
+            pictures.update((p.sha256, p) for _src, p in item.fields.images)
+    urls = {}
+    for stored, sha256 in enumerate(sorted(pictures), start=1):
+        media = save(pictures[sha256], None)
+        urls[sha256] = f"/media/{media.key}"  # the route's fixed path (CONTRACT.md)
+        if stored % PICTURES_PER_COMMIT == 0:
+            db.session.commit()
+    if pictures:
+        db.session.commit()
     for item in batch:
         fields = item.fields
-        if fields is None:
+        if fields is None or not fields.images:
             continue
-        warnings += [f"{item.path}: {warning}" for warning in fields.warnings]
-        if not fields.images:
-            continue
-        urls = {}
-        for src, processed in fields.images:
-            media = save(processed, None)
-            urls[src] = f"/media/{media.key}"  # the route's fixed path (CONTRACT.md)
-            stored += 1
-            if stored % PICTURES_PER_COMMIT == 0:
-                db.session.commit()
+        mine = {src: urls[processed.sha256] for src, processed in fields.images}
 
-        def point(match: re.Match[str], urls: dict[str, str] = urls) -> str:
-            url = urls.get(match["src"])
+        def point(match: re.Match[str], mine: dict[str, str] = mine) -> str:
+            url = mine.get(match["src"])
             return match.group(0) if url is None else f"![{match['alt']}]({url}{match['rest']})"
 
         body = _IMAGE_REF.sub(point, fields.draft.body)
@@ -1384,6 +1389,4 @@ def _store_post_images(batch: list[_Prepared], report: ImportReport) -> None:
         item.stored = None  # computed again from the new body, as is its digest
         rendered = render(body)  # now with each picture's size and srcset
         item.html, item.minutes = rendered.html, rendered.minutes
-    if stored:
-        db.session.commit()
     report.warnings.extend(warnings)

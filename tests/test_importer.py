@@ -895,6 +895,58 @@ def test_an_import_holds_few_picture_locks_at_once(app, client, tmp_path, monkey
     assert len(page.select("img")) == 8
 
 
+@postgres_only
+def test_two_imports_of_the_same_pictures_in_another_order_both_finish(app, tmp_path, monkeypatch):
+    # Each picture's lock is held to the commit: one import storing p0 then p1 and another p1
+    # then p0 deadlocked, and PostgreSQL aborted one of them with a traceback.
+    import threading
+
+    import blog.importer
+    from blog.media import save
+
+    from .test_media import image_bytes
+
+    pictures = [image_bytes(size=(100 + n, 60)) for n in range(2)]
+    folders = []
+    for name, order in (("one", (0, 1)), ("two", (1, 0))):
+        folder = tmp_path / name
+        for n in order:
+            folder.mkdir(exist_ok=True)
+            (folder / f"p{n}.png").write_bytes(pictures[n])
+        links = "\n\n".join(f"![P{n}](p{n}.png)" for n in order)
+        write(folder, f"{name}.md", f"---\ntitle: Post {name}\n---\n{links}\n")
+        folders.append(folder)
+    both_hold_one = threading.Barrier(2)
+    saved = threading.local()
+
+    def save_then_wait(processed, uploaded_by_id):  # noqa: ANN001, ANN202
+        media = save(processed, uploaded_by_id)
+        saved.count = getattr(saved, "count", 0) + 1
+        if saved.count == 1:  # each holds its first picture's lock, and waits for the other
+            try:
+                both_hold_one.wait(timeout=3)
+            except threading.BrokenBarrierError:  # the other is waiting for this one's lock
+                pass
+        return media
+
+    monkeypatch.setattr(blog.importer, "save", save_then_wait)
+    summaries, failures = [], []
+
+    def importing(folder: Path) -> None:
+        try:
+            summaries.append(run(app, folder).summary())
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            failures.append(error)
+
+    threads = [threading.Thread(target=importing, args=(folder,)) for folder in folders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    assert summaries == ["1 created, 0 updated, 0 skipped, 0 errors"] * 2
+
+
 def test_a_batch_written_again_file_by_file_keeps_every_problem_of_a_file(
     app, tmp_path, monkeypatch
 ):
