@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import clock
-from .articles import SUMMARY_MAX, TITLE_MAX, Draft, create_article
+from .articles import SUMMARY_MAX, TAGS_FIELD_MAX, TITLE_MAX, Draft, create_article
 from .audit import record
 from .content import MAX_BODY_CHARS
 from .extensions import csrf, db, limiter
@@ -197,6 +197,9 @@ def _validate(payload: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:
         tags = []
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         errors.append({"field": "tags", "message": "tags must be a list of strings."})
+    elif sum(len(tag) + 2 for tag in tags) > TAGS_FIELD_MAX:  # as the form's field: "a, b"
+        message = f"The tags are longer than {TAGS_FIELD_MAX:,} characters in all."
+        errors.append({"field": "tags", "message": message})
     elif not all(_is_unicode(tag) for tag in tags):
         errors.append({"field": "tags", "message": NOT_UNICODE.format(name="a tag")})
     else:
