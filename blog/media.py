@@ -67,10 +67,10 @@ MAX_ANIMATION_PIXELS = 20_000_000
 # limit, a still picture took: JPEG 1.2 s (40 MP of noise, progressive), PNG 1.1 s (24 MP
 # screenshot; 1.5 s half-transparent, or a 10 MB file that is part photo), WebP 1.3 s (16 MP
 # photo), AVIF 1.05 s (6 MP of noise; a photo 0.6 s). An animation: WebP 1.2 s (8 MP of
-# noise), AVIF 0.8-1.2 s (5 MP of noise). PNG's is what a phone's 1170 x 20,000 screenshot
-# needs. AVIF's was 40 MP: a noisy 8000 x 5000 took 17 s, and still 4 s at the fastest speed.
+# noise), AVIF 0.8-1.2 s (5 MP of noise), PNG 0.8 s (12 MP of blocky noise; 20 MP took
+# 1.3-1.8 s). PNG's is what a phone's 1170 x 20,000 screenshot needs. AVIF's was 40 MP: a noisy 8000 x 5000 took 17 s, and still 4 s at the fastest speed.
 FORMAT_MAX_PIXELS = {"PNG": 24_000_000, "WEBP": 16_000_000, "AVIF": 6_000_000}
-FORMAT_MAX_ANIMATION_PIXELS = {"WEBP": 8_000_000, "AVIF": 5_000_000}
+FORMAT_MAX_ANIMATION_PIXELS = {"WEBP": 8_000_000, "AVIF": 5_000_000, "PNG": 12_000_000}
 FORMAT_NAMES = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "AVIF": "AVIF"}
 WIDTHS = (480, 960, 1600)  # the WebP variants (never wider than the original)
 # WebP holds at most this many pixels on a side (libwebp refuses to write more).
