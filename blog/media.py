@@ -68,7 +68,8 @@ MAX_ANIMATION_PIXELS = 20_000_000
 # screenshot; 1.5 s half-transparent, or a 10 MB file that is part photo), WebP 1.3 s (16 MP
 # photo), AVIF 1.05 s (6 MP of noise; a photo 0.6 s). An animation: WebP 1.2 s (8 MP of
 # noise), AVIF 0.8-1.2 s (5 MP of noise), PNG 0.8 s (12 MP of blocky noise; 20 MP took
-# 1.3-1.8 s). PNG's is what a phone's 1170 x 20,000 screenshot needs. AVIF's was 40 MP: a noisy 8000 x 5000 took 17 s, and still 4 s at the fastest speed.
+# 1.3-1.8 s). PNG's is what a phone's 1170 x 20,000 screenshot needs. AVIF's was 40 MP: a
+# noisy 8000 x 5000 took 17 s, and still 4 s at the fastest speed.
 FORMAT_MAX_PIXELS = {"PNG": 24_000_000, "WEBP": 16_000_000, "AVIF": 6_000_000}
 FORMAT_MAX_ANIMATION_PIXELS = {"WEBP": 8_000_000, "AVIF": 5_000_000, "PNG": 12_000_000}
 FORMAT_NAMES = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "AVIF": "AVIF"}
