@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import warnings
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ from .database import in_chunks, insert_unless_taken, take_turns
 from .extensions import db
 from .models import Media
 from .storage import CONTENT_TYPES, media_storage
+
+log = logging.getLogger(__name__)
 
 # 10 MB: a phone photo is 2-6 MB; more is a RAW file or a scan, not a picture for an article.
 MAX_BYTES = 10 * 1024 * 1024
@@ -442,6 +445,23 @@ def process(data: bytes) -> Processed:
         raise MediaError(422, "The file is empty.")
     if len(data) > max_bytes():
         raise MediaError(413, f"The file is larger than {max_bytes():,} bytes.")
+    try:
+        return _process(data)
+    except MediaError:
+        raise
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - Pillow on a damaged file raises nearly anything
+        # A fuzzer found struct.error, UnboundLocalError, ZeroDivisionError and SyntaxError,
+        # from decoding and from writing again (a second walk over the frames): each was a 500.
+        log.warning("an image Pillow could not read or write again", exc_info=True)
+        raise MediaError(
+            422, "This image is damaged: it could not be read or written again."
+        ) from None
+
+
+def _process(data: bytes) -> Processed:
+    """Decode, check and write again: process() without its guard against Pillow's errors."""
     image = _decode(data)
     pillow_format = _stored_format(image)
     animated = _frames(image) > 1

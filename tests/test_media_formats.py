@@ -556,3 +556,47 @@ def test_damaged_files_found_by_fuzzing_are_answered_not_500s(name: str, status:
         with pytest.raises(media.MediaError) as refused:
             media.process(data)
         assert refused.value.status == status
+
+
+def _png_no_palette() -> bytes:
+    header = (8).to_bytes(4, "big") * 2 + bytes([8, 3, 0, 0, 0])  # colour type 3, no PLTE chunk
+    idat = png_chunk(b"IDAT", zlib.compress(bytes(9 * 8)))
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + idat + png_chunk(b"IEND")
+
+
+def _gif_short_control_block() -> bytes:
+    gif = animation("GIF", 1, (8, 8))
+    frame = gif[gif.index(b"\x2c") : -1]
+    return gif[:-1] + b"\x21\xf9\x02\x00\x00\x00" + frame + b"\x3b"  # 2 bytes where 4 belong
+
+
+def _apng_stray_frame_control() -> bytes:
+    apng = animation("PNG", 3, (8, 8))
+    control = apng[apng.index(b"fcTL") - 4 :][:38]  # the first frame's again, before IEND
+    return apng[:-12] + control + apng[-12:]
+
+
+def _avif_timescale_zero() -> bytes:
+    avif = animation("AVIF", 2, (16, 16))
+    at = avif.index(b"mdhd") + 4
+    at += 4 + (16 if avif[at] == 1 else 8)
+    return avif[:at] + bytes(4) + avif[at + 4 :]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        _png_no_palette,  # UnboundLocalError, writing it again
+        _gif_short_control_block,  # struct.error, counting its frames
+        _apng_stray_frame_control,  # SyntaxError, from the second walk over its frames
+        pytest.param(
+            _avif_timescale_zero,  # ZeroDivisionError, decoding it
+            marks=pytest.mark.skipif(not features.check("avif"), reason="no AVIF in Pillow"),
+        ),
+    ],
+)
+def test_files_pillow_fails_on_in_other_ways_are_refused_not_500s(make) -> None:  # noqa: ANN001
+    # A fuzzer's finds: each raised an exception _decode did not expect, and the upload was a
+    # 500 (in an import, the whole post was lost to "unexpected error").
+    error = refusal(make()).message
+    assert "damaged" in error
