@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -54,12 +55,15 @@ PNG_MAX_INFLATED = 16
 # header components 4.1 s). A camera writes a few dozen.
 JPEG_MAX_MARKERS = 10_000
 # The bytes one item takes in a JPEG segment that Pillow reads item by item: a frame header's
-# components (SOF0-SOF15 but DHT, JPG and DAC), quantization tables, Photoshop's resources.
+# components (SOF0-SOF15 but DHT, JPG and DAC), quantization tables. (Photoshop's resources,
+# in APP13, are counted one by one.)
 _JPEG_ITEM_BYTES = {
     **{marker: 3 for marker in range(0xC0, 0xD0) if marker not in (0xC4, 0xC8, 0xCC)},
     0xDB: 65,
-    0xED: 12,
 }
+# A marker in a JPEG's scan data: 0xFF there is followed by 0 (a data byte), or by a restart
+# marker (0xD0-0xD7) inside a scan, and padding 0xFF may precede a marker.
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\x01\xd0-\xd7\xff]")
 # All frames together: each is decoded and encoded again. 30 million took 1.4 s for a GIF of
 # plain frames and 2 s for one of screenshots (each frame's own palette, so each is quantized
 # again); 20 million keeps an animation near the cost of the largest still picture.
@@ -158,15 +162,6 @@ def _decode(data: bytes) -> Image.Image:
             image = _open(data)
             frames = _frames(image)
             _check_size(image, frames, canvas)
-            # Start-of-scan markers: 0xFF in a scan's data is always followed by 0 or a restart
-            # marker, so each one found is a scan (or one of an embedded thumbnail's, a few).
-            scans = data.count(b"\xff\xda") if image.format in ("JPEG", "MPO") else 0
-            if scans > MAX_JPEG_SCANS:
-                raise MediaError(
-                    422,
-                    f"This JPEG is stored as {scans:,} scans, over the limit of {MAX_JPEG_SCANS} "
-                    "(a progressive JPEG has about ten); save it again as an ordinary JPEG.",
-                )
             image.verify()  # checks the file's structure (CRCs, chunk order)
             # verify() leaves the image unusable: open it again to decode every pixel.
             image = _open(data)
@@ -291,10 +286,11 @@ def _count_png_chunks(data: bytes) -> None:
 
 
 def _count_jpeg_markers(data: bytes) -> None:
-    """Refuse a JPEG with more than JPEG_MAX_MARKERS markers and junk bytes before its pixels.
+    """Refuse a JPEG with more than JPEG_MAX_MARKERS markers and junk bytes before its pixels,
+    or with more than MAX_JPEG_SCANS scans.
 
     Counted as Pillow reads them: a marker, with its segment (or each item of a segment it
-    reads item by item, _JPEG_ITEM_BYTES); a padding 0xFF; a junk byte.
+    reads item by item: _JPEG_ITEM_BYTES, Photoshop's resources); a padding 0xFF; a junk byte.
     """
     at, pieces = 2, 0
     while at + 1 < len(data) and pieces <= JPEG_MAX_MARKERS:
@@ -306,6 +302,7 @@ def _count_jpeg_markers(data: bytes) -> None:
         marker = data[at + 1]
         pieces += 1
         if marker == 0xDA:  # start of scan: the pixels, read in C
+            _count_jpeg_scans(data, at)
             return
         if marker == 0xFF:  # padding
             at += 1
@@ -313,10 +310,36 @@ def _count_jpeg_markers(data: bytes) -> None:
             at += 2
         else:
             length = int.from_bytes(data[at + 2 : at + 4], "big")
-            pieces += length // _JPEG_ITEM_BYTES.get(marker, length or 1)
+            if marker == 0xED and data.startswith(b"Photoshop 3.0\x00", at + 4):
+                pieces += data.count(b"8BIM", at + 4, at + 2 + length)
+            else:
+                pieces += length // _JPEG_ITEM_BYTES.get(marker, length or 1)
             at += 2 + length
     if pieces > JPEG_MAX_MARKERS:
         raise _too_many("JPEG", JPEG_MAX_MARKERS, "markers or stray bytes")
+
+
+def _count_jpeg_scans(data: bytes, at: int) -> None:
+    """Refuse a JPEG of more than MAX_JPEG_SCANS scans, counted from its first one (`at`).
+
+    Each scan is decoded over the whole picture. Counted up to the end of the picture, as the
+    bytes after it are no scans of it: a phone's motion photo appends its video there, and
+    0xFFDA anywhere in it counted (a 10 MB one was "107 scans"); an MPO its next picture.
+    """
+    scans = 0
+    while (found := _JPEG_MARKER.search(data, at)) is not None:
+        at, marker = found.start(), data[found.start() + 1]
+        if marker == 0xD9:  # the end of the picture
+            return
+        if marker == 0xDA:
+            scans += 1
+            if scans > MAX_JPEG_SCANS:
+                raise MediaError(
+                    422,
+                    f"This JPEG has over {MAX_JPEG_SCANS} scans, the most we decode (a "
+                    "progressive JPEG has about ten); save it again as an ordinary JPEG.",
+                )
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")  # past the marker's segment
 
 
 def _gif_canvas(data: bytes) -> tuple[int, int]:
