@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from PIL import Image, features
+from PIL import Image, ImageStat, features
 
 from blog import media
 from blog.extensions import db
@@ -627,3 +627,16 @@ def test_a_png_is_written_again_with_zlibs_fast_compression() -> None:
     written = media.process(image_bytes(size=(300, 200))).data
     idat = written.index(b"IDAT") + 4
     assert written[idat + 1] >> 6 <= 1  # FLEVEL in the zlib header: 0 fastest, 1 fast
+
+
+def test_the_copies_of_a_palette_picture_are_scaled_smoothly() -> None:
+    # A review expected Pillow to scale palette pictures by the nearest pixel (one-pixel black
+    # and white stripes would come out solid black: pngquant's PNGs, GIFs, many screenshots).
+    # Pillow 13 scales them smoothly; this notices a Pillow that does not.
+    stripes = Image.new("L", (1000, 200))
+    stripes.putdata([255 * (x % 2) for _y in range(200) for x in range(1000)])
+    out = io.BytesIO()
+    stripes.convert("P").save(out, "PNG")
+    processed = media.process(out.getvalue())
+    copy = Image.open(io.BytesIO(processed.variants[480])).convert("L")
+    assert 96 < ImageStat.Stat(copy).mean[0] < 160
