@@ -17,7 +17,9 @@ import io
 import logging
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 from flask import current_app, has_app_context
 from PIL import Image, UnidentifiedImageError, features
@@ -54,6 +56,11 @@ PNG_MAX_INFLATED = 16
 # Pillow reads one by one (10 MB of empty comments: 7.9 s, of EXIF blocks 11.7 s, of frame
 # header components 4.1 s). A camera writes a few dozen.
 JPEG_MAX_MARKERS = 10_000
+# An AVIF's EXIF: when the container's rotation differs from the EXIF's, Pillow writes the whole
+# EXIF again as it opens the file (9 MB of RATIONALs: 21 s). A JPEG's EXIF holds at most 64 kB.
+AVIF_MAX_EXIF_BYTES = 128 * 1024
+# Items an AVIF's item location box may list, read one by one here: a picture has a handful.
+_AVIF_MAX_ITEMS = 4096
 # The bytes one item takes in a JPEG segment that Pillow reads item by item: a frame header's
 # components (SOF0-SOF15 but DHT, JPG and DAC), quantization tables. (Photoshop's resources,
 # in APP13, are counted one by one.)
@@ -256,7 +263,95 @@ def _walk(data: bytes) -> tuple[int, int] | None:
         _count_png_chunks(data)
     elif data.startswith(b"\xff\xd8\xff"):
         _count_jpeg_markers(data)
+    elif data[4:8] == b"ftyp" and (exif := _avif_exif_bytes(data)) > AVIF_MAX_EXIF_BYTES:
+        raise MediaError(
+            422,
+            f"This AVIF's EXIF is {exif:,} bytes, more than the {AVIF_MAX_EXIF_BYTES:,} bytes "
+            "we read; save it again with less metadata.",
+        )
     return None
+
+
+def _isobmff_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """Yield the boxes of an ISO media file between two offsets: (type, body start, end)."""
+    at = start
+    while at + 8 <= end:
+        size, kind, header = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8], 8
+        if size == 1:  # a 64-bit size follows the type
+            size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
+        elif size == 0:  # to the end
+            size = end - at
+        if size < header or at + size > end:
+            return
+        yield kind, at + header, at + size
+        at += size
+
+
+def _avif_exif_bytes(data: bytes) -> int:
+    """Return the size of an AVIF's EXIF item, from its item boxes (0 when there is none).
+
+    Read in Python, so every count is bounded: the boxes before `meta` and in it (an encoder
+    writes a handful), and the items and extents, past _AVIF_MAX_ITEMS refused. A file whose
+    boxes do not read as expected is left for libavif to name: 0.
+    """
+    try:
+        top = islice(_isobmff_boxes(data, 0, len(data)), 16)
+        meta = next((box for box in top if box[0] == b"meta"), None)
+        if meta is None:
+            return 0
+        inside = islice(_isobmff_boxes(data, meta[1] + 4, meta[2]), 64)  # after version, flags
+        boxes = {kind: (body, end) for kind, body, end in inside}
+        if b"iinf" not in boxes or b"iloc" not in boxes:
+            return 0
+        return _avif_item_bytes(data, _avif_exif_ids(data, *boxes[b"iinf"]), *boxes[b"iloc"])
+    except IndexError:  # a box cut short
+        return 0
+
+
+def _avif_exif_ids(data: bytes, body: int, end: int) -> set[int]:
+    """Return the IDs of the EXIF items an item information box (iinf) lists."""
+    entries = body + (6 if data[body] == 0 else 8)  # version and flags, then a count
+    ids = set()
+    for number, (kind, at, _end) in enumerate(_isobmff_boxes(data, entries, end)):
+        if number >= _AVIF_MAX_ITEMS:
+            raise _too_many("AVIF", _AVIF_MAX_ITEMS, "items")
+        version = data[at]
+        if kind == b"infe" and version >= 2:  # version and flags, ID, protection index, type
+            width = 2 if version == 2 else 4
+            if data[at + 6 + width : at + 10 + width] == b"Exif":
+                ids.add(int.from_bytes(data[at + 4 : at + 4 + width], "big"))
+    return ids
+
+
+def _avif_item_bytes(data: bytes, ids: set[int], body: int, end: int) -> int:
+    """Return the bytes the item location box (iloc) gives the items `ids`, extents summed."""
+    if not ids:
+        return 0
+    version = data[body]
+    at = body + 4  # after version and flags
+    offset_size, length_size = data[at] >> 4, data[at] & 15
+    base_size, index_size = data[at + 1] >> 4, (data[at + 1] & 15) if version in (1, 2) else 0
+    id_size = 4 if version == 2 else 2
+    count = int.from_bytes(data[at + 2 : at + 2 + id_size], "big")
+    at += 2 + id_size
+    total = pieces = 0
+    for _item in range(count):
+        item_id = int.from_bytes(data[at : at + id_size], "big")
+        at += id_size + (2 if version in (1, 2) else 0) + 2 + base_size  # method, ref, base
+        extents = int.from_bytes(data[at : at + 2], "big")
+        at += 2
+        pieces += 1 + extents
+        if pieces > _AVIF_MAX_ITEMS:
+            raise _too_many("AVIF", _AVIF_MAX_ITEMS, "items")
+        for _extent in range(extents):
+            at += index_size + offset_size
+            length = int.from_bytes(data[at : at + length_size], "big")
+            at += length_size
+            if item_id in ids:
+                total += length or len(data)  # 0: to the end of the file
+        if at > end:
+            break
+    return total
 
 
 def _too_many(name: str, limit: int, pieces: str) -> MediaError:

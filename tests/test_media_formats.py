@@ -640,3 +640,26 @@ def test_the_copies_of_a_palette_picture_are_scaled_smoothly() -> None:
     processed = media.process(out.getvalue())
     copy = Image.open(io.BytesIO(processed.variants[480])).convert("L")
     assert 96 < ImageStat.Stat(copy).mean[0] < 160
+
+
+def avif_with_exif(rationals: int) -> bytes:
+    """An AVIF turned by its container (irot), its EXIF saying otherwise, holding `rationals`."""
+    from PIL import TiffImagePlugin
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0xBEEF] = tuple(TiffImagePlugin.IFDRational(1, 1) for _ in range(rationals))
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), "red").save(out, "AVIF", exif=exif.tobytes(), speed=10)
+    turned, upright = bytes.fromhex("011200030000000100060000"), bytes.fromhex("0112000300000001")
+    return out.getvalue().replace(turned, upright + b"\x00\x01\x00\x00", 1)
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="this Pillow cannot read AVIF")
+def test_an_avif_with_a_large_exif_is_refused_before_pillow_writes_it_again() -> None:
+    # When the container's rotation and the EXIF's differ, Pillow's AVIF reader writes the
+    # whole EXIF again as it opens the file: 9 MB of RATIONALs took 21 s and 439 MB.
+    error = refusal(avif_with_exif(20_000)).message
+    assert f"more than the {media.AVIF_MAX_EXIF_BYTES:,} bytes" in error
+    processed = media.process(avif_with_exif(100))
+    assert (processed.width, processed.height) == (48, 64)  # turned upright, by the container
