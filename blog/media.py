@@ -85,6 +85,9 @@ MAX_ANIMATION_PIXELS = 20_000_000
 # 1.3-1.8 s). PNG's is what a phone's 1170 x 20,000 screenshot needs. AVIF's was 40 MP: a
 # noisy 8000 x 5000 took 17 s, and still 4 s at the fastest speed.
 FORMAT_MAX_PIXELS = {"PNG": 24_000_000, "WEBP": 16_000_000, "AVIF": 6_000_000}
+# An AVIF's transparency is a second picture to decode and write again: 6 MP of noise took 2.7 s
+# of CPU with it, 1.5 s without. All frames together, for an animation.
+AVIF_TRANSPARENT_MAX_PIXELS = 3_000_000
 FORMAT_MAX_ANIMATION_PIXELS = {"WEBP": 8_000_000, "AVIF": 5_000_000, "PNG": 12_000_000}
 FORMAT_NAMES = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "AVIF": "AVIF"}
 WIDTHS = (480, 960, 1600)  # the WebP variants (never wider than the original)
@@ -227,6 +230,16 @@ def _check_size(image: Image.Image, frames: int, size: tuple[int, int] | None = 
             f"This {name} image is {width:,} x {height:,} pixels, over the limit of "
             f"{max_pixels:,} pixels for {name} (slow to write again); scale it down, "
             f"or upload it as a JPEG (up to {site_max_pixels:,} pixels).",
+        )
+    transparent_max = min(site_max_pixels, AVIF_TRANSPARENT_MAX_PIXELS)
+    if stored_as == "AVIF" and image.mode == "RGBA" and frames * width * height > transparent_max:
+        png_max = min(site_max_pixels, FORMAT_MAX_PIXELS["PNG"])
+        in_frames = f" in {frames:,} frames" if frames > 1 else ""
+        raise MediaError(
+            422,
+            f"This transparent AVIF image is {width:,} x {height:,} pixels{in_frames}, over the "
+            f"limit of {transparent_max:,} pixels for a transparent AVIF (slow to write again); "
+            f"scale it down, or upload it as PNG (up to {png_max:,} pixels).",
         )
     if image.format == "WEBP" and max(width, height) > WEBP_MAX_SIDE:
         # A lossless WebP's header has room for 16,384 and Pillow decodes it, but it cannot be
