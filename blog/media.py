@@ -541,6 +541,33 @@ def _encode(image: Image.Image, pillow_format: str, animated: bool = False) -> b
     return out.getvalue()
 
 
+def _in_rgb(image: Image.Image) -> Image.Image:
+    """Return a CMYK picture in RGB, through its colour profile to sRGB when lcms reads it.
+
+    Every format is stored in RGB; its CMYK profile was kept on the RGB picture and its copies,
+    where a browser would read RGB values through a CMYK profile. Other modes are returned as
+    they are (_encode converts them where a format needs it, keeping an RGB profile).
+    """
+    if image.mode != "CMYK":
+        return image
+    info = {key: value for key, value in image.info.items() if key != "icc_profile"}
+    profile = image.info.get("icc_profile")
+    converted = None
+    if profile and features.check("littlecms2"):
+        from PIL import ImageCms
+
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+            srgb = ImageCms.createProfile("sRGB")
+            converted = ImageCms.profileToProfile(image, source, srgb, outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            converted = None  # a profile lcms cannot read or use: as if there were none
+    if converted is None:
+        converted = image.convert("RGB")
+    converted.info = info
+    return converted
+
+
 # How to turn a picture upright for each EXIF orientation (1, or none: it is upright).
 _UPRIGHT = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -603,7 +630,7 @@ def _process(data: bytes) -> Processed:
         # Every frame re-encoded as it is (an animation has no orientation to apply).
         clean = _without_metadata(image)
     else:
-        clean = _without_metadata(_upright(image))
+        clean = _without_metadata(_in_rgb(_upright(image)))
     original = _encode(clean, pillow_format, animated=animated)
     width, height = clean.size
     processed = Processed(

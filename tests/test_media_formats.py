@@ -674,3 +674,15 @@ def test_a_transparent_avif_has_half_the_limit() -> None:
     error = refusal(out.getvalue()).message
     assert "2,000 x 1,501 pixels" in error and "3,000,000 pixels for a transparent AVIF" in error
     assert media.process(flat_avif(2000, 1501)).ext == "avif"
+
+
+def test_a_cmyk_jpeg_is_stored_in_rgb_without_its_cmyk_profile() -> None:
+    # Its CMYK colour profile was kept on the RGB picture written again, and on its copies: a
+    # browser would read RGB values through a CMYK profile. (A profile lcms cannot read, here;
+    # a real one converts the colours through it to sRGB.)
+    out = io.BytesIO()
+    Image.new("CMYK", (600, 400), (0, 200, 200, 0)).save(out, "JPEG", icc_profile=b"not a profile")
+    processed = media.process(out.getvalue())
+    for data in (processed.data, *processed.variants.values()):
+        written = Image.open(io.BytesIO(data))
+        assert written.mode == "RGB" and "icc_profile" not in written.info
