@@ -20,7 +20,7 @@ import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -97,6 +97,12 @@ POOL_THRESHOLD = 64
 # disk, a machine with many cores).
 PREPARE_CHUNK = 16
 PREPARED_AHEAD = 2 * BATCH_SIZE
+# Pictures are prepared in the workers too, and a post's can weigh tens of megabytes (a photo
+# is 3-4 MB written again, with its copies): 400 photo posts ahead of the writer, and 200 in a
+# batch, would hold gigabytes. So once a file has pictures, workers run only as far ahead as
+# PREPARED_PICTURE_BYTES allows (a file per task), and a batch ends at BATCH_PICTURE_BYTES.
+PREPARED_PICTURE_BYTES = 128 * 2**20
+BATCH_PICTURE_BYTES = 64 * 2**20
 # Workers run this much nicer than the import: the writer is its critical path and should not
 # wait for a core while workers already ahead of it take one, and a site served from the same
 # machine keeps its readers first. An idle core is still the workers': niceness only decides who
@@ -236,6 +242,16 @@ class _Prepared:
     problems: list[tuple[int | None, str]] = field(default_factory=list)
     stored: _Stored | None = None  # None when the body changed since (its pictures were stored)
 
+    @property
+    def picture_bytes(self) -> int:
+        """Return the bytes its pictures hold, written again with their copies."""
+        if self.fields is None:
+            return 0
+        return sum(
+            len(picture.data) + sum(map(len, picture.variants.values()))
+            for _src, picture in self.fields.images
+        )
+
 
 Progress = Callable[[int, int, "ImportReport"], None]
 
@@ -320,16 +336,57 @@ def _preflight(author: User | None) -> list[str]:
     return []
 
 
-def _batches(items: Iterator[_Prepared], size: int) -> Iterator[list[_Prepared]]:
-    """Group prepared files into lists of `size` (the last one shorter)."""
+def _batches(
+    items: Iterator[_Prepared], size: int, picture_bytes: int = BATCH_PICTURE_BYTES
+) -> Iterator[list[_Prepared]]:
+    """Group prepared files into lists of `size` (the last one shorter), or fewer files once
+    their pictures hold `picture_bytes`."""
     batch: list[_Prepared] = []
+    held = 0
     for item in items:
         batch.append(item)
-        if len(batch) == size:
+        held += item.picture_bytes
+        if len(batch) == size or held >= picture_bytes:
             yield batch
-            batch = []
+            batch, held = [], 0
     if batch:
         yield batch
+
+
+class _Lookahead:
+    """How far workers may prepare files ahead of the writer: a bound on the memory held.
+
+    Files of text are small: chunks of PREPARE_CHUNK, and PREPARED_AHEAD files ahead. Pictures
+    are not, and nothing says which files have them before they are read: the first tasks are a
+    chunk per worker of a file or two, and once a file has pictures, a file per task and only
+    as many ahead as PREPARED_PICTURE_BYTES holds of the heaviest file seen (a task per worker
+    at least, so none of them waits).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.chunks_most = max(workers, -(-PREPARED_AHEAD // PREPARE_CHUNK))
+        self.heaviest: int | None = None  # picture bytes of the heaviest file seen; None yet
+
+    @property
+    def chunk_size(self) -> int:
+        """Return how many files the next task takes."""
+        if self.heaviest is None:
+            return 2
+        return 1 if self.heaviest else PREPARE_CHUNK
+
+    def room(self, chunks: int, files: int) -> bool:
+        """Say whether another task may start, with `chunks` tasks of `files` under way."""
+        if chunks < self.workers:
+            return True
+        if self.heaviest is None or chunks >= self.chunks_most:
+            return False
+        return (files + self.chunk_size) * self.heaviest <= PREPARED_PICTURE_BYTES
+
+    def saw(self, prepared: list[_Prepared]) -> None:
+        """Note a task's files: the heaviest one sets how far ahead the workers may run."""
+        heaviest = max((item.picture_bytes for item in prepared), default=0)
+        self.heaviest = max(self.heaviest or 0, heaviest)
 
 
 def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
@@ -347,24 +404,31 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
         for path in files:
             yield _prepare(path, limit)
         return
-    chunks = (files[start : start + PREPARE_CHUNK] for start in range(0, len(files), PREPARE_CHUNK))
-    ahead = max(workers, -(-PREPARED_AHEAD // PREPARE_CHUNK))  # chunks in flight at most
+    waiting = iter(files)
+    lookahead = _Lookahead(workers)
+    in_flight: deque[tuple[Future[list[_Prepared]], int]] = deque()  # each task and its files
     context = multiprocessing.get_context()
     stop = context.Event()
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(stop,)
     ) as pool:
-        try:
+
+        def start_tasks() -> None:
             # Not Executor.map: it hands every file out at once (Python 3.14 adds `buffersize`).
+            while lookahead.room(len(in_flight), sum(files for _task, files in in_flight)):
+                chunk = list(islice(waiting, lookahead.chunk_size))
+                if not chunk:
+                    return
+                task = pool.submit(_prepare_chunk, _prepare, chunk, limit)
+                in_flight.append((task, len(chunk)))
+
+        try:
             with _ctrl_c_deferred():  # the first tasks start the workers
-                in_flight = deque(
-                    pool.submit(_prepare_chunk, _prepare, chunk, limit)
-                    for chunk in islice(chunks, ahead)
-                )
+                start_tasks()
             while in_flight:
-                prepared = in_flight.popleft().result()
-                if (chunk := next(chunks, None)) is not None:  # one out, one in
-                    in_flight.append(pool.submit(_prepare_chunk, _prepare, chunk, limit))
+                prepared = in_flight.popleft()[0].result()
+                lookahead.saw(prepared)
+                start_tasks()
                 yield from prepared
         finally:  # stopped early (closed, an error, Ctrl-C): files not yet started are dropped
             stop.set()  # and the rest of each chunk under way (_prepare_chunk)

@@ -947,6 +947,52 @@ def test_two_imports_of_the_same_pictures_in_another_order_both_finish(app, tmp_
     assert summaries == ["1 created, 0 updated, 0 skipped, 0 errors"] * 2
 
 
+def test_a_batch_ends_once_its_pictures_hold_enough_bytes():
+    # A batch of 200 photo posts held gigabytes of pictures written again.
+    from types import SimpleNamespace
+
+    from blog.importer import _batches
+
+    items = [SimpleNamespace(picture_bytes=n) for n in (0, 40, 30, 0, 0, 80, 10)]
+    sizes = [[item.picture_bytes for item in batch] for batch in _batches(iter(items), 4, 64)]
+    assert sizes == [[0, 40, 30], [0, 0, 80], [10]]
+
+
+def test_workers_run_ahead_of_the_writer_only_as_far_as_their_pictures_allow(monkeypatch):
+    # 400 photo posts were prepared ahead of the writer, 16 to a task: gigabytes in flight.
+    from types import SimpleNamespace
+
+    import blog.importer
+    from blog.importer import _Lookahead
+
+    monkeypatch.setattr(blog.importer, "PREPARED_PICTURE_BYTES", 100)
+    files = SimpleNamespace
+    text = _Lookahead(workers=2)
+    # Before any file is seen: a small task per worker, no more.
+    assert text.chunk_size == 2 and text.room(1, 2) and not text.room(2, 4)
+    text.saw([files(picture_bytes=0)] * 2)  # text only: whole chunks, far ahead
+    assert text.chunk_size == blog.importer.PREPARE_CHUNK
+    assert text.room(text.chunks_most - 1, 300) and not text.room(text.chunks_most, 316)
+    photos = _Lookahead(workers=2)
+    photos.saw([files(picture_bytes=0), files(picture_bytes=30)])
+    assert photos.chunk_size == 1
+    assert photos.room(2, 2) and not photos.room(3, 3)  # 4 files of 30 bytes would be 120
+    assert photos.room(1, 50)  # a task per worker, whatever they hold
+
+
+def test_a_prepared_file_counts_the_bytes_of_its_pictures(app, media_trees):
+    from blog.importer import MAX_FILE_BYTES, _prepare
+
+    post = media_trees / "hugo/content/posts/queues/index.md"
+    with app.app_context():
+        prepared = _prepare(post, MAX_FILE_BYTES)
+    pictures = [picture for _src, picture in prepared.fields.images]
+    assert len(pictures) == 2
+    assert prepared.picture_bytes == sum(
+        len(p.data) + sum(len(v) for v in p.variants.values()) for p in pictures
+    )
+
+
 def test_a_batch_written_again_file_by_file_keeps_every_problem_of_a_file(
     app, tmp_path, monkeypatch
 ):
