@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from blog.extensions import db
@@ -34,7 +35,6 @@ def test_sqlite_runs_in_wal_with_foreign_keys(app, ctx):
 def test_migrations_go_down_and_up_again_with_data_in_the_tables(app, ctx, client):
     """Batch migrations rebuild tables; with data and foreign keys in place they must still work."""
     from flask_migrate import downgrade, upgrade
-    from sqlalchemy import text
 
     def state() -> tuple[int, int, int]:
         with db.engine.connect() as connection:
@@ -58,7 +58,6 @@ def test_migrations_go_down_and_up_again_with_data_in_the_tables(app, ctx, clien
 def test_categories_and_tags_get_the_slugs_their_names_are_now_found_by(app, ctx):
     """0011: "C++" was "c"; it is "c-plus-plus" now, unless another row has that slug."""
     from flask_migrate import downgrade, upgrade
-    from sqlalchemy import text
 
     downgrade(revision="0010")
     with db.engine.begin() as connection:
@@ -86,7 +85,6 @@ def test_categories_and_tags_get_the_slugs_their_names_are_now_found_by(app, ctx
 def _image_rows_from_0011_on() -> list[tuple[int, str]]:
     """Go back to before revision_images, migrate to the head, and return (article, hash) rows."""
     from flask_migrate import downgrade, upgrade
-    from sqlalchemy import text
 
     downgrade(revision="0011")
     upgrade()
@@ -124,62 +122,55 @@ def test_revisions_already_written_get_the_image_hashes_their_percent_encoded_li
     assert plain not in {article_id for article_id, _digest in rows}
 
 
+_MEDIA_ROW = (
+    "INSERT INTO media (sha256, ext, width, height, bytes, widths, uploaded_by_id, created_at)"
+    " VALUES (:sha, 'png', 10, 10, 100, '', :who, '2026-12-01 10:00:00')"
+)
+
+
+def _add_media(*rows: tuple[str, int | None]) -> None:
+    """Insert media rows by SQL (the model may be ahead of the schema): (hash, uploader)."""
+    with db.engine.begin() as connection:
+        for sha, who in rows:
+            connection.execute(text(_MEDIA_ROW), {"sha": sha, "who": who})
+
+
+def _media_rows(columns: str = "sha256, uploaded_by_id") -> list[tuple]:
+    with db.engine.connect() as connection:
+        query = f"SELECT {columns} FROM media ORDER BY id"
+        return [tuple(row) for row in connection.execute(text(query))]
+
+
 def test_media_rows_stay_as_the_picture_becomes_unique_per_uploader(app, ctx, make_user):
     """0014: one row per person's upload; going back keeps each picture's first row."""
     from flask_migrate import downgrade, upgrade
-    from sqlalchemy import text
 
     bob = make_user("bob@example.com", "Bob")
-    insert = text(
-        "INSERT INTO media (sha256, ext, width, height, bytes, widths, uploaded_by_id,"
-        " created_at) VALUES (:sha, 'png', 10, 10, 100, '', :who, '2026-12-01 10:00:00')"
-    )
-
-    def rows() -> list[tuple]:
-        with db.engine.connect() as connection:
-            query = "SELECT sha256, uploaded_by_id FROM media ORDER BY id"
-            return [tuple(row) for row in connection.execute(text(query))]
-
+    a, b = "a" * 64, "b" * 64
     downgrade(revision="0013")
-    with db.engine.begin() as connection:
-        connection.execute(insert, {"sha": "a" * 64, "who": None})
-        connection.execute(insert, {"sha": "b" * 64, "who": bob.id})
+    _add_media((a, None), (b, bob.id))
     upgrade()
-    assert rows() == [("a" * 64, None), ("b" * 64, bob.id)]
-    with db.engine.begin() as connection:  # the same picture, another uploader: a row each
-        connection.execute(insert, {"sha": "b" * 64, "who": None})
+    assert _media_rows() == [(a, None), (b, bob.id)]
+    _add_media((b, None))  # the same picture, another uploader: a row each
     downgrade(revision="0013")
-    assert rows() == [("a" * 64, None), ("b" * 64, bob.id)]
+    assert _media_rows() == [(a, None), (b, bob.id)]
     upgrade()
-    assert rows() == [("a" * 64, None), ("b" * 64, bob.id)]
+    assert _media_rows() == [(a, None), (b, bob.id)]
 
 
 def test_an_imports_pictures_keep_to_one_row_each(app, ctx, make_user):
     """0015: rows without an uploader doubled by two imports at once are merged into the first."""
     from flask_migrate import downgrade, upgrade
-    from sqlalchemy import text
 
     bob = make_user("bob@example.com", "Bob")
-    insert = text(
-        "INSERT INTO media (sha256, ext, width, height, bytes, widths, uploaded_by_id,"
-        " created_at) VALUES (:sha, 'png', 10, 10, 100, '', :who, '2026-12-01 10:00:00')"
-    )
-
-    def rows() -> list[tuple]:
-        with db.engine.connect() as connection:
-            query = "SELECT id, sha256, uploaded_by_id FROM media ORDER BY id"
-            return [tuple(row) for row in connection.execute(text(query))]
-
+    a, b = "a" * 64, "b" * 64
     downgrade(revision="0014")
-    with db.engine.begin() as connection:
-        for sha, who in [("a", None), ("a", None), ("a", bob.id), ("b", None), ("a", None)]:
-            connection.execute(insert, {"sha": sha * 64, "who": who})
-    first = rows()
+    _add_media((a, None), (a, None), (a, bob.id), (b, None), (a, None))
+    first = _media_rows("id, sha256, uploaded_by_id")
     upgrade()
-    assert rows() == [first[0], first[2], first[3]]
-    with pytest.raises(IntegrityError), db.engine.begin() as connection:
-        connection.execute(insert, {"sha": "b" * 64, "who": None})
+    assert _media_rows("id, sha256, uploaded_by_id") == [first[0], first[2], first[3]]
+    with pytest.raises(IntegrityError):
+        _add_media((b, None))
     downgrade(revision="0014")
-    with db.engine.begin() as connection:  # without the index, NULLs differ again
-        connection.execute(insert, {"sha": "b" * 64, "who": None})
-    assert len(rows()) == 4
+    _add_media((b, None))  # without the index, NULLs differ again
+    assert len(_media_rows()) == 4
