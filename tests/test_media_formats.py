@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image, ImageStat, features
 
-from blog import media
+from blog import imagescan, media
 from blog.extensions import db
 from blog.models import Article
 
@@ -361,13 +361,13 @@ def gif_in_pieces(pieces: int) -> bytes:
 def test_a_gif_in_many_tiny_blocks_is_refused_before_pillow_reads_them() -> None:
     # Pillow reads a GIF's data blocks one by one in Python: 10 MB of one-byte blocks took 2.2 s
     # to accept. An encoder writes blocks of 255 bytes, about 41,000 in 10 MB.
-    error = refusal(gif_in_pieces(media.GIF_MAX_BLOCKS)).message
-    assert f"more than {media.GIF_MAX_BLOCKS:,} blocks" in error
+    error = refusal(gif_in_pieces(imagescan.GIF_MAX_BLOCKS)).message
+    assert f"more than {imagescan.GIF_MAX_BLOCKS:,} blocks" in error
     assert media.process(gif_in_pieces(1000)).ext == "gif"
     # Empty extensions (10 MB: 2.5 s), also before the first frame, which Image.open() reads.
     gif = animation("GIF", 1, (10, 10))
     for at in (len(gif) - 1, gif.index(b"\x2c")):
-        padded = gif[:at] + b"\x21\xfe\x00" * (media.GIF_MAX_BLOCKS + 1) + gif[at:]
+        padded = gif[:at] + b"\x21\xfe\x00" * (imagescan.GIF_MAX_BLOCKS + 1) + gif[at:]
         assert "blocks" in refusal(padded).message
 
 
@@ -381,9 +381,9 @@ def test_a_png_in_many_tiny_chunks_is_refused_before_pillow_reads_them() -> None
     # took 6.2 s to accept. An encoder writes its pixels in chunks of 8 kB or more.
     png = image_bytes(size=(60, 40))
     after_header = 8 + 25  # the signature and IHDR
-    padded = png[:after_header] + png_chunk(b"zzZz") * media.PNG_MAX_CHUNKS + png[after_header:]
+    padded = png[:after_header] + png_chunk(b"zzZz") * imagescan.PNG_MAX_CHUNKS + png[after_header:]
     error = refusal(padded).message
-    assert f"more than {media.PNG_MAX_CHUNKS:,} chunks" in error
+    assert f"more than {imagescan.PNG_MAX_CHUNKS:,} chunks" in error
     # The pixels in 1-byte chunks, as valid as any PNG: a few thousand are fine.
     pixels = b"".join(
         png_chunk(b"IDAT", bytes([byte])) for byte in zlib.compress(bytes(1 + 60 * 3) * 40)
@@ -399,9 +399,9 @@ def test_a_jpeg_with_many_markers_or_junk_is_refused_before_pillow_reads_them() 
     jpeg = image_bytes("JPEG", size=(60, 40))
     at = 4 + int.from_bytes(jpeg[4:6], "big")  # after the first segment (Pillow's JFIF header)
     for filler in (b"\xff\xfe\x00\x02", b"\xff\xe1\x00\x02", b"\x00", b"\xff"):
-        padded = jpeg[:at] + filler * (media.JPEG_MAX_MARKERS + 1) + jpeg[at:]
+        padded = jpeg[:at] + filler * (imagescan.JPEG_MAX_MARKERS + 1) + jpeg[at:]
         error = refusal(padded).message
-        assert f"more than {media.JPEG_MAX_MARKERS:,} markers" in error, filler
+        assert f"more than {imagescan.JPEG_MAX_MARKERS:,} markers" in error, filler
     commented = jpeg[:at] + b"\xff\xfe\x00\x05ok!" * 50 + b"\x00" * 50 + jpeg[at:]
     assert media.process(commented).ext == "jpg"
 
@@ -448,9 +448,9 @@ def test_a_jpeg_of_very_many_scans_is_refused_before_decoding(
     normal = progressive_jpeg()
     assert 2 < normal.count(b"\xff\xda") < 20  # what encoders write
     assert media.process(normal).ext == "jpg"
-    hostile = progressive_jpeg(scans_added=media.MAX_JPEG_SCANS)
+    hostile = progressive_jpeg(scans_added=imagescan.MAX_JPEG_SCANS)
     error = refusal(hostile).message
-    assert f"over {media.MAX_JPEG_SCANS} scans" in error
+    assert f"over {imagescan.MAX_JPEG_SCANS} scans" in error
     response = upload(author_client, draft_id, hostile, name="scans.jpg")
     assert response.status_code == 422
     assert stored_files(app) == [] and media_count(app) == 0
@@ -463,7 +463,7 @@ def test_stray_bytes_in_a_gif_are_counted_and_hide_no_frame() -> None:
     # Pillow skips a byte it does not know, one loop each: 10 MB of them took 2.5 s to accept,
     # and one in front of a frame hid it from the canvas check (0.5 s and 384 MB, then refused).
     gif = animation("GIF", 2, (10, 10))
-    junk = gif[:-1] + bytes(media.GIF_MAX_BLOCKS + 1) + b"\x3b"
+    junk = gif[:-1] + bytes(imagescan.GIF_MAX_BLOCKS + 1) + b"\x3b"
     assert "blocks" in refusal(junk).message
     hidden = gif_growing_to(9000, disposal=2)
     at = hidden.index(b"\x21\xf9\x04\x08")  # the grown frame's control block
@@ -477,7 +477,7 @@ def test_a_png_with_many_compressed_chunks_is_refused_before_pillow_inflates_the
     png = image_bytes(size=(60, 40))
     inflating = zlib.compress(bytes(2**16))
     for kind, body in ((b"iCCP", b"p\0\0"), (b"zTXt", b"k\0\0"), (b"iTXt", b"k\0\1\0\0\0")):
-        chunks = png_chunk(kind, body + inflating) * (media.PNG_MAX_INFLATED + 1)
+        chunks = png_chunk(kind, body + inflating) * (imagescan.PNG_MAX_INFLATED + 1)
         error = refusal(png[:33] + chunks + png[33:]).message
         assert "compressed" in error, kind
     texts = png_chunk(b"zTXt", b"k\0\0" + inflating) * 3
@@ -503,7 +503,7 @@ def test_jpeg_segments_pillow_reads_item_by_item_count_each_item(segment: bytes)
     jpeg = image_bytes("JPEG", size=(60, 40))
     at = 4 + int.from_bytes(jpeg[4:6], "big")
     error = refusal(jpeg[:at] + segment * 11 + jpeg[at:]).message
-    assert f"more than {media.JPEG_MAX_MARKERS:,} markers" in error
+    assert f"more than {imagescan.JPEG_MAX_MARKERS:,} markers" in error
 
 
 def exif_block(*entries: tuple[int, int, int, bytes]) -> bytes:
@@ -606,7 +606,7 @@ def test_a_motion_photo_is_accepted_whatever_its_video_holds() -> None:
     # Pixel and Samsung phones append the video after the picture's end: its bytes were counted
     # as scans (0xFFDA anywhere in the file), and a 10 MB motion photo was "107 scans".
     jpeg = image_bytes("JPEG", size=(400, 300))
-    video = b"ftypmp42" + b"\x00\xff\xda\x17" * (media.MAX_JPEG_SCANS + 1)
+    video = b"ftypmp42" + b"\x00\xff\xda\x17" * (imagescan.MAX_JPEG_SCANS + 1)
     assert media.process(jpeg + video).ext == "jpg"
 
 
@@ -660,7 +660,7 @@ def test_an_avif_with_a_large_exif_is_refused_before_pillow_writes_it_again() ->
     # When the container's rotation and the EXIF's differ, Pillow's AVIF reader writes the
     # whole EXIF again as it opens the file: 9 MB of RATIONALs took 21 s and 439 MB.
     error = refusal(avif_with_exif(20_000)).message
-    assert f"more than the {media.AVIF_MAX_EXIF_BYTES:,} bytes" in error
+    assert f"more than the {imagescan.AVIF_MAX_EXIF_BYTES:,} bytes" in error
     processed = media.process(avif_with_exif(100))
     assert (processed.width, processed.height) == (48, 64)  # turned upright, by the container
 
