@@ -686,3 +686,18 @@ def test_a_cmyk_jpeg_is_stored_in_rgb_without_its_cmyk_profile() -> None:
     for data in (processed.data, *processed.variants.values()):
         written = Image.open(io.BytesIO(data))
         assert written.mode == "RGB" and "icc_profile" not in written.info
+
+
+def _first_huffman_counts(jpeg: bytes) -> bytes:
+    at = jpeg.index(b"\xff\xc4") + 5  # marker, length, table class and id
+    return jpeg[at : at + 16]
+
+
+def test_a_large_jpeg_is_written_with_the_standard_huffman_tables() -> None:
+    # Tables made for the picture (optimize) took 3 times the CPU and 106 MB more at 40 MP, for
+    # a file 5 % smaller; a phone photo's 12 MP still gets them.
+    standard_dc = bytes([0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0])  # ITU T.81, K.3
+    small = media.process(image_bytes("JPEG", size=(1200, 800))).data
+    assert _first_huffman_counts(small) != standard_dc
+    large = media.process(image_bytes("JPEG", size=(4200, 3200))).data
+    assert _first_huffman_counts(large) == standard_dc
