@@ -198,7 +198,7 @@ def _count_jpeg_markers(data: bytes) -> None:
         marker = data[at + 1]
         pieces += 1
         if marker == 0xDA:  # start of scan: the pixels, read in C
-            _count_jpeg_scans(data, at)
+            _count_jpeg_scans(data, at, pieces)
             return
         if marker == 0xFF:  # padding
             at += 1
@@ -215,18 +215,23 @@ def _count_jpeg_markers(data: bytes) -> None:
         raise _too_many("JPEG", JPEG_MAX_MARKERS, "markers or stray bytes")
 
 
-def _count_jpeg_scans(data: bytes, at: int) -> None:
-    """Refuse a JPEG of more than MAX_JPEG_SCANS scans, counted from its first one (`at`).
+def _count_jpeg_scans(data: bytes, at: int, pieces: int) -> None:
+    """Refuse a JPEG of more than MAX_JPEG_SCANS scans, counted from its first one (`at`), or
+    with more than JPEG_MAX_MARKERS markers in all (`pieces` of them before it).
 
     Each scan is decoded over the whole picture. Counted up to the end of the picture, as the
     bytes after it are no scans of it: a phone's motion photo appends its video there, and
-    0xFFDA anywhere in it counted (a 10 MB one was "107 scans"); an MPO its next picture.
+    0xFFDA anywhere in it counted (a 10 MB one was "107 scans"); an MPO its next picture. The
+    markers between scans are read one by one here: 9 MB of empty comments took 1.8 s.
     """
     scans = 0
     while (found := _JPEG_MARKER.search(data, at)) is not None:
         at, marker = found.start(), data[found.start() + 1]
         if marker == 0xD9:  # the end of the picture
             return
+        pieces += 1
+        if pieces > JPEG_MAX_MARKERS:
+            raise _too_many("JPEG", JPEG_MAX_MARKERS, "markers or stray bytes")
         if marker == 0xDA:
             scans += 1
             if scans > MAX_JPEG_SCANS:
