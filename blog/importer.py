@@ -20,11 +20,10 @@ import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
-from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -360,7 +359,8 @@ class _Lookahead:
     are not, and nothing says which files have them before they are read: the first tasks are a
     chunk per worker of a file or two, and once a file has pictures, a file per task and only
     as many ahead as PREPARED_PICTURE_BYTES holds of the heaviest file seen (a task per worker
-    at least, so none of them waits).
+    at least, so none of them waits). The tasks given out for text by then are taken back or
+    cut short (_prepare_all): photo posts after 400 text posts were all prepared ahead.
     """
 
     def __init__(self, workers: int) -> None:
@@ -383,10 +383,16 @@ class _Lookahead:
             return False
         return (files + self.chunk_size) * self.heaviest <= PREPARED_PICTURE_BYTES
 
-    def saw(self, prepared: list[_Prepared]) -> None:
-        """Note a task's files: the heaviest one sets how far ahead the workers may run."""
+    def saw(self, prepared: list[_Prepared]) -> bool:
+        """Note a task's files: the heaviest one sets how far ahead the workers may run.
+
+        Return whether these are the first pictures seen: the tasks already given out were
+        sized for text.
+        """
         heaviest = max((item.picture_bytes for item in prepared), default=0)
+        first = heaviest > 0 and not self.heaviest
         self.heaviest = max(self.heaviest or 0, heaviest)
+        return first
 
 
 def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
@@ -404,31 +410,57 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
         for path in files:
             yield _prepare(path, limit)
         return
-    waiting = iter(files)
+    waiting = deque(files)
     lookahead = _Lookahead(workers)
-    in_flight: deque[tuple[Future[list[_Prepared]], int]] = deque()  # each task and its files
+    in_flight: deque[tuple[Future[list[_Prepared]], list[Path]]] = deque()  # tasks, in order
+    guard = threading.RLock()  # in_flight, between this thread and the pool's (finished())
     context = multiprocessing.get_context()
-    stop = context.Event()
+    stop, pictures_seen = context.Event(), context.Event()
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(stop,)
+        workers, mp_context=context, initializer=_start_worker, initargs=(stop, pictures_seen)
     ) as pool:
 
+        def finished(task: Future[list[_Prepared]]) -> None:
+            # In the pool's thread, as soon as a task is done (the writer may be busy): the
+            # first pictures take back the tasks not started, and cut short those under way;
+            # their files go again, a file a task, as far ahead as their bytes allow.
+            if task.cancelled() or task.exception() is not None:
+                return
+            if lookahead.saw(task.result()):
+                with guard:
+                    waiting_tasks = list(in_flight)
+                for later, _files in reversed(waiting_tasks):  # the unstarted ones are last
+                    if not later.cancel():
+                        break
+
         def start_tasks() -> None:
+            while in_flight and in_flight[-1][0].cancelled():  # taken back: in order again
+                waiting.extendleft(reversed(in_flight.pop()[1]))
             # Not Executor.map: it hands every file out at once (Python 3.14 adds `buffersize`).
-            while lookahead.room(len(in_flight), sum(files for _task, files in in_flight)):
-                chunk = list(islice(waiting, lookahead.chunk_size))
-                if not chunk:
-                    return
+            while waiting and lookahead.room(len(in_flight), sum(len(f) for _t, f in in_flight)):
+                chunk = [waiting.popleft() for _ in range(min(lookahead.chunk_size, len(waiting)))]
                 task = pool.submit(_prepare_chunk, _prepare, chunk, limit)
-                in_flight.append((task, len(chunk)))
+                in_flight.append((task, chunk))
+                task.add_done_callback(finished)
 
         try:
-            with _ctrl_c_deferred():  # the first tasks start the workers
+            with _ctrl_c_deferred(), guard:  # the first tasks start the workers
                 start_tasks()
-            while in_flight:
-                prepared = in_flight.popleft()[0].result()
-                lookahead.saw(prepared)
-                start_tasks()
+            while True:
+                with guard:
+                    start_tasks()
+                    if not in_flight:
+                        break
+                    task = in_flight[0][0]
+                try:
+                    prepared = task.result()
+                except CancelledError:  # taken back before it started: start_tasks has it
+                    continue
+                with guard:
+                    chunk = in_flight.popleft()[1]
+                    for path in reversed(chunk[len(prepared) :]):  # left once pictures showed
+                        again = pool.submit(_prepare_chunk, _prepare, [path], limit)
+                        in_flight.appendleft((again, [path]))  # next, before the later tasks
                 yield from prepared
         finally:  # stopped early (closed, an error, Ctrl-C): files not yet started are dropped
             stop.set()  # and the rest of each chunk under way (_prepare_chunk)
@@ -444,28 +476,35 @@ def _prepare_chunk(
     `prepare` is _prepare (or a test's stand-in), sent by name with each task: a worker started
     by spawn or forkserver (macOS, Python 3.14's Linux default) imports this module afresh, where
     a stand-in set in this process is not. Once the import stops, the rest of the chunk is left:
-    a chunk of posts with large pictures takes many seconds, and stopping waits for it.
+    a chunk of posts with large pictures takes many seconds, and stopping waits for it. Once a
+    worker has prepared a file with pictures, every chunk stops after the file it is on (one
+    file, for a chunk not begun), and the import gives the rest out again a file a task.
     """
-    prepared = []
+    prepared: list[_Prepared] = []
     for path in paths:
         if _stopped is not None and _stopped.is_set():
             break
+        if prepared and _pictures_seen is not None and _pictures_seen.is_set():
+            break
         prepared.append(prepare(path, limit))
+        if prepared[-1].picture_bytes and _pictures_seen is not None:
+            _pictures_seen.set()  # every worker's chunk stops after its file under way
     return prepared
 
 
 _stopped: Any = None  # in a worker: the import's stop event (_start_worker)
+_pictures_seen: Any = None  # in a worker: set once a prepared file had pictures
 
 
-def _start_worker(stopped: Any) -> None:
+def _start_worker(stopped: Any, pictures_seen: Any = None) -> None:
     """Leave Ctrl-C to the import, note its stop event, and lower this worker's priority.
 
     A terminal sends Ctrl-C to the whole process group, workers included; the import decides
     what stops and when (_ctrl_c_held), and an interrupted worker only printed a traceback.
     Niceness goes up by WORKER_NICENESS.
     """
-    global _stopped  # noqa: PLW0603 - one per worker process, set once as it starts
-    _stopped = stopped
+    global _stopped, _pictures_seen  # noqa: PLW0603 - one per worker, set as it starts
+    _stopped, _pictures_seen = stopped, pictures_seen
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):  # started with Ctrl-C blocked (_ctrl_c_deferred):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a press meanwhile is dropped

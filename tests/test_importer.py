@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import textwrap
@@ -978,6 +979,48 @@ def test_workers_run_ahead_of_the_writer_only_as_far_as_their_pictures_allow(mon
     assert photos.chunk_size == 1
     assert photos.room(2, 2) and not photos.room(3, 3)  # 4 files of 30 bytes would be 120
     assert photos.room(1, 50)  # a task per worker, whatever they hold
+
+
+def _prepare_logging(path, limit):  # noqa: ANN001, ANN202 - a stand-in for _prepare
+    """Note each file a worker prepares; a file named photo-* holds 30 bytes of pictures."""
+    from types import SimpleNamespace
+
+    from blog.importer import _Prepared
+
+    with open(os.environ["PREPARED_LOG"], "a") as log:
+        log.write(path.name + "\n")
+    picture = SimpleNamespace(data=bytes(30), variants={})
+    images = [("p.png", picture)] if path.name.startswith("photo-") else []
+    return _Prepared(path, fields=SimpleNamespace(images=images))
+
+
+def test_photo_posts_after_text_posts_are_not_all_prepared_ahead(app, tmp_path, monkeypatch):
+    # Text posts let workers run 400 files ahead; photo posts that followed were all prepared in
+    # that window before any picture was seen, and held by the writer: 7.7 GB of 20 MB posts.
+    import time
+
+    import blog.importer
+    from blog.importer import PREPARE_CHUNK, _prepare_all
+
+    monkeypatch.setattr(blog.importer, "_prepare", _prepare_logging)
+    monkeypatch.setattr(blog.importer, "PREPARED_PICTURE_BYTES", 100)
+    monkeypatch.setenv("PREPARED_LOG", str(tmp_path / "prepared.log"))
+    app.config["IMPORT_WORKERS"] = 2
+    files = [tmp_path / f"text-{n:03}.md" for n in range(400)]
+    files += [tmp_path / f"photo-{n:03}.md" for n in range(200)]
+    seen = []
+    with app.app_context():
+        for item in _prepare_all(files):
+            if item.path.name == "photo-000.md":
+                log = (tmp_path / "prepared.log").read_text().split()
+                prepared_ahead = sum(name.startswith("photo-") for name in log)
+            seen.append(item.path)
+            if item.path.name == "text-399.md":
+                time.sleep(1)  # a slow batch write: the workers run as far ahead as they may
+    assert seen == files
+    # The task that showed the first picture, a file more for each task under way or queued
+    # (2 workers, and 3 queued), and the one-file tasks 100 bytes allow: 200 before.
+    assert prepared_ahead <= PREPARE_CHUNK + 2 + 3 + 3
 
 
 def test_a_prepared_file_counts_the_bytes_of_its_pictures(app, media_trees):
