@@ -461,6 +461,7 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
                     for path in reversed(chunk[len(prepared) :]):  # left once pictures showed
                         again = pool.submit(_prepare_chunk, _prepare, [path], limit)
                         in_flight.appendleft((again, [path]))  # next, before the later tasks
+                        again.add_done_callback(finished)
                 yield from prepared
         finally:  # stopped early (closed, an error, Ctrl-C): files not yet started are dropped
             stop.set()  # and the rest of each chunk under way (_prepare_chunk)
