@@ -299,7 +299,9 @@ def test_the_largest_animation_accepted_costs_no_more_than_the_largest_still_ima
         for _ in range(3):
             animation_seconds.append(cpu_seconds(lambda: process(largest)))
             still_seconds.append(cpu_seconds(lambda: process(buffer.getvalue())))
-    assert min(animation_seconds) < 1.5 * min(still_seconds)
+    # Twice, not 1.5 times: since PNGs are written at zlib's level 3 the still costs 10-20 % less
+    # (0.8-1.05 s, the animation 1.2-1.3 s), and a CI run read 1.6. The defect was 3 times.
+    assert min(animation_seconds) < 2 * min(still_seconds)
 
 
 # Text that sends a backtracking lexer's rules into exponential work: an opener, then a run of
