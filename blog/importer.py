@@ -433,15 +433,19 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
                     if not later.cancel():
                         break
 
+        def give_out(chunk: list[Path], first: bool = False) -> None:
+            # A task, noted in order (first: ahead of those given out already), and watched.
+            task = pool.submit(_prepare_chunk, _prepare, chunk, limit)
+            (in_flight.appendleft if first else in_flight.append)((task, chunk))
+            task.add_done_callback(finished)
+
         def start_tasks() -> None:
             while in_flight and in_flight[-1][0].cancelled():  # taken back: in order again
                 waiting.extendleft(reversed(in_flight.pop()[1]))
             # Not Executor.map: it hands every file out at once (Python 3.14 adds `buffersize`).
             while waiting and lookahead.room(len(in_flight), sum(len(f) for _t, f in in_flight)):
-                chunk = [waiting.popleft() for _ in range(min(lookahead.chunk_size, len(waiting)))]
-                task = pool.submit(_prepare_chunk, _prepare, chunk, limit)
-                in_flight.append((task, chunk))
-                task.add_done_callback(finished)
+                size = min(lookahead.chunk_size, len(waiting))
+                give_out([waiting.popleft() for _ in range(size)])
 
         try:
             with _ctrl_c_deferred(), guard:  # the first tasks start the workers
@@ -459,9 +463,7 @@ def _prepare_all(files: list[Path]) -> Iterator[_Prepared]:
                 with guard:
                     chunk = in_flight.popleft()[1]
                     for path in reversed(chunk[len(prepared) :]):  # left once pictures showed
-                        again = pool.submit(_prepare_chunk, _prepare, [path], limit)
-                        in_flight.appendleft((again, [path]))  # next, before the later tasks
-                        again.add_done_callback(finished)
+                        give_out([path], first=True)  # next, before the later tasks
                 yield from prepared
         finally:  # stopped early (closed, an error, Ctrl-C): files not yet started are dropped
             stop.set()  # and the rest of each chunk under way (_prepare_chunk)
