@@ -412,9 +412,10 @@ def _bounded_table(state: StateBlock, start: int, end: int, silent: bool) -> boo
     """
     if silent or start + 1 >= end:  # asked only whether a table starts here
         return gfm_table(state, start, end, silent)
-    delimiter = state.src[
-        state.bMarks[start + 1] + state.tShift[start + 1] : state.eMarks[start + 1]
-    ]
+    below = state.bMarks[start + 1] + state.tShift[start + 1]
+    if below >= state.eMarks[start + 1] or state.src[below] not in "|-:":
+        return False  # gfm_table's own first test: every paragraph meets this rule
+    delimiter = state.src[below : state.eMarks[start + 1]]
     columns = max(1, sum(1 for part in delimiter.split("|") if part.strip()))
     used = state.env.get(TABLE_CELLS, 0)
     room = min(MAX_TABLE_CELLS, MAX_BODY_TABLE_CELLS - used)
@@ -533,6 +534,8 @@ def markdown_parser() -> MarkdownIt:
     """Build the one configured parser (cached: building it is not free)."""
     md = MarkdownIt("commonmark", {"html": False, "highlight": _highlight, "typographer": False})
     md.enable(["table", "strikethrough"])
+    # With html off these rules only say no, once for every block and every `<`: left out.
+    md.disable(["html_block", "html_inline"])
     md.block.ruler.at("table", _bounded_table, {"alt": ["paragraph", "reference"]})  # as GFM
     md.use(footnote_plugin)
     md.core.ruler.after("inline", "task_lists", _task_lists)
