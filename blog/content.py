@@ -316,6 +316,20 @@ _TASK = re.compile(r"\[([ xX])\][ \t\n\v\f\r]+")
 _CHECKBOX = '<input class="task-list-item-checkbox" {checked}disabled="disabled" type="checkbox">'
 
 
+def _normalize(state: StateCore) -> None:
+    """markdown-it's first rule without its regular expressions: the same text, far cheaper.
+
+    Its `\\r\\n?|\\n` -> `\\n` rewrote every line ending of every body, `\\n` included: 60 µs
+    of a 7 kB body, a tenth of parsing it. Most bodies hold neither a `\\r` nor a NUL.
+    """
+    text = state.src
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\0" in text:
+        text = text.replace("\0", "\ufffd")
+    state.src = text
+
+
 def _task_lists(state: StateCore) -> None:
     """Make list items that open with `[ ]` or `[x]` disabled checkboxes, in linear time.
 
@@ -538,6 +552,7 @@ def markdown_parser() -> MarkdownIt:
     md.disable(["html_block", "html_inline"])
     md.block.ruler.at("table", _bounded_table, {"alt": ["paragraph", "reference"]})  # as GFM
     md.use(footnote_plugin)
+    md.core.ruler.at("normalize", _normalize)
     md.core.ruler.after("inline", "task_lists", _task_lists)
     md.core.ruler.push("heading_anchors", _heading_anchors)
     md.core.ruler.push("figures", _figures)

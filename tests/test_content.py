@@ -197,6 +197,16 @@ def test_nul_characters_do_not_break_rendering():
     assert "\x00" not in render("a\x00b").html
 
 
+@pytest.mark.parametrize("ending", ["\r\n", "\r"])
+def test_windows_and_old_mac_line_endings_read_as_newlines(ending):
+    body = "# Title\n\nA paragraph\nwrapped.\n\n```\ncode\nhere\n```\n\n| a | b |\n| - | - |\n"
+    assert render(body.replace("\n", ending)).html == render(body).html
+
+
+def test_a_nul_character_shows_as_the_replacement_character():
+    assert render("a\x00b `c\x00`").html == render("a\ufffdb `c\ufffd`").html
+
+
 @pytest.mark.parametrize(
     ("words", "minutes"), [(0, 1), (1, 1), (200, 1), (201, 2), (1600, 8), (2001, 11)]
 )
