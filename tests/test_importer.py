@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -1591,6 +1592,24 @@ def test_progress_counts_what_the_bar_shows(app, tmp_path, monkeypatch):
     with app.app_context():
         import_paths([tmp_path], progress=progress)
     assert seen == [(0, 10, 0), (4, 10, 4), (8, 10, 8), (10, 10, 10)]
+
+
+def test_the_objects_alive_before_an_import_are_frozen_while_it_runs_and_only_then(app, tmp_path):
+    # The cyclic collector need not walk the app on every full collection of an import, and
+    # the process gets its collector back as it was, frozen objects included (none here).
+    many_files(tmp_path, 3)
+    frozen: list[int] = []
+    with app.app_context():
+        import_paths([tmp_path], progress=lambda *_: frozen.append(gc.get_freeze_count()))
+        assert len(frozen) == 2 and frozen[1] > 1000  # before any file, then after the batch
+        assert gc.get_freeze_count() == 0
+        gc.freeze()  # a server that froze its objects before forking keeps them frozen
+        try:
+            kept = gc.get_freeze_count()
+            import_paths([tmp_path])
+            assert gc.get_freeze_count() > kept // 2  # some died meanwhile; none thawed
+        finally:
+            gc.unfreeze()
 
 
 @pytest.mark.parametrize("path", ["in bulk", "one by one"])
