@@ -95,7 +95,7 @@ def _load(source: str, loader_class: type[yaml.SafeLoader]) -> dict[str, Any]:
             raise FrontMatterError("YAML front matter: nested too deeply", line) from None
         if node is None:
             return {}
-        cycle = _cycle(node)
+        cycle = _cycle(node) if "*" in source else None  # only an alias (*name) makes one
         if cycle is not None:
             # `tags: &a [*a]` is a list holding itself: no text, and it sends code into a loop.
             raise FrontMatterError(
