@@ -87,6 +87,7 @@ STORAGE_STOPPED = (
 # One transaction per batch: a commit per file was most of the time of a large import, and a
 # batch of 200 keeps a writer's lock short (well under a second) for the site running beside it.
 BATCH_SIZE = 200
+# The last files are written after the workers are done, while a core idles: a short batch.
 LAST_BATCH = BATCH_SIZE // 4
 # PostgreSQL's lock table holds 64 locks a connection by default (max_locks_per_transaction).
 PICTURES_PER_COMMIT = 32
@@ -110,8 +111,8 @@ BATCH_PICTURE_BYTES = 64 * 2**20
 # waits when cores are short (bench/README.md, "The import phase").
 WORKER_NICENESS = 10
 # A worker's parse makes ~100 tokens a file, and Python's cyclic collector ran every 700 new
-# objects, walking the app the worker inherited: 15-20 % of preparing a file. Every 20,000 it
-# costs ~3 %; the tokens are freed by reference counting anyway (they form no cycles).
+# objects: 5-17 % of preparing a file in one process (timings here vary that much), against a
+# few % every 20,000. Reference counting frees the tokens anyway; the collector is for cycles.
 WORKER_GC_THRESHOLD = 20_000
 # From this many files the search index is set for bulk writes (search_index().bulk_loading):
 # below it, the few segments written merge as cheaply either way.
