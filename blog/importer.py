@@ -113,6 +113,7 @@ WORKER_NICENESS = 10
 # A worker's parse makes ~100 tokens a file, and Python's cyclic collector ran every 700 new
 # objects: 5-17 % of preparing a file in one process (timings here vary that much), against a
 # few % every 20,000. Reference counting frees the tokens anyway; the collector is for cycles.
+# The writer runs its collector as seldom while an import runs (_fewer_collections).
 WORKER_GC_THRESHOLD = 20_000
 # From this many files the search index is set for bulk writes (search_index().bulk_loading):
 # below it, the few segments written merge as cheaply either way.
@@ -291,7 +292,7 @@ def import_paths(
     run = _Run(author, report)
     done = 0
     with (
-        _old_objects_frozen(),
+        _fewer_collections(),
         _bulk_loading(len(files) >= BULK_THRESHOLD),
         closing(_prepare_all(files)) as prepared,
     ):
@@ -314,23 +315,28 @@ def import_paths(
 
 
 @contextmanager
-def _old_objects_frozen() -> Iterator[None]:
-    """Keep the objects alive before the import (the app, its metadata) out of the cyclic GC's
-    walks while it runs, in this process and in the workers it forks.
+def _fewer_collections() -> Iterator[None]:
+    """Spare the import most of the cyclic GC's work, and give the process its settings back.
 
-    An import allocates steadily (a batch's rows, the files prepared ahead) and frees little
-    before each batch is written, so the collector ran its full walk over the whole process too:
-    ~3 % of a serial import's instructions, more of its time (the walk misses the cache). A
-    process that froze objects already (a server before it forks) is left as it is.
+    The objects alive before it (the app, its metadata) are frozen: the full collections an
+    import triggers walked them again and again, in this process and in the workers it forks.
+    And the import allocates steadily and frees little before a batch is written (the files
+    prepared ahead, a batch's rows), so a collection every 700 new objects found next to
+    nothing: every WORKER_GC_THRESHOLD here too. Each saved 2-3 % of a serial import's
+    instructions (callgrind), and more of its time: a walk misses the cache. A process that
+    froze objects already (a server before it forks) keeps them frozen.
     """
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(WORKER_GC_THRESHOLD)
+    frozen_here = not gc.get_freeze_count()
+    if frozen_here:
+        gc.freeze()
     try:
         yield
     finally:
-        gc.unfreeze()
+        if frozen_here:
+            gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 @contextmanager

@@ -1610,15 +1610,22 @@ def test_progress_counts_what_the_bar_shows(app, tmp_path, monkeypatch):
     assert seen == [(0, 10, 0), (4, 10, 4), (8, 10, 8), (10, 10, 10)]
 
 
-def test_the_objects_alive_before_an_import_are_frozen_while_it_runs_and_only_then(app, tmp_path):
-    # The cyclic collector need not walk the app on every full collection of an import, and
-    # the process gets its collector back as it was, frozen objects included (none here).
+def test_an_import_eases_the_garbage_collector_while_it_runs_and_only_then(app, tmp_path):
+    # The objects alive before it are frozen (full collections need not walk the app) and
+    # collections come seldom; the process gets its collector back as it was.
+    from blog.importer import WORKER_GC_THRESHOLD
+
     many_files(tmp_path, 3)
-    frozen: list[int] = []
+    seen: list[tuple[int, int]] = []
+    thresholds = gc.get_threshold()
     with app.app_context():
-        import_paths([tmp_path], progress=lambda *_: frozen.append(gc.get_freeze_count()))
-        assert len(frozen) == 2 and frozen[1] > 1000  # before any file, then after the batch
-        assert gc.get_freeze_count() == 0
+        import_paths(
+            [tmp_path],
+            progress=lambda *_: seen.append((gc.get_freeze_count(), gc.get_threshold()[0])),
+        )
+        assert len(seen) == 2  # before any file, then after the batch
+        assert seen[1][0] > 1000 and seen[1][1] == WORKER_GC_THRESHOLD
+        assert gc.get_freeze_count() == 0 and gc.get_threshold() == thresholds
         gc.freeze()  # a server that froze its objects before forking keeps them frozen
         try:
             kept = gc.get_freeze_count()
