@@ -110,11 +110,11 @@ BATCH_PICTURE_BYTES = 64 * 2**20
 # machine keeps its readers first. An idle core is still the workers': niceness only decides who
 # waits when cores are short (bench/README.md, "The import phase").
 WORKER_NICENESS = 10
-# A worker's parse makes ~100 tokens a file, and Python's cyclic collector ran every 700 new
-# objects: 5-17 % of preparing a file in one process (timings here vary that much), against a
-# few % every 20,000. Reference counting frees the tokens anyway; the collector is for cycles.
-# The writer runs its collector as seldom while an import runs (_fewer_collections).
-WORKER_GC_THRESHOLD = 20_000
+# While an import runs, its writer and workers collect cyclic garbage every this many new
+# objects, not 700 (_fewer_collections). A worker's parse makes ~100 tokens a file: collecting
+# every 700 cost 5-17 % of preparing a file in one process (timings here vary that much), every
+# 20,000 a few %. Reference counting frees the tokens anyway; the collector is for cycles.
+IMPORT_GC_THRESHOLD = 20_000
 # From this many files the search index is set for bulk writes (search_index().bulk_loading):
 # below it, the few segments written merge as cheaply either way.
 BULK_THRESHOLD = 1_000
@@ -322,12 +322,12 @@ def _fewer_collections() -> Iterator[None]:
     import triggers walked them again and again, in this process and in the workers it forks.
     And the import allocates steadily and frees little before a batch is written (the files
     prepared ahead, a batch's rows), so a collection every 700 new objects found next to
-    nothing: every WORKER_GC_THRESHOLD here too. Each saved 2-3 % of a serial import's
+    nothing: every IMPORT_GC_THRESHOLD instead. Each saved 2-3 % of a serial import's
     instructions (callgrind), and more of its time: a walk misses the cache. A process that
     froze objects already (a server before it forks) keeps them frozen.
     """
     thresholds = gc.get_threshold()
-    gc.set_threshold(WORKER_GC_THRESHOLD)
+    gc.set_threshold(IMPORT_GC_THRESHOLD)
     frozen_here = not gc.get_freeze_count()
     if frozen_here:
         gc.freeze()
@@ -551,7 +551,8 @@ def _start_worker(stopped: Any, pictures_seen: Any = None) -> None:
 
     A terminal sends Ctrl-C to the whole process group, workers included; the import decides
     what stops and when (_ctrl_c_held), and an interrupted worker only printed a traceback.
-    Niceness goes up by WORKER_NICENESS.
+    Niceness goes up by WORKER_NICENESS. The collector's threshold is the import's (a forked
+    worker has it already; one started by spawn or forkserver starts from Python's default).
     """
     global _stopped, _pictures_seen  # noqa: PLW0603 - one per worker, set as it starts
     _stopped, _pictures_seen = stopped, pictures_seen
@@ -560,7 +561,7 @@ def _start_worker(stopped: Any, pictures_seen: Any = None) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a press meanwhile is dropped
     if hasattr(os, "nice"):
         os.nice(WORKER_NICENESS)
-    gc.set_threshold(WORKER_GC_THRESHOLD)
+    gc.set_threshold(IMPORT_GC_THRESHOLD)
 
 
 @contextmanager

@@ -1613,7 +1613,7 @@ def test_progress_counts_what_the_bar_shows(app, tmp_path, monkeypatch):
 def test_an_import_eases_the_garbage_collector_while_it_runs_and_only_then(app, tmp_path):
     # The objects alive before it are frozen (full collections need not walk the app) and
     # collections come seldom; the process gets its collector back as it was.
-    from blog.importer import WORKER_GC_THRESHOLD
+    from blog.importer import IMPORT_GC_THRESHOLD
 
     many_files(tmp_path, 3)
     seen: list[tuple[int, int]] = []
@@ -1624,7 +1624,7 @@ def test_an_import_eases_the_garbage_collector_while_it_runs_and_only_then(app, 
             progress=lambda *_: seen.append((gc.get_freeze_count(), gc.get_threshold()[0])),
         )
         assert len(seen) == 2  # before any file, then after the batch
-        assert seen[1][0] > 1000 and seen[1][1] == WORKER_GC_THRESHOLD
+        assert seen[1][0] > 1000 and seen[1][1] == IMPORT_GC_THRESHOLD
         assert gc.get_freeze_count() == 0 and gc.get_threshold() == thresholds
         gc.freeze()  # a server that froze its objects before forking keeps them frozen
         try:
