@@ -640,7 +640,7 @@ def parse(markdown: str) -> tuple[list[Token], dict]:
     between callers: read them, never change them.
     """
     env: dict = {}
-    tokens = markdown_parser().parse(markdown.replace("\x00", "\ufffd"), env)
+    tokens = markdown_parser().parse(markdown, env)  # NULs become U+FFFD in _normalize
     return tokens, env
 
 
