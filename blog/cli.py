@@ -285,10 +285,10 @@ def import_command(paths: tuple[Path, ...], author_email: str) -> None:
             click.echo(IMPORT_STOPPED.format(done=counts[0], total=counts[1]), err=True)
             raise click.Abort() from None
     if not on_terminal:  # a log or a pipe gets one line per file; a person gets the bar
-        for entry in report.created:
-            click.echo(f"created  {entry}")
-        for entry in report.updated:
-            click.echo(f"updated  {entry}")
+        lines = [f"created  {entry}" for entry in report.created]
+        lines += [f"updated  {entry}" for entry in report.updated]
+        if lines:  # one write, not one (and a flush) per file
+            click.echo("\n".join(lines))
     skipped = [(entry.where, entry.reason) for entry in report.skipped]
     errors = [(error.where, error.message) for error in report.errors]
     if on_terminal:  # a person reads a problem once; a log keeps its line per file
