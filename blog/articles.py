@@ -124,8 +124,8 @@ class Draft:
         would name bytes nobody can fetch: source.txt would fail its own check.
         """
 
-        def kept(text: str) -> str:
-            return text.replace(NUL, "")
+        def kept(text: str) -> str:  # `in` finds no NUL at memchr's speed; replace counts
+            return text.replace(NUL, "") if NUL in text else text
 
         tags = kept(self.tags) if isinstance(self.tags, str) else [kept(t) for t in self.tags]
         return replace(

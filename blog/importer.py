@@ -1145,11 +1145,13 @@ def _read(path: Path, limit: int) -> str:
             [(None, f"too large: {size:,} bytes, over the limit of {limit:,} per file")]
         )
     try:
-        # Universal newlines, as read_text would give: \r\n must not make a re-import "changed".
-        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise _FileProblems([(line, "the file is not UTF-8 text")]) from None
+    # Universal newlines, as read_text would give: \r\n must not make a re-import "changed".
+    # `in` finds no \r at memchr's speed, where replace("\r\n") compares byte by byte.
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def _key_lines(text: str, document: Document) -> dict[str, int]:
