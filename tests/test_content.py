@@ -6,10 +6,14 @@ import re
 
 import pytest
 from bs4 import BeautifulSoup
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markdown_it.common.utils import escapeHtml
 
 from blog.content import (
     MAX_BODY_TABLE_CELLS,
     MAX_TABLE_CELLS,
+    escape_text,
     excerpt,
     headings,
     reading_minutes,
@@ -205,6 +209,17 @@ def test_windows_and_old_mac_line_endings_read_as_newlines(ending):
 
 def test_a_nul_character_shows_as_the_replacement_character():
     assert render("a\x00b `c\x00`").html == render("a\ufffdb `c\ufffd`").html
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.text(alphabet=st.sampled_from("&<>\"'a é\n"), max_size=30) | st.text(max_size=30))
+def test_text_is_escaped_as_markdown_it_escapes_it(text):
+    assert escape_text(text) == escapeHtml(text)
+
+
+def test_text_with_every_escaped_character_renders_inert():
+    html = render('Tom & "Jerry" <b>bold</b> &amp; 3 > 2 < 4').html
+    assert html == '<p>Tom &amp; "Jerry" &lt;b&gt;bold&lt;/b&gt; &amp; 3 &gt; 2 &lt; 4</p>\n'
 
 
 @pytest.mark.parametrize(
