@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 
 from . import clock, pagecache
 from .audit import record
@@ -620,22 +620,29 @@ def name_as_approved(
     (Names that mean different things, "C++" and "C#", never share a slug.)
     """
     elsewhere = and_(Article.id.not_in(approved), Article.published_revision_id.is_not(None))
-    for category in db.session.scalars(select(Category).where(Category.slug.in_(categories))):
-        name = categories[category.slug]
-        if category.name == name:
+    # Columns, not objects: an import names a batch's hundreds of tags again and again, and
+    # loading each as an object cost more than the query. The updates keep the session's
+    # objects in step (an ORM-enabled UPDATE).
+    spelled = select(Category.id, Category.slug, Category.name)
+    for category_id, slug, spelling in db.session.execute(
+        spelled.where(Category.slug.in_(categories))
+    ).all():
+        name = categories[slug]
+        if spelling == name:
             continue
-        used = exists().where(Article.category_id == category.id, elsewhere)
+        used = exists().where(Article.category_id == category_id, elsewhere)
         taken = exists().where(Category.name == name)  # names are unique too
         if not db.session.scalar(select(or_(used, taken))):
-            category.name = name
-    for tag in db.session.scalars(select(Tag).where(Tag.slug.in_(tags))):
-        if tag.name == tags[tag.slug]:
+            db.session.execute(update(Category).where(Category.id == category_id).values(name=name))
+    spelled = select(Tag.id, Tag.slug, Tag.name)
+    for tag_id, slug, spelling in db.session.execute(spelled.where(Tag.slug.in_(tags))).all():
+        if spelling == tags[slug]:
             continue
         used = exists().where(
-            ArticleTag.tag_id == tag.id, ArticleTag.article_id == Article.id, elsewhere
+            ArticleTag.tag_id == tag_id, ArticleTag.article_id == Article.id, elsewhere
         )
         if not db.session.scalar(select(used)):
-            tag.name = tags[tag.slug]
+            db.session.execute(update(Tag).where(Tag.id == tag_id).values(name=tags[slug]))
 
 
 def approved_spellings(category: str, tags: list[str]) -> tuple[dict[str, str], dict[str, str]]:
