@@ -281,8 +281,7 @@ def _heading_anchors(state: StateCore) -> None:
             or not HEADING_LEVELS[0] <= int(token.tag[1]) <= HEADING_LEVELS[1]
         ):
             continue
-        inline = tokens[index + 1]
-        children = inline.children if inline.children is not None else []
+        children = tokens[index + 1].children or []
         title = "".join(
             child.content for child in children if child.type in ("text", "code_inline")
         )
@@ -296,23 +295,26 @@ def _heading_anchors(state: StateCore) -> None:
         next_suffix[base] = suffix + 1
         taken.add(slug)
         token.attrSet("id", slug)
-        link_open = Token("link_open", "a", 1)
-        link_open.attrSet("class", "header-anchor")
-        link_open.attrSet("href", f"#{slug}")
-        children.extend(
-            [
-                Token("text", "", 0, content=" "),
-                link_open,
-                Token("html_block", "", 0, content="#"),
-                Token("link_close", "a", -1),
-            ]
-        )
-        inline.children = children
+        tokens[index + 2].meta["anchor"] = slug  # heading_close: _render_heading_close
+
+
+def _render_heading_close(self, tokens: list[Token], index: int, options: dict, env: dict) -> str:  # noqa: ANN001 - a RendererHTML
+    """Close a heading, after its permalink when _heading_anchors gave it an id.
+
+    Written here rather than as four more tokens in the heading's inline children: making
+    them was most of the anchors rule's cost, and the HTML is the same.
+    """
+    closing = self.renderToken(tokens, index, options, env)
+    slug = tokens[index].meta.get("anchor")
+    if slug is None:
+        return closing
+    return f' <a class="header-anchor" href="#{escape_text(slug)}">#</a>{closing}'
 
 
 # GitHub's item openers: "[ ]" or "[x]" then whitespace. (The plugin this replaces took a tab or
 # a line break there as an opener too, but then drew no checkbox and dropped the brackets.)
 _TASK = re.compile(r"\[([ xX])\][ \t\n\v\f\r]+")
+_BOXES = ("[ ]", "[x]", "[X]")
 _CHECKBOX = '<input class="task-list-item-checkbox" {checked}disabled="disabled" type="checkbox">'
 
 
@@ -337,6 +339,8 @@ def _task_lists(state: StateCore) -> None:
     but it found each item's list by scanning back from the item, so a body of 6,000 task items
     took 2.5 s; here the open lists are kept on a stack as the tokens go by.
     """
+    if not any(box in state.src for box in _BOXES):  # no item can open with one: most bodies
+        return
     tokens = state.tokens
     lists: list[Token] = []
     for i, token in enumerate(tokens):
@@ -377,12 +381,15 @@ def _figures(state: StateCore) -> None:
     The caption is the image's title (`![alt](url "Caption")`) or an emphasised line right
     under it (`![alt](url)` then `*Caption*` on the next line).
     """
+    if "![" not in state.src:  # no image anywhere: most bodies
+        return
     tokens = state.tokens
     for index in range(len(tokens) - 2):
-        opening, inline, closing = tokens[index : index + 3]
-        if opening.type != "paragraph_open" or opening.hidden or closing.type != "paragraph_close":
+        opening = tokens[index]
+        if opening.type != "paragraph_open" or opening.hidden:
             continue
-        if "![" not in inline.content:  # no image in its source: most paragraphs, at once
+        inline, closing = tokens[index + 1], tokens[index + 2]
+        if closing.type != "paragraph_close" or "![" not in inline.content:
             continue
         children = [
             c for c in inline.children or [] if not (c.type == "text" and not c.content.strip())
@@ -582,6 +589,7 @@ def markdown_parser() -> MarkdownIt:
     md.core.ruler.push("figures", _figures)
     md.add_render_rule("image", _render_image)
     md.add_render_rule("text", _render_text)
+    md.add_render_rule("heading_close", _render_heading_close)
     return md
 
 
