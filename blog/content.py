@@ -318,15 +318,22 @@ _BOXES = ("[ ]", "[x]", "[X]")
 _CHECKBOX = '<input class="task-list-item-checkbox" {checked}disabled="disabled" type="checkbox">'
 
 
+def universal_newlines(text: str) -> str:
+    """Turn `\\r\\n` and a lone `\\r` into `\\n`, as Python's universal newlines read them.
+
+    `in` finds no `\\r` at memchr's speed, where replace("\\r\\n") compares byte by byte, and
+    most texts hold none.
+    """
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def _normalize(state: StateCore) -> None:
     """markdown-it's first rule without its regular expressions: the same text, far cheaper.
 
     Its `\\r\\n?|\\n` -> `\\n` rewrote every line ending of every body, `\\n` included: 60 µs
     of a 7 kB body, a tenth of parsing it. Most bodies hold neither a `\\r` nor a NUL.
     """
-    text = state.src
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = universal_newlines(state.src)
     if "\0" in text:
         text = text.replace("\0", "\ufffd")
     state.src = text

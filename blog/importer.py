@@ -47,7 +47,7 @@ from .articles import (
     same_text,
     split_tags,
 )
-from .content import image_hashes, render, slugify, term_slug
+from .content import image_hashes, render, slugify, term_slug, universal_newlines
 from .database import in_chunks
 from .extensions import db
 from .frontmatter import Document, FrontMatterError, parse
@@ -985,8 +985,9 @@ def _markdown_files(paths: list[Path], report: ImportReport) -> Iterator[Path]:
                         continue
                     if name.startswith(".") or (name.startswith("_") and stem != "_index"):
                         continue  # partials and editor files, not posts
-                    file = Path(folder, name)
-                    if os.path.islink(os.path.join(folder, name)):
+                    where_found = os.path.join(folder, name)
+                    file = Path(where_found)
+                    if os.path.islink(where_found):
                         # A link in a downloaded tree could read any file this account can; one
                         # inside it would import its target a second time, under another slug.
                         where = "in the folder given" if _inside(file, root) else OUTSIDE
@@ -1149,9 +1150,8 @@ def _read(path: Path, limit: int) -> str:
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise _FileProblems([(line, "the file is not UTF-8 text")]) from None
-    # Universal newlines, as read_text would give: \r\n must not make a re-import "changed".
-    # `in` finds no \r at memchr's speed, where replace("\r\n") compares byte by byte.
-    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+    # As read_text would give it: \r\n must not make a re-import "changed".
+    return universal_newlines(text)
 
 
 def _key_lines(text: str, document: Document) -> dict[str, int]:
